@@ -1,0 +1,1 @@
+"""The ``aesdata`` command line: one module per noun, wired together in :mod:`aesdata.cli.main`."""

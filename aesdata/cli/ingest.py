@@ -1,0 +1,1 @@
+"""``aesdata ingest`` and ``aesdata dupes`` (filled in by the ingest stage)."""

@@ -1,0 +1,45 @@
+"""The root ``aesdata`` app: it only registers the per-noun modules."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from aesdata import __version__
+from aesdata.cli import workspace
+
+app = typer.Typer(
+    name="aesdata",
+    help="Build image-screening datasets: ingest, generate, annotate, cot, publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"aesdata {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """aesdata: source images -> four candidates -> human labels -> CoT -> versioned dataset."""
+
+
+app.command("init")(workspace.init)
+app.command("status")(workspace.status_cmd)
+app.command("schemas")(workspace.schemas)
+
+
+def main() -> None:
+    """Console entry point: logs to stderr, warnings and above unless AESDATA_LOG says otherwise."""
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("AESDATA_LOG", "WARNING").upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,38 @@
+"""``aesdata init``, ``aesdata status`` and ``aesdata schemas``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aesdata import schemas_export, status
+from aesdata.assets import asset_path
+from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._errors import handle_errors
+from aesdata.workspace import Workspace
+
+
+@handle_errors
+def init(directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")]) -> None:
+    """Create a workspace: aesdata.toml (settings), aesdata.db (manifest), blobs/ (images)."""
+    with Workspace.init(directory) as ws:
+        output().line(f"workspace ready: {ws.root}")
+
+
+@handle_errors
+def status_cmd(workspace: WorkspaceOpt = None, json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Counts per stage: sources, duplicates, candidates, labels, rationales, versions."""
+    with Workspace.open(workspace) as ws:
+        output(json, quiet).result(status.counts(ws), title=f"aesdata workspace {ws.root}")
+
+
+@handle_errors
+def schemas(
+    out: Annotated[Path | None, typer.Option(help="Folder to write to (default: the project's schemas/).")] = None,
+) -> None:
+    """Regenerate the JSON Schemas from the pydantic models."""
+    folder = out or asset_path("schemas")
+    written = schemas_export.write(folder)
+    output().line(f"{len(written)} schema file(s) updated in {folder}")

@@ -1,0 +1,117 @@
+"""Workspace settings (``aesdata.toml``): one pydantic model per section, no secrets.
+
+Secrets (LLM API key, Label Studio token, HF token) come from environment variables only;
+the model forbids unknown keys so a token pasted into the file is refused, not stored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aesdata.errors import AesdataError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(Section):
+    near_duplicate_threshold: int = Field(6, ge=0, le=32, description="max pHash Hamming distance (of 64 bits)")
+    max_pixels: int = Field(64_000_000, gt=0, description="larger images are rejected (decompression bombs)")
+    max_bytes: int = Field(100_000_000, gt=0, description="larger files are rejected unread")
+
+
+class GenerateSettings(Section):
+    backend: str = Field("synthetic", pattern="^(diffusers|synthetic)$")
+    preset: str = "sd15-inpaint"
+    seed: int = Field(0, ge=0)
+
+
+class AnnotateSettings(Section):
+    url: str = "http://127.0.0.1:8080"
+    project_title: str = "aesdata screening"
+
+
+class CotSettings(Section):
+    base_url: str | None = None
+    model: str | None = None
+    concurrency: int = Field(16, ge=1)
+    attempts: int = Field(3, ge=1, description="automated mode: tries per sample")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
+
+
+class PublishSettings(Section):
+    repo_id: str | None = None
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    rationale_priority: list[str] = ["manual", "answer-driven", "automated", "template"]
+    license: str = "cc-by-4.0"
+
+
+class Settings(Section):
+    ingest: IngestSettings = IngestSettings()
+    generate: GenerateSettings = GenerateSettings()
+    annotate: AnnotateSettings = AnnotateSettings()
+    cot: CotSettings = CotSettings()
+    publish: PublishSettings = PublishSettings()
+
+
+TEMPLATE = """\
+# aesdata workspace settings. Secrets never go here: they come from the environment
+# (OPENAI_API_KEY or the variable named by cot.api_key_env, LABEL_STUDIO_API_KEY, HF_TOKEN).
+
+[ingest]
+# An image whose pHash is within this many bits (of 64) of a source is a near-duplicate.
+near_duplicate_threshold = 6
+# Images with more pixels than this are rejected (decompression-bomb guard).
+max_pixels = 64000000
+# Files larger than this many bytes are rejected without being read.
+max_bytes = 100000000
+
+[generate]
+# "synthetic" (no weights, controlled defects) or "diffusers" (a real inpainting pipeline).
+backend = "synthetic"
+# A preset name from generation/ (e.g. sd15-inpaint, sdxl-inpaint, flux-fill) or a TOML path.
+preset = "sd15-inpaint"
+# Base seed; each candidate records the seed it was drawn with.
+seed = 0
+
+[annotate]
+# Label Studio server; the API token comes from LABEL_STUDIO_API_KEY.
+url = "http://127.0.0.1:8080"
+project_title = "aesdata screening"
+
+[cot]
+# OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, ...) and model for rationales.
+# base_url = "http://127.0.0.1:8000/v1"
+# model = "qwen2.5-vl-72b-instruct"
+concurrency = 16
+# automated mode: attempts per sample before giving up.
+attempts = 3
+# Name of the environment variable that holds the API key.
+api_key_env = "OPENAI_API_KEY"
+
+[publish]
+# Hugging Face dataset repo (token from HF_TOKEN), e.g. "my-org/screening".
+# repo_id = "my-org/screening"
+test_fraction = 0.1
+# Which mode's rationale a published row carries, first found wins.
+rationale_priority = ["manual", "answer-driven", "automated", "template"]
+license = "cc-by-4.0"
+"""
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate ``aesdata.toml``; a bad file is one clear error naming it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AesdataError(f"{path}: cannot read settings: {exc}") from exc
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise AesdataError(f"{path}: {where}: {first['msg']}", hint="see the comments in the file") from exc

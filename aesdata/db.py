@@ -1,0 +1,180 @@
+"""The workspace manifest: SQLite in WAL mode with append-only, named migrations.
+
+State is derived from rows (a sample without a label is unlabelled), never kept in flags.
+A migration, once released, is never edited: a change is a new migration appended to
+``MIGRATIONS``. Applied names are recorded in ``_migrations`` so opening an old workspace
+brings it up to date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: (name, SQL script), applied in order, each in its own transaction.
+MIGRATIONS: list[tuple[str, str]] = []
+
+
+def migration(name: str, sql: str) -> None:
+    """Register a migration; names must be unique and are never reused."""
+    if any(name == existing for existing, _ in MIGRATIONS):
+        raise ValueError(f"migration {name} registered twice")
+    MIGRATIONS.append((name, sql))
+
+
+migration(
+    "m001_initial",
+    """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY,              -- sha256 of the stored PNG blob
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            mode TEXT NOT NULL,
+            phash INTEGER NOT NULL,           -- 64-bit, stored signed
+            dhash INTEGER NOT NULL,
+            origin TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE near_duplicates (
+            sha256 TEXT PRIMARY KEY,
+            duplicate_of TEXT NOT NULL REFERENCES sources(id),
+            distance INTEGER NOT NULL,
+            origin TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX near_duplicates_of ON near_duplicates(duplicate_of);
+        CREATE TABLE rejections (
+            origin TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        -- every input seen, so a re-run skips unchanged files without decoding them
+        CREATE TABLE ingest_log (
+            origin TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,        -- size:mtime_ns for files
+            outcome TEXT NOT NULL,            -- added | exact | near | rejected
+            sha256 TEXT
+        );
+        CREATE TABLE samples (
+            id TEXT PRIMARY KEY,
+            source_id TEXT NOT NULL UNIQUE REFERENCES sources(id),
+            backend TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE candidates (
+            sample_id TEXT NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+            slot TEXT NOT NULL CHECK (slot IN ('A','B','C','D')),
+            sha256 TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            seed INTEGER NOT NULL,
+            provenance TEXT NOT NULL,         -- GenerationProvenance JSON
+            PRIMARY KEY (sample_id, slot)
+        );
+        CREATE TABLE annotations (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            annotator TEXT NOT NULL,          -- pseudonym
+            judgement TEXT NOT NULL,          -- Judgement JSON
+            rationale TEXT,
+            task_id INTEGER,
+            annotation_id INTEGER,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (sample_id, annotator)
+        );
+        CREATE TABLE labels (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            origin TEXT NOT NULL CHECK (origin IN ('synthetic','human')),
+            judgement TEXT NOT NULL,
+            annotators TEXT NOT NULL DEFAULT '[]',
+            agreement REAL,
+            needs_review INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (sample_id, origin)
+        );
+        CREATE TABLE rationales (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('valid','failed')),
+            model TEXT,
+            prompt_hash TEXT,
+            record TEXT NOT NULL,             -- Rationale JSON
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (sample_id, mode)
+        );
+        CREATE TABLE versions (
+            version TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,
+            record TEXT NOT NULL,             -- DatasetVersion JSON
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            stage TEXT NOT NULL,
+            params TEXT NOT NULL,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}',
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+    """,
+)
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply every registered migration not yet recorded; return the names applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        # executescript commits whatever is open first, so the script carries its own transaction.
+        try:
+            db.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n;INSERT INTO _migrations VALUES ('{name}', datetime('now'));\nCOMMIT;"
+            )
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the manifest with the settings every stage relies on.
+
+    Autocommit mode (``isolation_level=None``): transactions are explicit, through
+    :func:`transaction`, so a stage decides exactly what commits together.
+    """
+    db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception, Ctrl-C included."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def to_signed64(value: int) -> int:
+    """SQLite integers are signed: store an unsigned 64-bit hash as its two's complement."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def to_unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
