@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LS_VENV := .venv-labelstudio
 
-.PHONY: setup test test-fast demo bench lint schemas labelstudio clean
+.PHONY: setup test test-fast demo bench lint schemas labelstudio browser clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: setup
+# The full suite needs the real Label Studio (own virtualenv) and Debian's chromium: both are
+# installed here when missing, so a fresh clone passes.
+test: setup labelstudio browser
 	$(PY) -m pytest -q
 
 # The suite without real servers and browsers (quick inner loop).
@@ -26,10 +28,20 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(VENV)/bin/aesdata --version
+	bash scripts/demo.sh
 
+# Label Studio pins libraries aesdata needs newer (openai<2, pyarrow<25): it gets its own venv.
+labelstudio: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed: scripts/install_labelstudio.sh
+	bash scripts/install_labelstudio.sh $(LS_VENV)
+
+browser:
+	bash scripts/install_browser.sh
+
+# `make bench` runs them all; `make bench ONLY="ingest cot"` a subset.
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(ONLY)
 
 lint: setup
 	$(VENV)/bin/ruff check aesdata tests benchmarks
