@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aesdata.errors import AesdataError
 
@@ -20,8 +20,17 @@ class Section(BaseModel):
 
 class IngestSettings(Section):
     near_duplicate_threshold: int = Field(6, ge=0, le=32, description="max pHash Hamming distance (of 64 bits)")
+    group_threshold: int = Field(
+        10, ge=0, le=32, description="sources this close are related: publish keeps them in one split"
+    )
     max_pixels: int = Field(64_000_000, gt=0, description="larger images are rejected (decompression bombs)")
     max_bytes: int = Field(100_000_000, gt=0, description="larger files are rejected unread")
+
+    @model_validator(mode="after")
+    def _group_covers_duplicates(self) -> IngestSettings:
+        if self.group_threshold < self.near_duplicate_threshold:
+            raise ValueError("group_threshold must be >= near_duplicate_threshold")
+        return self
 
 
 class GenerateSettings(Section):
@@ -41,6 +50,15 @@ class CotSettings(Section):
     concurrency: int = Field(16, ge=1)
     attempts: int = Field(3, ge=1, description="automated mode: tries per sample")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(5, ge=0, description="retries on 429 / 5xx / timeouts")
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles per retry, Retry-After wins")
+    max_side: int = Field(768, ge=16, description="images are resized so the longer side is at most this")
+    structured: str = Field("auto", pattern="^(auto|schema|instructed)$",
+                            description="json_schema response_format, or the schema in the prompt")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model (or '*') -> {input, output} USD per million tokens"
+    )
 
 
 class PublishSettings(Section):
@@ -65,6 +83,8 @@ TEMPLATE = """\
 [ingest]
 # An image whose pHash is within this many bits (of 64) of a source is a near-duplicate.
 near_duplicate_threshold = 6
+# Sources within this many bits are related (not duplicates): publish keeps them in the same split.
+group_threshold = 10
 # Images with more pixels than this are rejected (decompression-bomb guard).
 max_pixels = 64000000
 # Files larger than this many bytes are rejected without being read.
@@ -92,6 +112,17 @@ concurrency = 16
 attempts = 3
 # Name of the environment variable that holds the API key.
 api_key_env = "OPENAI_API_KEY"
+# Per-request timeout (s); retries on 429/5xx/timeouts with backoff from backoff_s (Retry-After wins).
+timeout_s = 120.0
+max_retries = 5
+backoff_s = 1.0
+# Images are sent as JPEG with the longer side at most this many pixels.
+max_side = 768
+# "auto": JSON-schema response_format, falling back to the schema in the prompt where refused.
+structured = "auto"
+# Price table for the cost ledger and --max-cost: USD per million tokens ("*" for any model).
+# [cot.prices]
+# "gpt-4o" = { input = 2.5, output = 10.0 }
 
 [publish]
 # Hugging Face dataset repo (token from HF_TOKEN), e.g. "my-org/screening".

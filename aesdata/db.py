@@ -123,6 +123,40 @@ migration(
 )
 
 
+migration(
+    "m002_source_links",
+    """
+        -- sources close enough (within ingest.group_threshold) to be kept in one split at publish
+        CREATE TABLE source_links (
+            a TEXT NOT NULL REFERENCES sources(id),
+            b TEXT NOT NULL REFERENCES sources(id),
+            distance INTEGER NOT NULL,
+            PRIMARY KEY (a, b),
+            CHECK (a < b)
+        );
+    """,
+)
+
+# Later stages append their migrations below, in their reserved number ranges.
+
+migration(
+    "m400_publish_version_rows",
+    """
+        -- what each published version held: the changelog and the stable train/test split come from here
+        CREATE TABLE version_rows (
+            version TEXT NOT NULL REFERENCES versions(version),
+            sample_id TEXT NOT NULL,
+            split TEXT NOT NULL CHECK (split IN ('train','test')),
+            label_hash TEXT NOT NULL,         -- hash of the judgement: differs when a sample is relabelled
+            rationale_mode TEXT,
+            row_hash TEXT NOT NULL,           -- hash of the whole published row
+            PRIMARY KEY (version, sample_id)
+        );
+        CREATE INDEX version_rows_sample ON version_rows(sample_id);
+    """,
+)
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every registered migration not yet recorded; return the names applied now."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -1,1 +1,49 @@
-"""``aesdata ingest`` and ``aesdata dupes`` (filled in by the ingest stage)."""
+"""``aesdata ingest`` and ``aesdata dupes``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._errors import handle_errors
+from aesdata.dedup import duplicate_groups
+from aesdata.ingest import ingest as ingest_stage
+from aesdata.workspace import Workspace
+
+
+@handle_errors
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files, folders or glob patterns.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    hf_dataset: Annotated[str | None, typer.Option(help="Hugging Face dataset id or local folder.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --hf-dataset.")] = "train",
+    image_column: Annotated[str, typer.Option(help="Image column of --hf-dataset.")] = "image",
+    workers: Annotated[int | None, typer.Option(min=1, help="Decoding processes (default: CPU count).")] = None,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import source images: stored once by content, near-duplicates linked, bad files skipped."""
+    out = output(json, quiet)
+    with Workspace.open(workspace) as ws:
+        summary = ingest_stage(ws, paths or [], recursive=recursive, hf_dataset=hf_dataset, split=split,
+                               image_column=image_column, workers=workers, reporter=out)
+    out.result(summary.as_dict(), title="ingest")
+
+
+@handle_errors
+def dupes(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """List near-duplicate groups: each source with its near-duplicates and related sources."""
+    out = output(json)
+    with Workspace.open(workspace) as ws:
+        groups = duplicate_groups(ws.db)
+    rows = [
+        {"source": g.origin, "kind": kind, "image": origin, "distance": d}
+        for g in groups
+        for kind, members in (("near-duplicate", g.duplicates), ("related source", g.related))
+        for origin, d in members
+    ]
+    out.table(rows, title="near-duplicate groups")

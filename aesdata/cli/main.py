@@ -9,7 +9,7 @@ import sys
 import typer
 
 from aesdata import __version__
-from aesdata.cli import workspace
+from aesdata.cli import ingest, workspace
 
 app = typer.Typer(
     name="aesdata",
@@ -36,6 +36,8 @@ def _root(
 app.command("init")(workspace.init)
 app.command("status")(workspace.status_cmd)
 app.command("schemas")(workspace.schemas)
+app.command("ingest")(ingest.ingest)
+app.command("dupes")(ingest.dupes)
 
 
 def main() -> None:
@@ -43,3 +45,7 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=os.environ.get("AESDATA_LOG", "WARNING").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
     app()
+
+
+if __name__ == "__main__":
+    main()
