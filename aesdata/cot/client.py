@@ -1,0 +1,412 @@
+"""An async client for any OpenAI-compatible chat endpoint: bounded, retrying, metered.
+
+Wraps ``openai.AsyncOpenAI`` (its own retries off, so every retry is ours and counted):
+
+* at most ``concurrency`` requests in flight (one semaphore; callers may start as many tasks as
+  they like);
+* retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped connections, waiting
+  at least what ``Retry-After`` / ``retry-after-ms`` asks; other 4xx (bad key, unknown model, bad
+  request) stop the run at once with :class:`EndpointRejected`, since every request would fail alike;
+* a per-request timeout;
+* a :class:`CostLedger` priced from a :class:`PriceTable`; once spending reaches ``max_cost`` no new
+  request starts (:class:`BudgetExceeded`); requests already in flight finish and are counted;
+* structured output: with ``json_schema=`` the schema goes as ``response_format`` where the endpoint
+  supports it; an endpoint that refuses it (a 400 naming ``response_format``) is asked again, and from
+  then on, with the schema written into the prompt instead (``structured="auto"``).
+
+The API key is read from the environment by the caller (:func:`api_key_from_env`) and never stored.
+
+Example, one request with an image, text and usage back::
+
+    import asyncio
+    from aesdata.cot.client import LLMClient, PriceTable, image_part, user_message
+
+    async def main() -> None:
+        prices = PriceTable.from_mapping({"gpt-4o": {"input": 2.5, "output": 10.0}})  # USD / 1M tokens
+        async with LLMClient(base_url="http://127.0.0.1:8000/v1", model="gpt-4o", api_key="sk-...",
+                             concurrency=16, timeout_s=60, prices=prices, max_cost=5.0) as client:
+            msg = user_message("Which candidate is acceptable?", ["data:image/jpeg;base64,..."])
+            result = await client.chat([msg], json_schema=MyReply.model_json_schema())
+            print(result.text, result.usage.prompt_tokens, result.usage.cost_usd, client.ledger.cost_usd)
+
+    asyncio.run(main())
+
+Images are data URLs; :mod:`aesdata.cot.images` makes them (resized and JPEG-encoded once per image).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import openai
+
+from aesdata.config import CotSettings
+from aesdata.errors import AesdataError
+from aesdata.schema import Usage
+
+Structured = Literal["auto", "schema", "instructed"]
+
+#: Placeholder key for local endpoints (vLLM, Ollama) that take none; the openai client needs a value.
+NO_KEY = "EMPTY"
+
+
+class BudgetExceeded(AesdataError):
+    """Spending reached ``max_cost``: no new request is started."""
+
+
+class EndpointRejected(AesdataError):
+    """The endpoint refused a request in a way a retry cannot fix (bad key, unknown model, bad request)."""
+
+
+class RequestFailed(AesdataError):
+    """A request still failed after every retry (rate limits, server errors, timeouts)."""
+
+
+# --------------------------------------------------------------------------- prices and the ledger
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Model name -> price; ``*`` is the fallback for models not listed."""
+
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Mapping[str, float]]) -> PriceTable:
+        return cls({model: ModelPrice(**dict(p)) for model, p in table.items()})
+
+    def price(self, model: str) -> ModelPrice | None:
+        return self.prices.get(model) or self.prices.get("*")
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.price(model) or ModelPrice()
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+
+@dataclass
+class CostLedger:
+    """Totals over every answered request of one client (the stage also stores them per call)."""
+
+    max_cost: float | None = None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, usage: Usage) -> None:
+        self.calls += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost_usd += usage.cost_usd
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_cost is not None and self.cost_usd >= self.max_cost
+
+    def check(self) -> None:
+        if self.exhausted:
+            raise BudgetExceeded(
+                f"spent ${self.cost_usd:.4f} of the --max-cost ${self.max_cost:.4f}: no new requests",
+                hint="work done so far is stored; raise --max-cost and run again to continue",
+            )
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """Seconds before retry number ``retry`` (1-based): full-jitter exponential, at least Retry-After."""
+        backoff = random.uniform(0.5, 1.0) * min(self.backoff_max_s, self.backoff_s * 2 ** (retry - 1))
+        return max(backoff, retry_after or 0.0)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """What ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date) asks for, in seconds."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _retryable(exc: Exception) -> tuple[bool, float | None, str]:
+    """(retry it?, Retry-After seconds, short reason)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return True, None, "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return True, None, "connection error"
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429 or status >= 500 or status in (408, 409):
+            return True, retry_after_s(exc.response.headers), f"HTTP {status}"
+        return False, None, f"HTTP {status}: {_message(exc)}"
+    return False, None, f"{type(exc).__name__}: {exc}"
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return exc.message
+
+
+def _refuses_response_format(exc: Exception) -> bool:
+    return isinstance(exc, openai.BadRequestError) and any(
+        word in _message(exc).lower() for word in ("response_format", "json_schema")
+    )
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def image_part(url: str, detail: str | None = None) -> dict[str, Any]:
+    image: dict[str, Any] = {"url": url}
+    if detail:
+        image["detail"] = detail
+    return {"type": "image_url", "image_url": image}
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def user_message(text: str, images: Sequence[str] = (), *, detail: str | None = None) -> dict[str, Any]:
+    """One user message: the text, then each image (data or http URL)."""
+    return {"role": "user", "content": [text_part(text), *(image_part(u, detail) for u in images)]}
+
+
+def instruct_schema(messages: list[dict[str, Any]], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages with the schema written into a final user turn (endpoints without json_schema)."""
+    rule = (
+        "Reply with one JSON object only (no prose, no code fences) that conforms to this JSON Schema:\n"
+        + json.dumps(schema, separators=(",", ":"))
+    )
+    return [*messages, {"role": "user", "content": rule}]
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    usage: Usage
+    model: str
+    finish_reason: str | None
+    tries: int = 1  # HTTP tries it took, retries included
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    schema_fallbacks: int = 0
+
+
+def api_key_from_env(env_var: str, *, base_url: str | None) -> str:
+    """The key from ``env_var``; local endpoints (a base URL given) may run without one."""
+    key = os.environ.get(env_var, "").strip()
+    if key:
+        return key
+    if base_url is None:
+        raise AesdataError(
+            f"no API key: the environment variable {env_var} is not set",
+            hint=f"export {env_var}=... (or set cot.api_key_env / cot.base_url in aesdata.toml)",
+        )
+    return NO_KEY
+
+
+class LLMClient:
+    """Bounded, retrying, metered chat completions against one endpoint and model."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        max_cost: float | None = None,
+        structured: Structured = "auto",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.model, self.base_url = model, base_url
+        self.retry = retry or RetryPolicy()
+        self.prices = prices or PriceTable()
+        if max_cost is not None and self.prices.price(model) is None:
+            raise AesdataError(
+                f"--max-cost needs a price for model {model!r}",
+                hint="add it (or '*') under [cot.prices] in aesdata.toml",
+            )
+        self.ledger = CostLedger(max_cost=max_cost)
+        self.stats = ClientStats()
+        self.structured: Structured = structured
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.timeout_s = timeout_s
+        self._gate = asyncio.Semaphore(concurrency)
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+            max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
+        )
+        self._openai = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=openai.Timeout(timeout_s),
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+        )
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        schema_name: str = "reply",
+    ) -> ChatResult:
+        """One completion (retried as needed); raises BudgetExceeded, EndpointRejected or RequestFailed."""
+        async with self._gate:
+            tries = 0
+            while True:
+                self.ledger.check()
+                tries += 1
+                self.stats.requests += 1
+                try:
+                    return await self._once(messages, json_schema, schema_name, tries)
+                except (openai.APIError, openai.APITimeoutError) as exc:
+                    if (
+                        json_schema is not None
+                        and self.structured == "auto"
+                        and _refuses_response_format(exc)
+                    ):
+                        self.structured = "instructed"
+                        self.stats.schema_fallbacks += 1
+                        continue
+                    retry, wait_hint, reason = _retryable(exc)
+                    self._count(reason)
+                    if not retry:
+                        raise EndpointRejected(
+                            f"{self.base_url or 'OpenAI'}: {reason}",
+                            hint="check the model name, base URL and API key",
+                        ) from exc
+                    if tries > self.retry.max_retries:
+                        raise RequestFailed(f"{reason} after {tries} tries") from exc
+                    self.stats.retries += 1
+                    await asyncio.sleep(self.retry.delay(tries, wait_hint))
+
+    def _count(self, reason: str) -> None:
+        if reason == "timeout":
+            self.stats.timeouts += 1
+        elif reason == "HTTP 429":
+            self.stats.rate_limited += 1
+        elif reason.startswith("HTTP 5"):
+            self.stats.server_errors += 1
+
+    async def _once(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, name: str, tries: int
+    ) -> ChatResult:
+        extra: dict[str, Any] = {}
+        if schema is not None and self.structured != "instructed":
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": False},
+            }
+        elif schema is not None:
+            messages = instruct_schema(messages, schema)
+        if self.temperature is not None:
+            extra["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            extra["max_tokens"] = self.max_tokens
+        resp = await self._openai.chat.completions.create(model=self.model, messages=messages, **extra)
+        choice = resp.choices[0] if resp.choices else None
+        prompt = resp.usage.prompt_tokens if resp.usage else 0
+        completion = resp.usage.completion_tokens if resp.usage else 0
+        usage = Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=self.prices.cost(self.model, prompt, completion),
+        )
+        self.ledger.add(usage)
+        return ChatResult(
+            text=(choice.message.content or "") if choice else "",
+            usage=usage,
+            model=resp.model or self.model,
+            finish_reason=choice.finish_reason if choice else None,
+            tries=tries,
+        )
+
+
+def client_from_settings(
+    cot: CotSettings,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    concurrency: int | None = None,
+    max_cost: float | None = None,
+) -> LLMClient:
+    """A client configured from ``[cot]`` in aesdata.toml, command-line values taking precedence."""
+    model = model or cot.model
+    if not model:
+        raise AesdataError("no model given", hint="pass --model or set cot.model in aesdata.toml")
+    base_url = base_url or cot.base_url
+    return LLMClient(
+        model=model,
+        api_key=api_key_from_env(cot.api_key_env, base_url=base_url),
+        base_url=base_url,
+        concurrency=concurrency or cot.concurrency,
+        timeout_s=cot.timeout_s,
+        retry=RetryPolicy(max_retries=cot.max_retries, backoff_s=cot.backoff_s),
+        prices=PriceTable.from_mapping(cot.prices),
+        max_cost=max_cost,
+        structured=cot.structured,  # type: ignore[arg-type]
+    )

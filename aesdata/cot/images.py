@@ -1,0 +1,68 @@
+"""Images for multimodal prompts: resized to a maximum side and JPEG-encoded once per image.
+
+A sample's five images are sent with every try of that sample (retries, repair, automated
+attempts), so they are encoded once and kept in a bounded LRU cache keyed by blob and settings.
+Encoding runs in worker threads (Pillow releases the GIL while resizing and encoding), keeping the
+event loop that drives the requests responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from PIL import Image
+
+from aesdata.blobs import BlobStore
+from aesdata.imageio import flatten
+
+
+def encode_jpeg(img: Image.Image, *, max_side: int, quality: int = 85) -> bytes:
+    """RGB JPEG of ``img`` with its longer side at most ``max_side`` (transparency on white)."""
+    img = flatten(img)
+    if max(img.size) > max_side:
+        img = img.copy()
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality, optimize=False)
+    return buf.getvalue()
+
+
+def data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+class ImageEncoder:
+    """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached."""
+
+    def __init__(
+        self, blobs: BlobStore, *, max_side: int = 768, quality: int = 85, cache_size: int = 4096
+    ) -> None:
+        if max_side < 16:
+            raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
+        self.blobs, self.max_side, self.quality, self.cache_size = blobs, max_side, quality, cache_size
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.encoded = 0  # how many encodings were done (cache misses)
+
+    def url(self, sha: str) -> str:
+        """The data URL of one stored image (thread-safe)."""
+        with self._lock:
+            if sha in self._cache:
+                self._cache.move_to_end(sha)
+                return self._cache[sha]
+        url = data_url(encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality))
+        with self._lock:
+            self.encoded += 1
+            self._cache[sha] = url
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return url
+
+    async def urls(self, shas: Sequence[str]) -> list[str]:
+        """Data URLs of several images, encoded off the event loop."""
+        return await asyncio.to_thread(lambda: [self.url(sha) for sha in shas])
