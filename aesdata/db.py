@@ -212,3 +212,31 @@ def to_signed64(value: int) -> int:
 
 def to_unsigned64(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
+
+
+migration(
+    "m200_annotate_label_studio",
+    """
+        -- one row per Label Studio project this workspace pushes to (a server URL and a title)
+        CREATE TABLE ls_projects (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,
+            title TEXT NOT NULL,
+            project_id INTEGER NOT NULL,      -- Label Studio's id on that server
+            config_hash TEXT NOT NULL,        -- sha256 of the label config last sent
+            created_at TEXT NOT NULL,
+            UNIQUE (url, title)
+        );
+        -- one row per sample pushed as a task; seen_updated_at is the task's updated_at as of the
+        -- last pull that read it, so the next pull exports only tasks changed since
+        CREATE TABLE ls_tasks (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            project INTEGER NOT NULL REFERENCES ls_projects(id),
+            task_id INTEGER NOT NULL,
+            seen_updated_at TEXT,
+            pushed_at TEXT NOT NULL,
+            UNIQUE (sample_id, project),
+            UNIQUE (project, task_id)
+        );
+    """,
+)
