@@ -113,7 +113,7 @@ def plan(n: int, radius: int) -> tuple[int, int]:
     yields (about n^2 / 2^width); more chunks mean fewer bits each, fewer patterns, more candidates.
     """
     best: tuple[float, int, int] | None = None
-    for m in range(1, radius + 2):
+    for m in range(1, max(radius + 2, 9)):
         widths = chunk_widths(m)
         if max(widths) > 24:
             continue
