@@ -45,7 +45,6 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check aesdata tests benchmarks
-	$(VENV)/bin/ruff format --check aesdata tests benchmarks
 
 schemas: setup
 	$(VENV)/bin/aesdata schemas

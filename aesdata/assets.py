@@ -17,4 +17,6 @@ def asset_path(name: str) -> Path:
         candidate = base / name
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"aesdata asset {name!r} not found (looked in {_PACKAGE / '_assets'} and {_PACKAGE.parent})")
+    raise FileNotFoundError(
+        f"aesdata asset {name!r} not found (looked in {_PACKAGE / '_assets'} and {_PACKAGE.parent})"
+    )

@@ -148,8 +148,10 @@ def test_cli_missing_path_is_one_line_error(cli, ws_path, tmp_path):
 def db_state(db: sqlite3.Connection) -> dict[str, list[tuple]]:
     """Everything ingest decides, without timestamps."""
     return {
-        "sources": db.execute("SELECT id, width, height, mode, phash, dhash, origin FROM sources ORDER BY id").fetchall(),
-        "near": db.execute("SELECT sha256, duplicate_of, distance, origin FROM near_duplicates ORDER BY sha256").fetchall(),
+        "sources": db.execute("SELECT id, width, height, mode, phash, dhash, origin FROM sources ORDER BY id")
+        .fetchall(),
+        "near": db.execute("SELECT sha256, duplicate_of, distance, origin FROM near_duplicates ORDER BY sha256")
+        .fetchall(),
         "rejections": db.execute("SELECT origin, reason FROM rejections ORDER BY origin").fetchall(),
         "links": db.execute("SELECT a, b, distance FROM source_links ORDER BY a, b").fetchall(),
         "log": db.execute("SELECT origin, outcome, sha256 FROM ingest_log ORDER BY origin").fetchall(),

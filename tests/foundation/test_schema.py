@@ -29,7 +29,8 @@ def test_acceptable_exactly_when_no_defect():
     assert j.answer == ["A", "C"]
     assert j.defects["D"] == ["appearance_deformation", "placement_layout"], "canonical dimension order"
     with pytest.raises(ValidationError, match="slot B is marked acceptable but tagged physical_shadow"):
-        Judgement(answer=["A", "B", "C"], defects={"A": [], "B": ["physical_shadow"], "C": [], "D": ["placement_layout"]})
+        Judgement(answer=["A", "B", "C"],
+                  defects={"A": [], "B": ["physical_shadow"], "C": [], "D": ["placement_layout"]})
     with pytest.raises(ValidationError, match="slot D is marked unacceptable but has no defect tag"):
         Judgement(answer=["A", "B", "C"], defects={"A": [], "B": [], "C": [], "D": []})
 

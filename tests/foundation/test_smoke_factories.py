@@ -1,4 +1,4 @@
-from aesdata import store, status
+from aesdata import status, store
 from tests.factories import make_samples
 
 
