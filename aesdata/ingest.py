@@ -32,6 +32,7 @@ from aesdata.schema import NearDuplicate, Rejection, Source
 from aesdata.workspace import Workspace
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+MASK_SUFFIX = ".mask.png"
 COMMIT_EVERY = 32  # rows per transaction: small enough to lose little, large enough to be fast
 COMMIT_SECONDS = 1.0
 
@@ -84,13 +85,14 @@ def iter_files(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[Item
             path = Path(name)
             if path.is_dir():
                 walker = path.rglob("*") if recursive else path.glob("*")
-                files = sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                               and not p.name.endswith(".mask.png"))
+                files = sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             elif path.exists():
                 files = [path]
             else:
                 raise AesdataError(f"{path}: no such file or folder")
             for f in files:
+                if f.name.endswith(MASK_SUFFIX):  # a sidecar product mask, read by generate, not a source
+                    continue
                 f = f.resolve()
                 if f in seen:
                     continue

@@ -76,6 +76,15 @@ def test_rerun_adds_nothing_and_rows_name_existing_blobs(ws, zoo_dir):
         assert ws.blobs.exists(sha)
 
 
+def test_sidecar_masks_are_not_sources(ws, tmp_path):
+    folder = tmp_path / "with_masks"
+    folder.mkdir()
+    box_image(1).save(folder / "bottle.png")
+    Image.new("L", (64, 64), 255).save(folder / "bottle.mask.png")
+    assert ingest(ws, [folder]).added == 1
+    assert ingest(ws, [str(folder / "*.png")]).unchanged == 1
+
+
 def test_touched_copy_elsewhere_counts_as_exact_duplicate(ws, zoo_dir, tmp_path):
     ingest(ws, [zoo_dir])
     other = tmp_path / "other"
