@@ -1,0 +1,145 @@
+"""Read a published dataset version for evaluation and export, through ``datasets.load_dataset``.
+
+A version is found in the workspace's ``versions`` table (its ``out_dir``, else its Hub repo at the
+``vX.Y.Z`` tag); ``--dataset`` names a folder or a Hub repo directly. Images are read undecoded, as the
+bytes stored in the parquet shards, so export copies them untouched and eval encodes each one once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from aesdata import store
+from aesdata.errors import AesdataError
+from aesdata.schema import DIMENSIONS, SLOTS, parse_answer
+from aesdata.workspace import Workspace
+
+#: Image columns of a published row, in the order a model is shown them: the source, then A-D.
+IMAGE_NAMES: tuple[str, ...] = ("source", *SLOTS)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Where a published dataset lives, and how to name it in reports."""
+
+    path: str
+    revision: str | None = None
+    version: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}@{self.revision}" if self.revision else self.path
+
+
+@dataclass(frozen=True)
+class Row:
+    """One published sample as eval and export need it (images as their stored, encoded bytes)."""
+
+    sample_id: str
+    question: str
+    answer: frozenset[str]
+    defects: dict[str, list[str]]
+    images: tuple[bytes, ...]
+    rationale: str | None
+    difficulty: float | None
+
+
+def resolve(ws: Workspace | None, *, version: str | None, dataset: str | None) -> DatasetRef:
+    """The dataset named by ``--dataset``, or the published ``--version`` of the workspace."""
+    if (version is None) == (dataset is None):
+        raise AesdataError("name the data with exactly one of --version X.Y.Z or --dataset DIR_OR_REPO")
+    if dataset is not None:
+        return DatasetRef(path=dataset)
+    assert version is not None and ws is not None
+    known = store.get_versions(ws.db)
+    for v in known:
+        if v.version == version:
+            if v.out_dir and Path(v.out_dir).is_dir():
+                return DatasetRef(path=v.out_dir, version=version)
+            if v.repo_id:
+                return DatasetRef(path=v.repo_id, revision=f"v{version}", version=version)
+            raise AesdataError(f"version {version}: its folder {v.out_dir} is gone and it was not pushed to a repo")
+    listed = ", ".join(v.version for v in known) or "none yet"
+    raise AesdataError(
+        f"version {version} is not published in {ws.root} (published: {listed})",
+        hint="see `aesdata versions`, or publish it with `aesdata publish --version X.Y.Z`",
+    )
+
+
+def _undecoded(features: datasets.Features) -> datasets.Features:
+    """The same features with every image left as stored bytes."""
+    out = features.copy()
+    for name, feature in features.items():
+        if isinstance(feature, datasets.Image):
+            out[name] = datasets.Image(decode=False)
+        elif isinstance(feature, datasets.List | datasets.Sequence) and isinstance(feature.feature, datasets.Image):
+            out[name] = type(feature)(datasets.Image(decode=False), length=feature.length)
+    return out
+
+
+def load_split(ref: DatasetRef, split: str) -> datasets.Dataset:
+    """One split of the dataset, images undecoded; a missing split names the ones there are."""
+    try:
+        dd = datasets.load_dataset(ref.path, revision=ref.revision)
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
+        raise AesdataError(f"{ref.name}: cannot load the dataset: {exc}") from exc
+    if split not in dd:
+        raise AesdataError(f"{ref.name}: no split {split!r} (splits: {', '.join(dd)})")
+    ds = dd[split]
+    return ds.cast(_undecoded(ds.features))
+
+
+def _image_bytes(value: Mapping[str, Any], where: str) -> bytes:
+    if value.get("bytes"):
+        return value["bytes"]
+    if value.get("path") and Path(value["path"]).is_file():
+        return Path(value["path"]).read_bytes()
+    raise AesdataError(f"{where}: image has neither bytes nor a readable path")
+
+
+def _defects(value: Any) -> dict[str, list[str]]:
+    """Defects per slot from a struct column or its JSON text; unknown names are refused."""
+    data = json.loads(value) if isinstance(value, str) else value
+    out = {slot: list(data.get(slot) or ()) for slot in SLOTS}
+    unknown = {d for dims in out.values() for d in dims} - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown defect dimension(s) {', '.join(sorted(unknown))}")
+    return out
+
+
+def to_row(record: Mapping[str, Any]) -> Row:
+    """A published record (images undecoded) as a :class:`Row`; ValueError names what is wrong."""
+    sid = record.get("sample_id", "?")
+    candidates = record.get("candidates") or []
+    if len(candidates) != len(SLOTS):
+        raise ValueError(f"sample {sid}: {len(candidates)} candidate images, expected {len(SLOTS)}")
+    images = tuple(_image_bytes(img, f"sample {sid}") for img in [record["source"], *candidates])
+    try:
+        answer = parse_answer(record["answer"])
+        defects = _defects(record.get("defects") or {})
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"sample {sid}: {exc}") from exc
+    return Row(
+        sample_id=sid,
+        question=record["question"],
+        answer=answer,
+        defects=defects,
+        images=images,
+        rationale=record.get("rationale"),
+        difficulty=record.get("difficulty"),
+    )
+
+
+def iter_rows(ds: datasets.Dataset) -> Iterator[Row | ValueError]:
+    """Rows in order; a malformed one comes back as the error naming it, so callers report and go on."""
+    for record in ds:
+        try:
+            yield to_row(record)
+        except ValueError as exc:
+            yield exc
