@@ -240,3 +240,27 @@ migration(
         );
     """,
 )
+
+
+migration(
+    "m300_cot_calls",
+    """
+        -- cot: the cost ledger, one row per answered model request (written as each one returns, so
+        -- it counts what was spent even for samples a killed run did not finish)
+        CREATE TABLE cot_calls (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id INTEGER REFERENCES runs(id),
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            mode TEXT NOT NULL,
+            model TEXT NOT NULL,
+            attempt INTEGER NOT NULL,         -- automated mode: which of the K tries
+            kind TEXT NOT NULL CHECK (kind IN ('first','repair')),
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            agreed INTEGER,                   -- reply's answer equals the label (1/0); NULL when unread
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX cot_calls_sample ON cot_calls(sample_id, mode);
+    """,
+)

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from aesdata import __version__
+from aesdata.cli import cot as cot_cli
 from aesdata.cli import ingest, workspace
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command("status")(workspace.status_cmd)
 app.command("schemas")(workspace.schemas)
 app.command("ingest")(ingest.ingest)
 app.command("dupes")(ingest.dupes)
+app.command("cot")(cot_cli.cot)
 
 
 def main() -> None:

@@ -324,11 +324,7 @@ class LLMClient:
                 try:
                     return await self._once(messages, json_schema, schema_name, tries)
                 except (openai.APIError, openai.APITimeoutError) as exc:
-                    if (
-                        json_schema is not None
-                        and self.structured == "auto"
-                        and _refuses_response_format(exc)
-                    ):
+                    if json_schema is not None and self.structured == "auto" and _refuses_response_format(exc):
                         self.structured = "instructed"
                         self.stats.schema_fallbacks += 1
                         continue

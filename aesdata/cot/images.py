@@ -39,9 +39,7 @@ def data_url(jpeg: bytes) -> str:
 class ImageEncoder:
     """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached."""
 
-    def __init__(
-        self, blobs: BlobStore, *, max_side: int = 768, quality: int = 85, cache_size: int = 4096
-    ) -> None:
+    def __init__(self, blobs: BlobStore, *, max_side: int = 768, quality: int = 85, cache_size: int = 4096) -> None:
         if max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
         self.blobs, self.max_side, self.quality, self.cache_size = blobs, max_side, quality, cache_size

@@ -97,9 +97,7 @@ def test_max_cost_stops_new_requests() -> None:
 
     async def run(server: OpenAIServer) -> tuple[int, int]:
         async with client(server, max_cost=2.5, concurrency=1) as c:
-            outcomes = await asyncio.gather(
-                *(c.chat([user_message("q")]) for _ in range(5)), return_exceptions=True
-            )
+            outcomes = await asyncio.gather(*(c.chat([user_message("q")]) for _ in range(5)), return_exceptions=True)
         done = sum(not isinstance(o, BaseException) for o in outcomes)
         stopped = sum(isinstance(o, BudgetExceeded) for o in outcomes)
         return done, stopped

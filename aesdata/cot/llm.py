@@ -1,0 +1,152 @@
+"""The two model modes: ``answer-driven`` (the model is told the label) and ``automated`` (it is not).
+
+answer-driven
+    one request; a rejected reply is retried once with the validator's reasons (repair), then the
+    sample is recorded as failed with those reasons and the raw output.
+automated
+    up to ``attempts`` independent tries; a reply is kept only when it agrees with the label. Only
+    problems of form (coverage, leakage, length, unreadable JSON) are repaired: telling the model why
+    its answer is wrong would hand it the label. The share of tries whose answer equals the label is
+    the agreement rate (how hard the data is for that model).
+
+Every answered request is passed to ``on_call`` (the stage writes it to the cost ledger at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aesdata.cot.client import ChatResult, LLMClient
+from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
+from aesdata.cot.prompts import Conversation, mode_hash
+from aesdata.cot.validate import Limits, Problem, validate
+from aesdata.schema import CotMode, CotReply, Judgement, Rationale, Usage
+
+#: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)
+OnCall = Callable[[str, ChatResult, int, str, "bool | None"], None]
+
+
+@dataclass
+class Agreement:
+    """Automated mode: tries whose answer could be read, and how many of those equal the label."""
+
+    judged: int = 0
+    agreed: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.judged if self.judged else None
+
+
+@dataclass
+class _Try:
+    """What one request (and its repair) came to."""
+
+    reply: CotReply | None
+    problems: list[Problem]
+    raws: list[str] = field(default_factory=list)
+
+
+def _check(text: str, judgement: Judgement, limits: Limits) -> tuple[CotReply | None, list[Problem]]:
+    try:
+        reply = parse_reply(text)
+    except ReplyError as exc:
+        return None, [Problem(str(exc))]
+    return reply, validate(reply, judgement, limits)
+
+
+class LLMWriter:
+    """Writes one sample's rationale in a model mode through a shared :class:`LLMClient`."""
+
+    def __init__(self, client: LLMClient, mode: CotMode, *, limits: Limits, attempts: int = 1, on_call: OnCall) -> None:
+        if mode not in ("answer-driven", "automated"):
+            raise ValueError(f"{mode} is not a model mode")
+        self.client, self.mode, self.limits, self.on_call = client, mode, limits, on_call
+        self.attempts = attempts if mode == "automated" else 1
+        self.conversation = Conversation(mode, limits)
+        self.agreement = Agreement()
+
+    async def write(self, sample_id: str, judgement: Judgement, images: list[str]) -> Rationale:
+        """The sample's rationale, valid or failed with reasons (transport errors propagate)."""
+        told = judgement if self.mode == "answer-driven" else None
+        messages = self.conversation.messages(images, told)
+        usage = Usage()
+        errors: list[str] = []
+        raws: list[str] = []
+        for attempt in range(1, self.attempts + 1):
+            outcome, spent = await self._attempt(sample_id, messages, judgement, attempt)
+            usage = _add(usage, spent)
+            raws += outcome.raws
+            if outcome.reply is not None and not outcome.problems:
+                return Rationale(
+                    sample_id=sample_id,
+                    mode=self.mode,
+                    status="valid",
+                    model=self.client.model,
+                    prompt_hash=mode_hash(self.mode),
+                    think=outcome.reply.reasoning,
+                    answer=outcome.reply.final_answer,
+                    observations=outcome.reply.observations,
+                    attempts=len(raws),
+                    usage=usage,
+                )
+            prefix = f"attempt {attempt}: " if self.attempts > 1 else ""
+            errors += [prefix + p.reason for p in outcome.problems]
+        return Rationale(
+            sample_id=sample_id,
+            mode=self.mode,
+            status="failed",
+            model=self.client.model,
+            prompt_hash=mode_hash(self.mode),
+            errors=errors,
+            raw="\n\n----- next reply -----\n\n".join(raws),
+            attempts=len(raws),
+            usage=usage,
+        )
+
+    async def _attempt(
+        self, sample_id: str, messages: list[dict[str, Any]], judgement: Judgement, attempt: int
+    ) -> tuple[_Try, Usage]:
+        first = await self._ask(messages)
+        reply, problems = _check(first.text, judgement, self.limits)
+        repairable = [p for p in problems if not p.about_label] if self.mode == "automated" else problems
+        repair = bool(problems) and len(repairable) == len(problems)
+        self._record(sample_id, first, attempt, "first", None if repair else reply, judgement)
+        outcome = _Try(reply, problems, [first.text])
+        spent = first.usage
+        if repair:
+            second = await self._ask(self.conversation.repair(messages, first.text, [p.reason for p in problems]))
+            reply, problems = _check(second.text, judgement, self.limits)
+            self._record(sample_id, second, attempt, "repair", reply, judgement)
+            outcome = _Try(reply, problems, [first.text, second.text])
+            spent = _add(spent, second.usage)
+        return outcome, spent
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> ChatResult:
+        return await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
+
+    def _record(
+        self,
+        sample_id: str,
+        result: ChatResult,
+        attempt: int,
+        kind: str,
+        reply: CotReply | None,
+        judgement: Judgement,
+    ) -> None:
+        """Ledger the call; for the reply that ends an attempt, count agreement with the label."""
+        agreed = None if reply is None else set(reply.final_answer) == set(judgement.answer)
+        if agreed is not None:
+            self.agreement.judged += 1
+            self.agreement.agreed += agreed
+        self.on_call(sample_id, result, attempt, kind, agreed)
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+    )

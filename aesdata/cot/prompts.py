@@ -1,0 +1,92 @@
+"""Prompt templates from ``annotation/prompts/``, versioned by their hash.
+
+Templates are plain markdown with ``$name`` placeholders (``string.Template``: JSON braces in the
+text need no escaping). Each rationale records the hash of the files that produced it, so a changed
+template is visible in the manifest and re-runnable with ``--redo all``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from string import Template
+from typing import Any
+
+from aesdata.assets import asset_path
+from aesdata.cot.client import image_part, text_part
+from aesdata.cot.validate import Limits
+from aesdata.schema import SLOTS, CotMode, Judgement
+
+#: Files each mode reads; their contents together make the mode's prompt hash.
+MODE_FILES: dict[CotMode, tuple[str, ...]] = {
+    "answer-driven": ("system.md", "answer_driven.md", "repair.md"),
+    "automated": ("system.md", "automated.md", "repair.md"),
+    "manual": ("template.toml",),
+    "template": ("template.toml",),
+}
+
+
+def _read(name: str) -> str:
+    return (asset_path("annotation") / "prompts" / name).read_text(encoding="utf-8")
+
+
+def files_hash(names: tuple[str, ...]) -> str:
+    """12 hex digits over the files' names and contents."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + _read(name).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@cache
+def mode_hash(mode: CotMode) -> str:
+    return files_hash(MODE_FILES[mode])
+
+
+@cache
+def phrases() -> dict[str, Any]:
+    """The template mode's phrase bank (``template.toml``)."""
+    return tomllib.loads(_read("template.toml"))
+
+
+def describe_result(judgement: Judgement) -> str:
+    """The label as the answer-driven prompt states it."""
+    accepted = ", ".join(judgement.answer) or "none"
+    lines = [f"Acceptable candidates: {accepted}"]
+    for slot in SLOTS:
+        defects = ", ".join(judgement.defects[slot]) or "no defect"
+        lines.append(f"Candidate {slot}: {defects}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Builds the chat messages of one LLM mode."""
+
+    mode: CotMode
+    limits: Limits
+
+    def messages(self, images: list[str], judgement: Judgement | None) -> list[dict[str, Any]]:
+        """System prompt, then one user message: the task text, the source and the four candidates.
+
+        ``images`` is the source then candidates A-D (data URLs); ``judgement`` only for answer-driven.
+        """
+        task_file = "answer_driven.md" if self.mode == "answer-driven" else "automated.md"
+        values = {"min_chars": self.limits.min_chars, "max_chars": self.limits.max_chars}
+        if self.mode == "answer-driven":
+            if judgement is None:
+                raise ValueError("answer-driven prompts need the label")
+            values["result"] = describe_result(judgement)
+        task = Template(_read(task_file)).substitute(values)
+        content = [text_part(task), text_part("Source product photo:"), image_part(images[0])]
+        for slot, url in zip(SLOTS, images[1:], strict=True):
+            content += [text_part(f"Candidate {slot}:"), image_part(url)]
+        return [{"role": "system", "content": _read("system.md")}, {"role": "user", "content": content}]
+
+    @staticmethod
+    def repair(messages: list[dict[str, Any]], raw: str, problems: list[str]) -> list[dict[str, Any]]:
+        """The conversation continued with the rejected reply and the validator's reasons."""
+        text = Template(_read("repair.md")).substitute(problems="\n".join(f"- {p}" for p in problems))
+        return [*messages, {"role": "assistant", "content": raw}, {"role": "user", "content": text}]

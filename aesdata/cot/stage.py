@@ -1,0 +1,216 @@
+"""The ``cot`` stage: write one rationale per labelled sample and mode, resumably.
+
+# 1. select the labelled samples that have no stored rationale in this mode (``--redo failed`` adds
+#    the failed ones, ``--redo all`` every one); ``--limit`` keeps the first N;
+# 2. write each one: template and manual offline, the model modes through a bounded async client;
+# 3. store each result in its own transaction as soon as it is ready (one row per sample and mode),
+#    so a run killed at any point keeps what it finished and a re-run does only the rest.
+
+A sample whose requests still fail after every retry gets no row (a re-run retries it); a run that
+reaches ``--max-cost`` stops starting samples and lets those in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aesdata import store
+from aesdata.cot import ledger
+from aesdata.cot.client import BudgetExceeded, ChatResult, LLMClient, RequestFailed, client_from_settings
+from aesdata.cot.images import ImageEncoder
+from aesdata.cot.llm import LLMWriter
+from aesdata.cot.manual import manual_rationale
+from aesdata.cot.template import template_rationale
+from aesdata.cot.validate import Limits
+from aesdata.errors import AesdataError
+from aesdata.progress import LogReporter, Reporter, Task
+from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
+from aesdata.workspace import RunRecorder, Workspace
+
+Redo = Literal["failed", "all"]
+
+
+@dataclass(frozen=True)
+class CotOptions:
+    """What one ``aesdata cot`` invocation asks for; ``None`` means the workspace setting."""
+
+    mode: CotMode = "template"
+    model: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    limit: int | None = None
+    max_cost: float | None = None
+    max_side: int | None = None
+    attempts: int | None = None
+    redo: Redo | None = None
+    limits: Limits = Limits()
+
+    def __post_init__(self) -> None:
+        if self.mode not in COT_MODES:
+            raise AesdataError(f"--mode {self.mode!r}: not a mode (choose from {', '.join(COT_MODES)})")
+        if self.redo not in (None, "failed", "all"):
+            raise AesdataError(f"--redo {self.redo!r}: expected 'failed' or 'all'")
+        if self.limits.min_chars > self.limits.max_chars:
+            raise AesdataError("--min-chars must not exceed --max-chars")
+
+
+def select(ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None) -> list[tuple[Sample, Label]]:
+    """Labelled samples still to do in ``mode``."""
+    stored = dict(ws.db.execute("SELECT sample_id, status FROM rationales WHERE mode = ?", (mode,)).fetchall())
+    todo = [
+        (sample, label)
+        for sample, label in store.iter_labelled(ws.db)
+        if sample.id not in stored or redo == "all" or (redo == "failed" and stored[sample.id] == "failed")
+    ]
+    return todo[:limit] if limit is not None else todo
+
+
+def _store(ws: Workspace, rationale: Rationale, run: RunRecorder, task: Task) -> None:
+    with ws.transaction() as db:
+        store.upsert_rationale(db, rationale)
+    run.count(rationale.status)
+    task.advance()
+
+
+def _offline(ws: Workspace, opts: CotOptions, todo: list[tuple[Sample, Label]], run: RunRecorder, task: Task) -> None:
+    for sample, label in todo:
+        if opts.mode == "template":
+            rationale = template_rationale(sample.id, label.judgement, opts.limits)
+        else:
+            found = manual_rationale(sample.id, label.judgement, store.get_annotations(ws.db, sample.id), opts.limits)
+            if found is None:
+                run.count("no_annotator_text")
+                task.advance()
+                continue
+            rationale = found
+        _store(ws, rationale, run, task)
+
+
+class _ModelRun:
+    """State of one model-mode run: the client, the writer, the ledger writes, the stop flag."""
+
+    def __init__(
+        self, ws: Workspace, opts: CotOptions, client: LLMClient, run: RunRecorder, reporter: Reporter
+    ) -> None:
+        cot = ws.settings.cot
+        self.ws, self.opts, self.client, self.run, self.reporter = ws, opts, client, run, reporter
+        self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side)
+        self.writer = LLMWriter(
+            client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, on_call=self._ledger
+        )
+        self.stopped: str | None = None
+
+    def _ledger(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
+        call = ledger.Call(
+            self.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed
+        )
+        with self.ws.transaction() as db:
+            ledger.record(db, call)
+
+    def _images(self, sample: Sample) -> list[str] | None:
+        """Source then candidate A-D blob ids, or None (reported) when the sample is incomplete."""
+        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        missing = [sha[:12] for sha in shas if not self.ws.blobs.exists(sha)]
+        if len(shas) != 5 or missing:
+            why = f"missing image blob(s) {', '.join(missing)}" if missing else f"{len(shas) - 1} candidates, not 4"
+            self.reporter.problem(f"sample {sample.id}: {why}")
+            self.run.count("skipped")
+            return None
+        return shas
+
+    async def one(self, sample: Sample, label: Label, task: Task) -> None:
+        shas = self._images(sample)
+        if shas is None:
+            task.advance()
+            return
+        try:
+            rationale = await self.writer.write(sample.id, label.judgement, await self.encoder.urls(shas))
+        except RequestFailed as exc:
+            self.reporter.problem(f"sample {sample.id}: {exc} (no result stored; a re-run retries it)")
+            self.run.count("errors")
+            task.advance()
+            return
+        _store(self.ws, rationale, self.run, task)
+
+    async def all(self, todo: list[tuple[Sample, Label]], task: Task, workers: int) -> None:
+        queue = list(reversed(todo))
+
+        async def worker() -> None:
+            while queue and self.stopped is None:
+                sample, label = queue.pop()
+                try:
+                    await self.one(sample, label, task)
+                except BudgetExceeded as exc:
+                    self.stopped = "max-cost"
+                    self.reporter.problem(str(exc))
+
+        tasks = [asyncio.create_task(worker()) for _ in range(min(workers, len(todo)) or 1)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.client.aclose()
+
+
+def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Write rationales for the labelled samples still missing one in ``opts.mode``; return a summary."""
+    reporter = reporter or LogReporter()
+    cot = ws.settings.cot
+    model_mode = opts.mode in ("answer-driven", "automated")
+    client = (
+        client_from_settings(
+            cot, model=opts.model, base_url=opts.base_url, concurrency=opts.concurrency, max_cost=opts.max_cost
+        )
+        if model_mode
+        else None
+    )
+    params = {
+        "mode": opts.mode,
+        "limit": opts.limit,
+        "redo": opts.redo,
+        "max_cost": opts.max_cost,
+        "model": client.model if client else None,
+        "base_url": client.base_url if client else None,
+        "concurrency": opts.concurrency or cot.concurrency,
+        "max_side": opts.max_side or cot.max_side,
+    }
+    with ws.run("cot", params) as run:
+        todo = select(ws, opts.mode, opts.redo, opts.limit)
+        stopped = None
+        agreement = None
+        with reporter.task(f"cot {opts.mode}", total=len(todo)) as task:
+            if client is None:
+                _offline(ws, opts, todo, run, task)
+            else:
+                model_run = _ModelRun(ws, opts, client, run, reporter)
+                asyncio.run(model_run.all(todo, task, opts.concurrency or cot.concurrency))
+                stopped = model_run.stopped
+                agreement = model_run.writer.agreement.rate
+        summary: dict[str, Any] = {
+            "mode": opts.mode,
+            "selected": len(todo),
+            "valid": run.counts.get("valid", 0),
+            "failed": run.counts.get("failed", 0),
+        }
+        for key in ("no_annotator_text", "skipped", "errors"):
+            if run.counts.get(key):
+                summary[key] = run.counts[key]
+        if client is not None:
+            spent = ledger.totals(ws.db, run_id=run.id)
+            summary.update(
+                model=client.model,
+                calls=spent["calls"],
+                prompt_tokens=spent["prompt_tokens"],
+                completion_tokens=spent["completion_tokens"],
+                cost_usd=round(spent["cost_usd"], 6),
+                retries=client.stats.retries,
+            )
+            if opts.mode == "automated":
+                summary["agreement_rate"] = None if agreement is None else round(agreement, 4)
+            if stopped:
+                summary["stopped"] = stopped
+        return summary

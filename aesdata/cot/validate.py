@@ -1,0 +1,127 @@
+"""Pure validators for a rationale against the sample's label: each returns the reasons it rejects.
+
+A :class:`Problem` says whether it concerns the label (a different answer, a defect called where the
+label tags none or missed where it tags one) or only the form of the reply (coverage, leakage,
+length). The automated mode must never be told the label, so it repairs form problems only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aesdata.schema import DIMENSIONS, SLOTS, CotReply, Judgement, Observation, format_answer
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Length bounds of the reasoning, in characters."""
+
+    min_chars: int = 200
+    max_chars: int = 6000
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    about_label: bool = False
+
+
+# Phrases that betray a rationale written from a given answer. "label" alone is allowed: a product's
+# printed label is a normal thing to discuss; only its use as the task's answer is refused.
+_LEAKS = re.compile(
+    r"""
+      \b(?:given|provided|expected|reference|correct|true|target|official)\s+(?:answer|result|label|labels|solution)\b
+    | \bground[\s-]?truth\b
+    | \bannotat(?:or|ors|ion|ions|ed)\b
+    | \bas\s+label(?:l)?ed\b
+    | \blabel(?:l)?ed\s+(?:as\s+)?(?:acceptable|unacceptable|defective|correct|wrong|bad|good)\b
+    | \b(?:the|this)\s+label\s+(?:says|states|marks|tags|indicates)\s+(?:candidate|that\s+candidate|it\s+as)\b
+    | \banswer\s+key\b
+    | \b(?:I|we)\s+(?:was|were|am|are)\s+(?:told|given)\b
+    | \bverified\s+(?:screening\s+)?result\b
+    """,
+    re.I | re.X,
+)
+
+_SLOT = r"[A-D]"
+_NOUN = r"(?i:candidates?|images?|options?|slots?|pictures?)"
+_LIST = re.compile(rf"\b{_NOUN}\s+({_SLOT}(?:\s*(?:,|and|&|/|or)\s*{_SLOT})*)\b")
+_TAGGED = re.compile(rf"(?:^|[\s(\[])({_SLOT})(?:[:)\]]|\s*-\s)", re.M)
+
+
+def mentioned_slots(text: str) -> set[str]:
+    """Candidates the text refers to: "Candidate B", "candidates A and C", "(D)", "A:"."""
+    found: set[str] = set()
+    for match in _LIST.finditer(text):
+        found.update(re.findall(_SLOT, match.group(1)))
+    found.update(_TAGGED.findall(text))
+    return found & set(SLOTS)
+
+
+def leaks(text: str) -> list[str]:
+    """The leaking phrases found in ``text``, as written."""
+    return sorted({m.group(0).strip() for m in _LEAKS.finditer(text)})
+
+
+def check_answer(answer: list[str] | set[str] | frozenset[str], judgement: Judgement) -> list[Problem]:
+    given, expected = set(answer), set(judgement.answer)
+    if given == expected:
+        return []
+    return [
+        Problem(
+            f"final answer {format_answer(given)} differs from the screening result {format_answer(expected)}",
+            about_label=True,
+        )
+    ]
+
+
+def check_observations(observations: list[Observation], judgement: Judgement) -> list[Problem]:
+    """One observation per candidate per dimension, defective exactly where the label tags a defect."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], Observation] = {}
+    for obs in observations:
+        key = (obs.slot, obs.dimension)
+        if key in seen and seen[key].defective != obs.defective:
+            problems.append(Problem(f"candidate {obs.slot} / {obs.dimension}: contradictory observations"))
+        seen[key] = obs
+    missing = [f"{s}/{d}" for s in SLOTS for d in DIMENSIONS if (s, d) not in seen]
+    if missing:
+        problems.append(Problem(f"no observation for {', '.join(missing)} (one per candidate per dimension)"))
+    for (slot, dim), obs in seen.items():
+        tagged = dim in judgement.defects[slot]  # type: ignore[index]
+        if obs.defective and not tagged:
+            problems.append(
+                Problem(f"candidate {slot} is called defective in {dim}, which is not a defect of it", about_label=True)
+            )
+        elif tagged and not obs.defective:
+            problems.append(
+                Problem(f"candidate {slot} is called clean in {dim}, but it is defective there", about_label=True)
+            )
+    return problems
+
+
+def check_text(text: str, notes: list[str], limits: Limits) -> list[Problem]:
+    """Coverage of all four candidates, no leakage, length within bounds."""
+    problems: list[Problem] = []
+    missing = [s for s in SLOTS if s not in mentioned_slots(text)]
+    if missing:
+        problems.append(Problem(f"the reasoning does not discuss candidate(s) {', '.join(missing)}"))
+    leaked = leaks("\n".join([text, *notes]))
+    if leaked:
+        problems.append(Problem(f"the text reveals it was given the answer: {'; '.join(repr(p) for p in leaked)}"))
+    n = len(text.strip())
+    if n < limits.min_chars:
+        problems.append(Problem(f"the reasoning is too short: {n} characters (at least {limits.min_chars})"))
+    elif n > limits.max_chars:
+        problems.append(Problem(f"the reasoning is too long: {n} characters (at most {limits.max_chars})"))
+    return problems
+
+
+def validate(reply: CotReply, judgement: Judgement, limits: Limits) -> list[Problem]:
+    """Every reason ``reply`` is not a valid rationale for ``judgement`` (empty when it is)."""
+    return [
+        *check_answer(reply.final_answer, judgement),
+        *check_observations(reply.observations, judgement),
+        *check_text(reply.reasoning, [o.note for o in reply.observations], limits),
+    ]
