@@ -11,6 +11,7 @@ import typer
 from aesdata import __version__
 from aesdata.cli import cot as cot_cli
 from aesdata.cli import ingest, workspace
+from aesdata.cli import publish as publish_cli
 
 app = typer.Typer(
     name="aesdata",
@@ -40,6 +41,9 @@ app.command("schemas")(workspace.schemas)
 app.command("ingest")(ingest.ingest)
 app.command("dupes")(ingest.dupes)
 app.command("cot")(cot_cli.cot)
+app.command("publish")(publish_cli.publish)
+app.command("versions")(publish_cli.versions)
+app.command("diff")(publish_cli.diff)
 
 
 def main() -> None:
