@@ -11,6 +11,7 @@ import typer
 from aesdata import __version__
 from aesdata.cli import cot as cot_cli
 from aesdata.cli import ingest, workspace
+from aesdata.cli import annotate as annotate_cli
 from aesdata.cli import publish as publish_cli
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command("status")(workspace.status_cmd)
 app.command("schemas")(workspace.schemas)
 app.command("ingest")(ingest.ingest)
 app.command("dupes")(ingest.dupes)
+app.add_typer(annotate_cli.app, name="annotate")
 app.command("cot")(cot_cli.cot)
 app.command("publish")(publish_cli.publish)
 app.command("versions")(publish_cli.versions)

@@ -1,0 +1,1 @@
+"""Human annotation in Label Studio: serve, push samples as tasks, pull annotations back, consensus."""

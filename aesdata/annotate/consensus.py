@@ -1,0 +1,95 @@
+"""Consensus and agreement: pure functions over judgements, no I/O.
+
+* :func:`consensus` derives one label from several annotators' judgements: per slot, the majority
+  decides acceptance (a tie counts as *not acceptable*, the conservative side); a rejected slot keeps
+  the dimensions tagged by more than half of the annotators who rejected it (or, when none reaches
+  that, the most often tagged ones). Any disagreement on a slot's acceptance, ties included, flags the
+  sample for review: the label is still usable, but a person should look.
+* :func:`krippendorff_alpha_nominal` measures agreement beyond chance (Krippendorff 2011,
+  "Computing Krippendorff's Alpha-Reliability"), tolerating missing values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import permutations
+
+from aesdata.schema import DIMENSIONS, SLOTS, Judgement
+
+
+@dataclass(frozen=True)
+class Consensus:
+    judgement: Judgement
+    agreement: float  # share of annotators whose answer equals the consensus answer
+    needs_review: bool
+
+
+def consensus(judgements: Sequence[Judgement]) -> Consensus:
+    """One judgement from one or more annotators' judgements of the same sample."""
+    if not judgements:
+        raise ValueError("consensus of no judgements")
+    n = len(judgements)
+    defects: dict[str, list[str]] = {}
+    review = False
+    for slot in SLOTS:
+        rejecters = [j for j in judgements if slot not in j.answer]
+        accepts = n - len(rejecters)
+        review = review or 0 < accepts < n
+        if accepts * 2 > n:
+            continue  # acceptable: no defects
+        tags = Counter(d for j in rejecters for d in j.defects[slot])
+        majority = [d for d in DIMENSIONS if tags[d] * 2 > len(rejecters)]
+        top = max(tags.values())
+        defects[slot] = majority or [d for d in DIMENSIONS if tags[d] == top]
+    judgement = Judgement.from_defects(defects)
+    agreeing = sum(1 for j in judgements if j.answer == judgement.answer)
+    return Consensus(judgement=judgement, agreement=agreeing / n, needs_review=review)
+
+
+def krippendorff_alpha_nominal(units: Iterable[Mapping[Hashable, Hashable]]) -> float | None:
+    """Krippendorff's alpha for nominal data.
+
+    ``units`` holds, per unit (e.g. one slot of one sample), the value each coder gave it (coders
+    absent from a unit are missing). Units with fewer than two values are not pairable and ignored.
+    Returns ``None`` when alpha is undefined: no pairable unit, or a single value used throughout
+    (no expected disagreement).
+    """
+    coincidence: Counter[tuple[Hashable, Hashable]] = Counter()
+    for unit in units:
+        values = list(unit.values())
+        m = len(values)
+        if m < 2:
+            continue
+        for a, b in permutations(values, 2):
+            coincidence[(a, b)] += 1.0 / (m - 1)
+    n_c: Counter[Hashable] = Counter()
+    for (a, _b), weight in coincidence.items():
+        n_c[a] += weight
+    n = sum(n_c.values())
+    if n <= 1:
+        return None
+    observed = sum(w for (a, b), w in coincidence.items() if a != b)
+    expected = (n * n - sum(v * v for v in n_c.values())) / (n - 1)
+    if expected == 0:
+        return None
+    return 1.0 - observed / expected
+
+
+def agreement_report(per_sample: Mapping[str, Mapping[str, Judgement]]) -> dict[str, float | None]:
+    """Alpha on per-slot acceptance and on each dimension's tags, and the share of samples in full
+    agreement, over samples with at least two annotators (``sample -> annotator -> judgement``)."""
+    multi = {s: by for s, by in per_sample.items() if len(by) >= 2}
+    report: dict[str, float | None] = {
+        "alpha_acceptance": krippendorff_alpha_nominal(
+            {a: slot in j.answer for a, j in by.items()} for by in multi.values() for slot in SLOTS
+        ),
+    }
+    for dim in DIMENSIONS:
+        report[f"alpha_{dim}"] = krippendorff_alpha_nominal(
+            {a: dim in j.defects[slot] for a, j in by.items()} for by in multi.values() for slot in SLOTS
+        )
+    full = sum(1 for by in multi.values() if len({tuple(j.answer) for j in by.values()}) == 1)
+    report["full_agreement"] = full / len(multi) if multi else None
+    return report

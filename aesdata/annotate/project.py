@@ -1,0 +1,123 @@
+"""The Label Studio project a workspace pushes to: recorded in ``ls_projects``, created or updated.
+
+A project is identified locally by (server URL, title). The labeling config is sent when the
+project is made and again whenever its hash changes, so an edited ``label_studio_config.xml``
+reaches the server on the next push.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from aesdata.annotate.client import api_errors, call
+from aesdata.assets import asset_path
+from aesdata.errors import AesdataError
+from aesdata.progress import Reporter
+from aesdata.schema import utcnow
+from aesdata.workspace import Workspace
+
+CONFIG_FILE = "label_studio_config.xml"
+LIST_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    local_id: int  # ls_projects.id
+    project_id: int  # Label Studio's id
+    url: str
+    title: str
+
+
+def label_config() -> str:
+    return asset_path(CONFIG_FILE).read_text(encoding="utf-8")
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded(db: sqlite3.Connection, url: str, title: str) -> ProjectRef | None:
+    row = db.execute("SELECT id, project_id FROM ls_projects WHERE url = ? AND title = ?", (url, title)).fetchone()
+    return ProjectRef(row["id"], row["project_id"], url, title) if row else None
+
+
+def require_recorded(db: sqlite3.Connection, url: str, title: str) -> ProjectRef:
+    ref = recorded(db, url, title)
+    if ref is None:
+        raise AesdataError(
+            f"nothing pushed to project {title!r} at {url} from this workspace",
+            hint="run `aesdata annotate push` first (or pass the --url/--project-title used then)",
+        )
+    return ref
+
+
+def _exists(client: LabelStudio, url: str, project_id: int) -> bool:
+    with api_errors(url, f"read project {project_id}"):
+        try:
+            client.projects.get(id=project_id)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+    return True
+
+
+def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter) -> ProjectRef:
+    """The recorded project (config updated when it changed), or a new one when none exists yet."""
+    config = label_config()
+    digest = _hash(config)
+    ref = recorded(ws.db, url, title)
+    if ref is not None:
+        if _exists(client, url, ref.project_id):
+            row = ws.db.execute("SELECT config_hash FROM ls_projects WHERE id = ?", (ref.local_id,)).fetchone()
+            if row["config_hash"] != digest:
+                call(
+                    url,
+                    "update the labeling config",
+                    lambda: client.projects.update(id=ref.project_id, label_config=config),
+                )
+                with ws.transaction() as db:
+                    db.execute("UPDATE ls_projects SET config_hash = ? WHERE id = ?", (digest, ref.local_id))
+                reporter.info(f"labeling config of project {ref.project_id} updated")
+            return ref
+        reporter.problem(
+            f"project {ref.project_id} ({title!r}) no longer exists at {url}: creating a new "
+            "one and pushing every sample to it again"
+        )
+    created = call(
+        url,
+        "create the project",
+        lambda: client.projects.create(
+            title=title,
+            label_config=config,
+            description="aesdata screening: pick the acceptable candidates, tag the defects of the others",
+        ),
+    )
+    assert created.id is not None
+    with ws.transaction() as db:
+        if ref is not None:
+            db.execute("DELETE FROM ls_tasks WHERE project = ?", (ref.local_id,))
+            db.execute(
+                "UPDATE ls_projects SET project_id = ?, config_hash = ? WHERE id = ?",
+                (created.id, digest, ref.local_id),
+            )
+            return ProjectRef(ref.local_id, created.id, url, title)
+        cur = db.execute(
+            "INSERT INTO ls_projects (url, title, project_id, config_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+            (url, title, created.id, digest, utcnow().isoformat()),
+        )
+    return ProjectRef(int(cur.lastrowid or 0), created.id, url, title)
+
+
+def list_tasks(client: LabelStudio, ref: ProjectRef, include: str) -> list[Any]:
+    """Every task of the project with only the fields named in ``include`` (the data manager API)."""
+    with api_errors(ref.url, "list tasks"):
+        return list(
+            client.tasks.list(project=ref.project_id, fields="task_only", include=include, page_size=LIST_PAGE_SIZE)
+        )

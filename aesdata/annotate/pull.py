@@ -1,0 +1,247 @@
+"""``aesdata annotate pull``: annotations from Label Studio into the workspace, and labels from them.
+
+Incremental: each task's ``updated_at`` (which Label Studio bumps on every annotation created,
+updated or deleted) is remembered in ``ls_tasks.seen_updated_at``; a pull lists the project's tasks
+(ids and timestamps only) and exports, as JSON, only the tasks changed since. JSON_MIN is not used:
+it turns one choice into a string and several into a dict.
+
+Per task: every annotation is validated (:func:`aesdata.annotate.tasks.parse_result`); a bad one is
+reported with its task id and skipped (the annotator's earlier annotation, if any, stays) and the task
+is read again on the next pull. One annotation per annotator per sample is stored, the annotator
+pseudonymised; annotations deleted in Label Studio are deleted here. A task deleted in Label Studio is
+reported and the sample's local annotations are kept. Then the sample's human label is derived
+(:func:`aesdata.annotate.consensus.consensus`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from label_studio_sdk import LabelStudio
+
+from aesdata import store
+from aesdata.annotate.client import api_errors, connect, normalise_url
+from aesdata.annotate.consensus import agreement_report, consensus
+from aesdata.annotate.project import ProjectRef, list_tasks, require_recorded
+from aesdata.annotate.pseudonym import load_key, pseudonym
+from aesdata.annotate.tasks import parse_result
+from aesdata.progress import LogReporter, Reporter
+from aesdata.schema import Annotation, Judgement, Label
+from aesdata.workspace import RunRecorder, Workspace
+
+EXPORT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class LocalTask:
+    sample_id: str
+    task_id: int
+    seen: str | None
+
+
+def pull(
+    ws: Workspace,
+    *,
+    url: str | None = None,
+    project_title: str | None = None,
+    token: str | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Pull changed annotations, derive labels, report agreement; return the counts and figures."""
+    reporter = reporter or LogReporter()
+    # 1. The recorded project and a checked connection: nothing is written before both are known.
+    url = normalise_url(url or ws.settings.annotate.url)
+    ref = require_recorded(ws.db, url, project_title or ws.settings.annotate.project_title)
+    client = connect(url, token)
+    key = load_key(ws.root)
+    with ws.run("annotate-pull", {"url": url, "project_title": ref.title}) as run:
+        # 2. What changed since the last pull.
+        remote = {int(t.id): t for t in list_tasks(client, ref, "id,updated_at,total_annotations")}
+        local = _local_tasks(ws.db, ref)
+        _report_deleted_tasks(ws.db, local, remote, reporter, run)
+        changed = [lt for tid, lt in local.items() if tid in remote and _stamp(remote[tid].updated_at) != lt.seen]
+        annotated = _tasks_with_local_annotations(ws.db, ref)
+        to_export = [lt for lt in changed if remote[lt.task_id].total_annotations or lt.task_id in annotated]
+        with ws.transaction() as db:  # changed but nothing to read (no annotation here or there)
+            for lt in changed:
+                if not (remote[lt.task_id].total_annotations or lt.task_id in annotated):
+                    _set_seen(db, ref, lt.task_id, _stamp(remote[lt.task_id].updated_at))
+        run.count("tasks_unchanged", len(local) - len(changed))
+        # 3. Export the changed tasks in chunks; each chunk commits on its own.
+        with reporter.task("pull from Label Studio", len(to_export)) as bar:
+            for chunk in _chunks(to_export, EXPORT_CHUNK):
+                exported = export_tasks(client, ref, [lt.task_id for lt in chunk])
+                by_id = {lt.task_id: lt for lt in chunk}
+                with ws.transaction() as db:
+                    for task in exported:
+                        lt = by_id.pop(int(task["id"]), None)
+                        if lt is not None:
+                            _apply_task(db, ref, lt, task, key, reporter, run)
+                    for lt in by_id.values():  # deleted between the listing and the export
+                        reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}) vanished during the pull")
+                bar.advance(len(chunk))
+        # 4. Agreement over every sample with several annotators.
+        figures = agreement_report(_all_judgements(ws.db))
+        counts = (
+            "annotations_new",
+            "annotations_updated",
+            "annotations_deleted",
+            "annotations_invalid",
+            "labels_updated",
+            "tasks_deleted",
+            "tasks_unchanged",
+        )
+        return {**{k: run.counts.get(k, 0) for k in counts}, **figures}
+
+
+def export_tasks(client: LabelStudio, ref: ProjectRef, task_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """JSON export of the given tasks, annotated or not.
+
+    The server reads ``ids[]`` (the SDK's own ``ids`` argument is ignored by Label Studio 1.23), so
+    the ids go in as an extra query parameter.
+    """
+    with api_errors(ref.url, f"export {len(task_ids)} task(s)"):
+        chunks = client.projects.exports.download_sync(
+            id=ref.project_id,
+            export_type="JSON",
+            download_all_tasks=True,
+            request_options={"additional_query_parameters": {"ids[]": list(task_ids)}},
+        )
+        return list(json.loads(b"".join(chunks)))
+
+
+def _stamp(value: datetime | str | None) -> str | None:
+    """One spelling of a Label Studio timestamp (the listing gives datetimes, the export strings)."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment.astimezone(UTC).isoformat()
+
+
+def _local_tasks(db: sqlite3.Connection, ref: ProjectRef) -> dict[int, LocalTask]:
+    rows = db.execute("SELECT sample_id, task_id, seen_updated_at FROM ls_tasks WHERE project = ?", (ref.local_id,))
+    return {r["task_id"]: LocalTask(r["sample_id"], r["task_id"], r["seen_updated_at"]) for r in rows}
+
+
+def _tasks_with_local_annotations(db: sqlite3.Connection, ref: ProjectRef) -> set[int]:
+    rows = db.execute(
+        "SELECT DISTINCT t.task_id FROM ls_tasks t JOIN annotations a"
+        " ON a.sample_id = t.sample_id AND a.task_id = t.task_id WHERE t.project = ?",
+        (ref.local_id,),
+    )
+    return {r[0] for r in rows}
+
+
+def _report_deleted_tasks(
+    db: sqlite3.Connection, local: dict[int, LocalTask], remote: dict[int, Any], reporter: Reporter, run: RunRecorder
+) -> None:
+    for tid, lt in local.items():
+        if tid in remote:
+            continue
+        run.count("tasks_deleted")
+        kept = db.execute(
+            "SELECT COUNT(*) FROM annotations WHERE sample_id = ? AND task_id = ?", (lt.sample_id, tid)
+        ).fetchone()[0]
+        reporter.problem(
+            f"task {tid} (sample {lt.sample_id}) was deleted in Label Studio; {kept} local annotation(s) kept"
+        )
+
+
+def _set_seen(db: sqlite3.Connection, ref: ProjectRef, task_id: int, stamp: str | None) -> None:
+    db.execute(
+        "UPDATE ls_tasks SET seen_updated_at = ? WHERE project = ? AND task_id = ?", (stamp, ref.local_id, task_id)
+    )
+
+
+def _apply_task(
+    db: sqlite3.Connection,
+    ref: ProjectRef,
+    lt: LocalTask,
+    task: dict[str, Any],
+    key: bytes,
+    reporter: Reporter,
+    run: RunRecorder,
+) -> None:
+    """Bring one sample's annotations from one task up to date, then its human label."""
+    current: dict[str, Annotation] = {}
+    invalid: set[str] = set()
+    for raw in task.get("annotations") or []:
+        if raw.get("was_cancelled"):
+            continue  # a skipped task is not a judgement
+        who = pseudonym(key, ref.url, _user_id(raw.get("completed_by")))
+        try:
+            judgement, rationale = parse_result(raw.get("result") or [])
+        except ValueError as exc:
+            reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}), annotation {raw.get('id')}: {exc}")
+            run.count("annotations_invalid")
+            invalid.add(who)
+            continue
+        ann = Annotation(
+            sample_id=lt.sample_id,
+            annotator=who,
+            judgement=judgement,
+            rationale=rationale,
+            task_id=lt.task_id,
+            annotation_id=int(raw["id"]),
+            updated_at=datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00")),
+        )
+        if who not in current or ann.updated_at > current[who].updated_at:
+            current[who] = ann
+    stored = {a.annotator: a for a in store.get_annotations(db, lt.sample_id) if a.task_id == lt.task_id}
+    changed = False
+    for who, ann in current.items():
+        if stored.get(who) != ann:
+            store.upsert_annotation(db, ann)
+            run.count("annotations_updated" if who in stored else "annotations_new")
+            changed = True
+    for who in stored.keys() - current.keys() - invalid:
+        db.execute("DELETE FROM annotations WHERE sample_id = ? AND annotator = ?", (lt.sample_id, who))
+        run.count("annotations_deleted")
+        changed = True
+    if changed:
+        derive_label(db, lt.sample_id)
+        run.count("labels_updated")
+    # A task with an invalid annotation is read again next time, so the problem is reported until fixed.
+    _set_seen(db, ref, lt.task_id, None if invalid else _stamp(task.get("updated_at")))
+
+
+def derive_label(db: sqlite3.Connection, sample_id: str) -> None:
+    """The sample's human label from all its annotations (removed when none is left)."""
+    annotations = store.get_annotations(db, sample_id)
+    if not annotations:
+        db.execute("DELETE FROM labels WHERE sample_id = ? AND origin = 'human'", (sample_id,))
+        return
+    result = consensus([a.judgement for a in annotations])
+    store.upsert_label(
+        db,
+        Label(
+            sample_id=sample_id,
+            origin="human",
+            judgement=result.judgement,
+            annotators=[a.annotator for a in annotations],
+            agreement=result.agreement if len(annotations) > 1 else None,
+            needs_review=result.needs_review,
+        ),
+    )
+
+
+def _user_id(completed_by: Any) -> int:
+    """Label Studio gives the annotator as an integer id (or, in some views, a user object)."""
+    return int(completed_by["id"] if isinstance(completed_by, dict) else completed_by)
+
+
+def _all_judgements(db: sqlite3.Connection) -> dict[str, dict[str, Judgement]]:
+    out: dict[str, dict[str, Judgement]] = {}
+    for row in db.execute("SELECT sample_id, annotator, judgement FROM annotations"):
+        out.setdefault(row[0], {})[row[1]] = Judgement.model_validate_json(row[2])
+    return out
+
+
+def _chunks(items: list[LocalTask], size: int) -> Iterator[list[LocalTask]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

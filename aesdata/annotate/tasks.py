@@ -1,0 +1,114 @@
+"""Samples as Label Studio tasks, and judgements as Label Studio results (both directions).
+
+The control names here and in ``label_studio_config.xml`` must agree: ``acceptable`` (multi-select
+of slots), ``defects_A`` … ``defects_D`` (dimension aliases per candidate), ``rationale`` (free
+text). The task data key for the source image is ``original``: Label Studio's UI overwrites a key
+named ``source``. ``sample_id`` travels in the task data so a push can reconcile with tasks that
+were imported but never recorded (a crash between the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from aesdata.schema import DIMENSIONS, SLOTS, Candidate, Judgement, Sample, Slot
+
+ACCEPTABLE = "acceptable"
+RATIONALE = "rationale"
+SOURCE_IMAGE = "img_original"
+PREDICTION_MODEL_VERSION = "aesdata-synthetic"
+
+
+def defects_control(slot: Slot) -> str:
+    return f"defects_{slot}"
+
+
+def image_control(slot: Slot) -> str:
+    return f"img_{slot}"
+
+
+def data_key(slot: Slot) -> str:
+    return f"cand_{slot.lower()}"
+
+
+def task_data(sample: Sample, candidates: list[Candidate], url_for: Callable[[str], str]) -> dict[str, str]:
+    """The ``data`` of one task: sample id and the five image URLs (``url_for`` maps a blob sha)."""
+    data = {"sample_id": sample.id, "original": url_for(sample.source_id)}
+    for cand in candidates:
+        data[data_key(cand.slot)] = url_for(cand.sha256)
+    return data
+
+
+def judgement_result(judgement: Judgement) -> list[dict[str, Any]]:
+    """A judgement as Label Studio result items (used for pre-annotations)."""
+    items: list[dict[str, Any]] = [
+        {
+            "from_name": ACCEPTABLE,
+            "to_name": SOURCE_IMAGE,
+            "type": "choices",
+            "value": {"choices": list(judgement.answer)},
+        },
+    ]
+    for slot in SLOTS:
+        if judgement.defects[slot]:
+            items.append(
+                {
+                    "from_name": defects_control(slot),
+                    "to_name": image_control(slot),
+                    "type": "choices",
+                    "value": {"choices": list(judgement.defects[slot])},
+                }
+            )
+    return items
+
+
+def prediction(judgement: Judgement, model_version: str = PREDICTION_MODEL_VERSION) -> dict[str, Any]:
+    return {"model_version": model_version, "result": judgement_result(judgement)}
+
+
+def parse_result(result: list[dict[str, Any]]) -> tuple[Judgement, str | None]:
+    """A Label Studio result as a validated judgement and the rationale text.
+
+    The server accepts any result, so everything is checked here: unknown controls or choices,
+    missing slots and inconsistent picks raise ``ValueError`` with a one-line reason.
+    """
+    accepted: list[str] | None = None
+    defects: dict[str, list[str]] = {}
+    texts: list[str] = []
+    controls = {defects_control(s): s for s in SLOTS}
+    for item in result:
+        name, value = item.get("from_name"), item.get("value") or {}
+        if name == ACCEPTABLE:
+            accepted = _choices(name, value, SLOTS)
+        elif name in controls:
+            defects[controls[name]] = _choices(name, value, DIMENSIONS)
+        elif name == RATIONALE:
+            texts.extend(str(t) for t in value.get("text", []))
+        else:
+            raise ValueError(f"unknown control {name!r} (is the project's labeling config aesdata's?)")
+    if accepted is None:
+        raise ValueError(f"no {ACCEPTABLE!r} choice in the result")
+    try:
+        judgement = Judgement(answer=accepted, defects={s: defects.get(s, []) for s in SLOTS})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ValueError("; ".join(_one_line(e) for e in exc.errors())) from None
+    rationale = "\n".join(t.strip() for t in texts if t.strip()) or None
+    return judgement, rationale
+
+
+def _one_line(error: Any) -> str:
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _choices(name: str, value: dict[str, Any], allowed: tuple[str, ...]) -> list[str]:
+    choices = value.get("choices")
+    if not isinstance(choices, list):
+        raise ValueError(f"control {name!r} has no list of choices")
+    bad = [c for c in choices if c not in allowed]
+    if bad:
+        raise ValueError(f"control {name!r}: unknown choice(s) {', '.join(map(str, bad))}")
+    return choices

@@ -1,0 +1,106 @@
+"""``aesdata annotate serve|push|pull|status``: human annotation in Label Studio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aesdata.annotate.pull import pull as pull_stage
+from aesdata.annotate.push import push as push_stage
+from aesdata.annotate.server import serve as serve_stage
+from aesdata.annotate.status import project_status
+from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._errors import handle_errors
+from aesdata.workspace import Workspace
+
+app = typer.Typer(help="Human annotation in Label Studio: serve, push samples, pull annotations.", no_args_is_help=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="Label Studio URL (default: [annotate] url in aesdata.toml).", show_default=False),
+]
+TitleOpt = Annotated[
+    str | None, typer.Option("--project-title", help="Project title (default: from aesdata.toml).", show_default=False)
+]
+
+
+@app.command()
+@handle_errors
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Label Studio's data folder (default: ~/.local/share/aesdata/label-studio).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Run a local Label Studio serving this workspace's images (token and password from the environment)."""
+    with Workspace.open(workspace) as ws:
+        root = ws.root
+    code = serve_stage(root, port=port, data_dir=data_dir, reporter=output())
+    raise typer.Exit(code)
+
+
+@app.command()
+@handle_errors
+def push(
+    url: UrlOpt = None,
+    project_title: TitleOpt = None,
+    predictions: Annotated[
+        str, typer.Option(help="Pre-annotations: synthetic (from synthetic labels) or none.")
+    ] = "synthetic",
+    image_url_prefix: Annotated[
+        str | None, typer.Option(help="For a remote server: URL where blobs/ is served.")
+    ] = None,
+    files_root: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT",
+            help="Local server: the folder it serves local files from (default: the workspace folder).",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tasks per import request.")] = 500,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import every sample not yet pushed as a task, with pre-annotations; re-running pushes nothing twice."""
+    out = output(json, quiet)
+    with Workspace.open(workspace) as ws:
+        summary = push_stage(
+            ws,
+            url=url,
+            project_title=project_title,
+            predictions=predictions,  # type: ignore[arg-type]
+            files_root=files_root,
+            image_url_prefix=image_url_prefix,
+            batch_size=batch_size,
+            reporter=out,
+        )
+    out.result(summary, title="annotate push")
+
+
+@app.command()
+@handle_errors
+def pull(
+    url: UrlOpt = None,
+    project_title: TitleOpt = None,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Store changed annotations (pseudonymised), derive labels, report agreement (Krippendorff's alpha)."""
+    out = output(json, quiet)
+    with Workspace.open(workspace) as ws:
+        summary = pull_stage(ws, url=url, project_title=project_title, reporter=out)
+    out.result(summary, title="annotate pull")
+
+
+@app.command()
+@handle_errors
+def status(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+    """Per project: tasks pushed, annotated, with N annotators, in review."""
+    with Workspace.open(workspace) as ws:
+        rows = project_status(ws)
+    output(json).table(rows, title="Label Studio projects")

@@ -1,0 +1,217 @@
+"""Push, pull, consensus and idempotence against the real Label Studio (session server)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from aesdata import store
+from aesdata.annotate import push as push_mod
+from aesdata.annotate.pull import pull
+from aesdata.annotate.push import push
+from aesdata.cli.main import app
+from aesdata.schema import Judgement
+from tests.factories import make_samples
+
+pytestmark = pytest.mark.slow
+
+A_OK = Judgement.from_defects({"B": ["physical_shadow"], "C": ["placement_layout"], "D": ["appearance_deformation"]})
+AB_OK = Judgement.from_defects({"C": ["placement_layout"], "D": ["appearance_deformation"]})
+NONE_OK = Judgement.from_defects({s: ["extension_rationality"] for s in "ABCD"})
+
+
+def task_ids(ws) -> dict[str, int]:
+    return dict(ws.db.execute("SELECT sample_id, task_id FROM ls_tasks"))
+
+
+def project_id(ws) -> int:
+    return int(ws.db.execute("SELECT project_id FROM ls_projects").fetchone()[0])
+
+
+def cli_json(cli, *args: str) -> dict:
+    result = cli.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_push_twice_imports_each_sample_once_with_images_and_predictions(label_studio, ls_ws, cli):
+    ids = make_samples(ls_ws, 5)
+    first = cli_json(cli, "annotate", "push", "--batch-size", "2")
+    second = cli_json(cli, "annotate", "push")
+    assert (first["pushed"], first["already"]) == (5, 0)
+    assert (second["pushed"], second["already"]) == (0, 5)
+    assert set(task_ids(ls_ws)) == set(ids)
+    assert label_studio.client.projects.get(id=project_id(ls_ws)).task_number == 5
+
+    task = label_studio.client.tasks.get(id=task_ids(ls_ws)[ids[0]])
+    assert task.data["sample_id"] == ids[0]
+    assert set(task.data) == {"sample_id", "original", "cand_a", "cand_b", "cand_c", "cand_d"}
+    image = httpx.get(label_studio.url + task.data["cand_b"], headers={"Authorization": f"Token {label_studio.token}"})
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    candidate_b = store.get_candidates(ls_ws.db, ids[0])[1]
+    assert image.content == ls_ws.blobs.read(candidate_b.sha256)
+    # The synthetic label became a pre-annotation with a model version.
+    predictions = list(label_studio.client.predictions.list(task=task.id))
+    assert [p.model_version for p in predictions] == ["aesdata-synthetic"]
+    synthetic = store.get_label(ls_ws.db, ids[0])
+    assert synthetic is not None
+    acceptable = next(r for r in predictions[0].result if r["from_name"] == "acceptable")
+    assert acceptable["value"]["choices"] == synthetic.judgement.answer
+
+
+def test_push_after_a_crash_between_import_and_recording_pushes_nothing_twice(label_studio, ls_ws, monkeypatch):
+    ids = make_samples(ls_ws, 4)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(push_mod, "record_tasks", crash)
+    with pytest.raises(KeyboardInterrupt):
+        push(ls_ws, batch_size=10)
+    assert task_ids(ls_ws) == {}
+    monkeypatch.undo()
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+
+    summary = push(ls_ws, files_root=label_studio.server.files_root)
+    assert (summary["reconciled"], summary["pushed"]) == (4, 0)
+    assert set(task_ids(ls_ws)) == set(ids)
+    assert label_studio.client.projects.get(id=project_id(ls_ws)).task_number == 4
+    status = ls_ws.db.execute("SELECT status FROM runs WHERE stage = 'annotate-push' ORDER BY id").fetchall()
+    assert [r[0] for r in status] == ["interrupted", "done"]
+
+
+def test_two_annotators_give_labels_agreement_and_a_second_pull_changes_nothing(label_studio, ls_ws, cli):
+    ids = make_samples(ls_ws, 3)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    tasks = task_ids(ls_ws)
+    admin, second = label_studio.admin_id, label_studio.second_id
+    label_studio.annotate(tasks[ids[0]], A_OK, admin, rationale="B's shadow points the wrong way")
+    label_studio.annotate(tasks[ids[0]], A_OK, second)
+    label_studio.annotate(tasks[ids[1]], A_OK, admin)
+    label_studio.annotate(tasks[ids[1]], AB_OK, second)
+    label_studio.annotate(tasks[ids[2]], NONE_OK, second)
+
+    first = cli_json(cli, "annotate", "pull")
+    assert first["annotations_new"] == 5 and first["labels_updated"] == 3 and first["annotations_invalid"] == 0
+    assert first["full_agreement"] == 0.5
+    assert first["alpha_acceptance"] is not None and first["alpha_acceptance"] < 1
+
+    agreed, split, single = (store.get_label(ls_ws.db, i) for i in ids)
+    assert agreed.origin == "human" and agreed.judgement == A_OK and not agreed.needs_review
+    assert agreed.agreement == 1.0 and len(agreed.annotators) == 2
+    assert split.needs_review and split.judgement.answer == ["A"]  # B tied: conservative side
+    assert single.judgement == NONE_OK and single.agreement is None and not single.needs_review
+    anns = store.get_annotations(ls_ws.db, ids[0])
+    assert {a.rationale for a in anns} == {"B's shadow points the wrong way", None}
+    assert all(a.annotator.startswith("ann-") and str(admin) not in a.annotator[4:6] for a in anns)
+    assert len({a.annotator for a in anns}) == 2
+
+    again = cli_json(cli, "annotate", "pull")
+    assert again["annotations_new"] == again["annotations_updated"] == again["labels_updated"] == 0
+    assert again["tasks_unchanged"] == 3
+    assert ls_ws.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0] == 5
+
+    status = cli.invoke(app, ["annotate", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    [row] = json.loads(status.stdout)
+    assert (row["pushed"], row["annotated"], row["with_1_annotators"], row["with_2_annotators"], row["in_review"]) == (
+        3,
+        3,
+        1,
+        2,
+        1,
+    )
+
+
+def test_updated_and_deleted_annotations_update_the_workspace(label_studio, ls_ws):
+    ids = make_samples(ls_ws, 2)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    tasks = task_ids(ls_ws)
+    keep = label_studio.annotate(tasks[ids[0]], A_OK, label_studio.admin_id)
+    gone = label_studio.annotate(tasks[ids[1]], A_OK, label_studio.admin_id)
+    pull(ls_ws)
+    assert store.get_label(ls_ws.db, ids[1]).origin == "human"
+
+    from aesdata.annotate.tasks import judgement_result
+
+    label_studio.client.annotations.update(id=keep, result=judgement_result(NONE_OK))
+    label_studio.client.annotations.delete(id=gone)
+    summary = pull(ls_ws)
+    assert (summary["annotations_updated"], summary["annotations_deleted"]) == (1, 1)
+    assert store.get_label(ls_ws.db, ids[0]).judgement == NONE_OK
+    assert store.get_annotations(ls_ws.db, ids[1]) == []
+    assert store.get_label(ls_ws.db, ids[1]).origin == "synthetic"  # the human label went with it
+
+
+def test_bad_results_are_reported_with_task_id_and_the_rest_continues(label_studio, ls_ws, cli):
+    ids = make_samples(ls_ws, 3)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    tasks = task_ids(ls_ws)
+    inconsistent = [
+        {
+            "from_name": "acceptable",
+            "to_name": "img_original",
+            "type": "choices",
+            "value": {"choices": ["A", "B", "C", "D"]},
+        },
+        {"from_name": "defects_A", "to_name": "img_A", "type": "choices", "value": {"choices": ["physical_shadow"]}},
+    ]
+    unknown = [{"from_name": "mood", "to_name": "img_original", "type": "choices", "value": {"choices": ["happy"]}}]
+    label_studio.annotate_raw(tasks[ids[0]], inconsistent, label_studio.admin_id)
+    label_studio.annotate_raw(tasks[ids[1]], unknown, label_studio.admin_id)
+    label_studio.annotate(tasks[ids[2]], AB_OK, label_studio.admin_id)
+
+    result = cli.invoke(app, ["annotate", "pull", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["annotations_invalid"], summary["annotations_new"]) == (2, 1)
+    assert f"task {tasks[ids[0]]}" in result.stderr and "marked acceptable but tagged" in result.stderr
+    assert f"task {tasks[ids[1]]}" in result.stderr and "unknown control 'mood'" in result.stderr
+    assert store.get_annotations(ls_ws.db, ids[0]) == []
+    assert store.get_label(ls_ws.db, ids[2]).judgement == AB_OK
+    # Still reported on the next pull, until someone fixes it.
+    again = pull(ls_ws)
+    assert again["annotations_invalid"] == 2 and again["annotations_new"] == 0
+
+
+def test_a_task_deleted_in_label_studio_is_reported_and_local_annotations_kept(label_studio, ls_ws):
+    ids = make_samples(ls_ws, 2)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    tasks = task_ids(ls_ws)
+    label_studio.annotate(tasks[ids[0]], A_OK, label_studio.admin_id)
+    pull(ls_ws)
+    label_studio.client.tasks.delete(id=str(tasks[ids[0]]))
+    summary = pull(ls_ws)
+    assert summary["tasks_deleted"] == 1 and summary["annotations_deleted"] == 0
+    assert len(store.get_annotations(ls_ws.db, ids[0])) == 1
+    assert store.get_label(ls_ws.db, ids[0]).origin == "human"
+
+
+def test_wrong_token_or_server_down_is_one_error_and_writes_nothing(label_studio, ls_ws, cli, monkeypatch):
+    make_samples(ls_ws, 1)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "0" * 40)
+    result = cli.invoke(app, ["annotate", "push"])
+    assert result.exit_code == 1
+    assert "refused the token" in result.stderr and "Traceback" not in result.output
+    from aesdata.annotate.server import free_port
+
+    down = cli.invoke(app, ["annotate", "push", "--url", f"http://127.0.0.1:{free_port()}"])
+    assert down.exit_code == 1 and "is the server running" in down.stderr
+    for table in ("ls_projects", "ls_tasks", "runs"):
+        assert ls_ws.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_a_changed_labeling_config_is_sent_again(label_studio, ls_ws):
+    make_samples(ls_ws, 1)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    with ls_ws.transaction() as db:
+        db.execute("UPDATE ls_projects SET config_hash = 'stale'")
+    label_studio.client.projects.update(
+        id=project_id(ls_ws), label_config="<View><Text name='t' value='$sample_id'/></View>"
+    )
+    push(ls_ws, files_root=label_studio.server.files_root)
+    config = label_studio.client.projects.get(id=project_id(ls_ws)).label_config
+    assert 'name="acceptable"' in config
+    assert ls_ws.db.execute("SELECT config_hash FROM ls_projects").fetchone()[0] != "stale"
