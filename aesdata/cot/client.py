@@ -284,6 +284,7 @@ class LLMClient:
         self.ledger = CostLedger(max_cost=max_cost)
         self.stats = ClientStats()
         self.structured: Structured = structured
+        self.schema_refused = False  # "auto": the endpoint said no to json_schema once
         self.temperature, self.max_tokens = temperature, max_tokens
         self.timeout_s = timeout_s
         self._gate = asyncio.Semaphore(concurrency)
@@ -325,8 +326,9 @@ class LLMClient:
                     return await self._once(messages, json_schema, schema_name, tries)
                 except (openai.APIError, openai.APITimeoutError) as exc:
                     if json_schema is not None and self.structured == "auto" and _refuses_response_format(exc):
-                        self.structured = "instructed"
-                        self.stats.schema_fallbacks += 1
+                        if not self.schema_refused:  # several requests in flight may learn it at once
+                            self.schema_refused = True
+                            self.stats.schema_fallbacks += 1
                         continue
                     retry, wait_hint, reason = _retryable(exc)
                     self._count(reason)
@@ -340,6 +342,11 @@ class LLMClient:
                     self.stats.retries += 1
                     await asyncio.sleep(self.retry.delay(tries, wait_hint))
 
+    @property
+    def sends_schema(self) -> bool:
+        """Whether a schema goes as ``response_format`` (else it is written into the prompt)."""
+        return self.structured == "schema" or (self.structured == "auto" and not self.schema_refused)
+
     def _count(self, reason: str) -> None:
         if reason == "timeout":
             self.stats.timeouts += 1
@@ -352,7 +359,7 @@ class LLMClient:
         self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, name: str, tries: int
     ) -> ChatResult:
         extra: dict[str, Any] = {}
-        if schema is not None and self.structured != "instructed":
+        if schema is not None and self.sends_schema:
             extra["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": False},

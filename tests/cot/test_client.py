@@ -67,7 +67,7 @@ def test_usage_is_priced_and_ledgered() -> None:
 def test_schema_refused_falls_back_to_instructed_json() -> None:
     with OpenAIServer(lambda body, i: "{}", json_schema=False) as server:
         result, c = asyncio.run(one(server))
-    assert result.text == "{}" and c.stats.schema_fallbacks == 1 and c.structured == "instructed"
+    assert result.text == "{}" and c.stats.schema_fallbacks == 1 and not c.sends_schema
     (accepted,) = server.requests
     assert "response_format" not in accepted.body
     assert "JSON Schema" in accepted.body["messages"][-1]["content"]
