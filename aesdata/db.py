@@ -243,6 +243,32 @@ migration(
 
 
 migration(
+    "m500_eval_difficulty",
+    """
+        -- mine-hard: K rollouts of one model on one labelled sample; publish reads difficulty from here
+        CREATE TABLE difficulty (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            model TEXT NOT NULL,
+            answer TEXT NOT NULL,             -- the label's answer the rollouts were scored against
+            prompt_hash TEXT NOT NULL,        -- screening prompt asked (aesdata.evaluate.prompt)
+            temperature REAL NOT NULL,
+            rollouts INTEGER NOT NULL,        -- K
+            passes INTEGER NOT NULL,          -- rollouts whose answer was exactly right
+            pass_rate REAL NOT NULL,          -- passes / rollouts; difficulty = 1 - pass_rate
+            proportional REAL NOT NULL,       -- mean proportional score over the rollouts
+            unparseable INTEGER NOT NULL,
+            predictions TEXT NOT NULL,        -- JSON list: canonical answer or null per rollout
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (sample_id, model)
+        );
+    """,
+)
+
+
+migration(
     "m300_cot_calls",
     """
         -- cot: the cost ledger, one row per answered model request (written as each one returns, so

@@ -1,0 +1,138 @@
+"""Ask a model the screening question K times per sample, many samples at once, with bounded memory.
+
+Built on the cot stage's :class:`aesdata.cot.client.LLMClient` (concurrency, retries honouring
+Retry-After, timeouts, cost ledger). What is added here is only what eval and mine-hard share: the
+screening messages with the sample's five images, K rollouts per sample, and a pool of workers that
+keeps only the samples being asked in memory (a 100k-row split never has all its images encoded at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aesdata.config import CotSettings
+from aesdata.cot.client import ChatResult, LLMClient, client_from_settings, image_part
+from aesdata.errors import AesdataError
+from aesdata.evaluate.answers import parse_reply
+from aesdata.evaluate.prompt import user_content
+from aesdata.evaluate.scoring import Prediction
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Which model to ask and how; the API key is never here (it comes from the environment)."""
+
+    model: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_side: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        """What a run records (no secrets)."""
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "max_side": self.max_side,
+        }
+
+
+@asynccontextmanager
+async def open_client(cot: CotSettings, endpoint: Endpoint) -> AsyncIterator[LLMClient]:
+    """The cot client for ``endpoint`` (settings fill what the command line left out), sampling as asked.
+
+    ``client_from_settings`` takes no sampling options; temperature and max_tokens are attributes of the
+    client it returns, set here.
+    """
+    client = client_from_settings(
+        cot,
+        model=endpoint.model,
+        base_url=endpoint.base_url,
+        concurrency=endpoint.concurrency,
+        max_cost=endpoint.max_cost,
+    )
+    client.temperature, client.max_tokens = endpoint.temperature, endpoint.max_tokens
+    async with client:
+        yield client
+
+
+def screening_messages(question: str, image_urls: Sequence[str]) -> list[dict[str, Any]]:
+    """One user turn: captioned source and candidates A-D, then the question and the answer format."""
+    return [{"role": "user", "content": user_content(question, lambda i: image_part(image_urls[i]))}]
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """K replies to one sample: raw texts, parsed predictions, and what they cost."""
+
+    texts: tuple[str, ...]
+    predictions: tuple[Prediction, ...]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+async def ask(client: LLMClient, messages: list[dict[str, Any]], k: int) -> Rollouts:
+    """K independent completions of the same messages (in flight together, within the client's bound)."""
+    outcomes = await asyncio.gather(*(client.chat(messages) for _ in range(k)), return_exceptions=True)
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failure is not None:  # raised once every rollout has ended: none is left running unobserved
+        raise failure
+    results: list[ChatResult] = outcomes  # type: ignore[assignment]
+    return Rollouts(
+        texts=tuple(r.text for r in results),
+        predictions=tuple(parse_reply(r.text) for r in results),
+        prompt_tokens=sum(r.usage.prompt_tokens for r in results),
+        completion_tokens=sum(r.usage.completion_tokens for r in results),
+        cost_usd=sum(r.usage.cost_usd for r in results),
+    )
+
+
+async def pool(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
+    """Run ``work`` on every item with ``workers`` tasks pulling from one iterator, in order of arrival.
+
+    A ``RequestFailed`` is the worker's to handle (one sample failed); any other error stops every
+    worker and is raised (a rejected endpoint, an exhausted budget, Ctrl-C).
+    """
+    iterator = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:  # one shared iterator: each item goes to exactly one worker
+            await work(item)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, workers))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def sample_workers(concurrency: int, rollouts: int) -> int:
+    """Samples in flight: enough to keep ``concurrency`` requests busy with K rollouts each, plus one
+    whose images are being encoded meanwhile."""
+    return max(1, -(-concurrency // rollouts)) + 1
+
+
+def check_rollouts(rollouts: int, temperature: float | None, *, need_sampling: bool) -> float:
+    """The temperature to sample with: given, else 0 for one rollout and 1 for several."""
+    if rollouts < 1:
+        raise AesdataError(f"--rollouts {rollouts}: must be at least 1")
+    if temperature is None:
+        temperature = 1.0 if (need_sampling or rollouts > 1) else 0.0
+    if temperature < 0:
+        raise AesdataError(f"--temperature {temperature}: must be >= 0")
+    if need_sampling and temperature == 0:
+        raise AesdataError("--temperature 0: mining needs sampling (temperature > 0) so K rollouts differ")
+    return temperature

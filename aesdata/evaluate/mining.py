@@ -1,0 +1,249 @@
+"""``aesdata mine-hard``: how often a model solves each training sample, so trainers can oversample the hard ones.
+
+Every labelled sample that is not in the test split of a published version (test is sticky across
+versions, so those never become training data) is asked K times at temperature > 0 with the screening
+prompt; the share of exactly right rollouts is its pass rate for that model.
+
+Table ``difficulty`` (migration ``m500_eval_difficulty``), one row per ``(sample_id, model)``:
+``answer`` (the label's answer scored against; a relabelled sample's row is stale and re-mined),
+``prompt_hash``, ``temperature``, ``rollouts`` (K), ``passes``, ``pass_rate`` (= passes / K),
+``proportional`` (mean partial credit), ``unparseable``, ``predictions`` (JSON, one canonical answer or
+null per rollout), ``prompt_tokens``, ``completion_tokens``, ``cost_usd``, ``updated_at``.
+
+For publish: :func:`difficulties` gives each sample's current :class:`Difficulty` (``difficulty`` =
+1 - pass rate, in [0, 1], the ``difficulty`` column); a sample is **hard** (the ``hard`` config) when
+the model mostly fails it: pass rate below :data:`HARD_BELOW`.
+
+Resumable: each sample's row commits on its own as soon as its K rollouts are in; a re-run asks only
+samples without a current row (same answer, prompt, K and temperature), unless ``--redo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from aesdata import store
+from aesdata.cot.client import LLMClient, RequestFailed
+from aesdata.cot.images import ImageEncoder
+from aesdata.errors import AesdataError
+from aesdata.evaluate.asking import (
+    Endpoint,
+    Rollouts,
+    ask,
+    open_client,
+    pool,
+    sample_workers,
+    screening_messages,
+)
+from aesdata.evaluate.prompt import PROMPT_HASH
+from aesdata.evaluate.scoring import score_sample
+from aesdata.progress import LogReporter, Reporter, Task
+from aesdata.publish.select import QUESTION
+from aesdata.schema import Label, Sample, format_answer, utcnow
+from aesdata.workspace import Workspace
+
+#: A sample is hard for a model that answers it exactly right in fewer than half of its rollouts.
+HARD_BELOW = 0.5
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """One sample's mined figures for one model."""
+
+    sample_id: str
+    model: str
+    rollouts: int
+    pass_rate: float
+    proportional: float
+
+    @property
+    def difficulty(self) -> float:
+        return 1.0 - self.pass_rate
+
+    @property
+    def hard(self) -> bool:
+        return self.pass_rate < HARD_BELOW
+
+
+def mined_models(db: sqlite3.Connection) -> list[str]:
+    """Models with mined rows, the most recently mined first."""
+    rows = db.execute("SELECT model FROM difficulty GROUP BY model ORDER BY MAX(updated_at) DESC").fetchall()
+    return [r["model"] for r in rows]
+
+
+def difficulties(db: sqlite3.Connection, model: str | None = None) -> dict[str, Difficulty]:
+    """Sample id -> current difficulty for ``model`` (default: the model mined most recently).
+
+    Rows mined against an answer the sample no longer has (relabelled since) are left out: their
+    pass rate measured a different question.
+    """
+    if model is None:
+        models = mined_models(db)
+        if not models:
+            return {}
+        model = models[0]
+    out = {}
+    rows = db.execute("SELECT * FROM difficulty WHERE model = ?", (model,)).fetchall()
+    for r in rows:
+        label = store.get_label(db, r["sample_id"])
+        if label is None or label.judgement.answer_text != r["answer"]:
+            continue
+        out[r["sample_id"]] = Difficulty(
+            sample_id=r["sample_id"],
+            model=model,
+            rollouts=r["rollouts"],
+            pass_rate=r["pass_rate"],
+            proportional=r["proportional"],
+        )
+    return out
+
+
+def _test_samples(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT DISTINCT sample_id FROM version_rows WHERE split = 'test'")}
+
+
+def _is_current(row: sqlite3.Row | None, label: Label, rollouts: int, temperature: float) -> bool:
+    return (
+        row is not None
+        and row["answer"] == label.judgement.answer_text
+        and row["prompt_hash"] == PROMPT_HASH
+        and row["rollouts"] == rollouts
+        and row["temperature"] == temperature
+    )
+
+
+def _save(ws: Workspace, sample_id: str, model: str, label: Label, got: Rollouts, temperature: float) -> float:
+    """Commit one sample's row; return its pass rate."""
+    answer = frozenset(label.judgement.answer)
+    score = score_sample(got.predictions, answer, label.judgement.defects)
+    passes = round(score.exact * score.rollouts)
+    preds = [None if p is None else format_answer(p) for p in got.predictions]
+    with ws.transaction() as db:
+        db.execute(
+            "INSERT INTO difficulty (sample_id, model, answer, prompt_hash, temperature, rollouts, passes,"
+            " pass_rate, proportional, unparseable, predictions, prompt_tokens, completion_tokens, cost_usd,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(sample_id, model) DO UPDATE SET answer = excluded.answer,"
+            " prompt_hash = excluded.prompt_hash, temperature = excluded.temperature,"
+            " rollouts = excluded.rollouts, passes = excluded.passes, pass_rate = excluded.pass_rate,"
+            " proportional = excluded.proportional, unparseable = excluded.unparseable,"
+            " predictions = excluded.predictions, prompt_tokens = excluded.prompt_tokens,"
+            " completion_tokens = excluded.completion_tokens, cost_usd = excluded.cost_usd,"
+            " updated_at = excluded.updated_at",
+            (
+                sample_id,
+                model,
+                label.judgement.answer_text,
+                PROMPT_HASH,
+                temperature,
+                score.rollouts,
+                passes,
+                score.exact,
+                score.proportional,
+                score.unparseable,
+                json.dumps(preds),
+                got.prompt_tokens,
+                got.completion_tokens,
+                got.cost_usd,
+                utcnow().isoformat(),
+            ),
+        )
+    return score.exact
+
+
+class _Miner:
+    """Asks one sample K times and stores the result; counts what happened."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        client: LLMClient,
+        encoder: ImageEncoder,
+        endpoint: Endpoint,
+        rollouts: int,
+        reporter: Reporter,
+        task: Task,
+    ) -> None:
+        self.ws, self.client, self.encoder, self.endpoint = ws, client, encoder, endpoint
+        self.rollouts, self.reporter, self.task = rollouts, reporter, task
+        self.counts = {"done": 0, "failed": 0, "hard": 0}
+
+    async def __call__(self, item: tuple[Sample, Label]) -> None:
+        sample, label = item
+        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        urls = await self.encoder.urls(shas)
+        try:
+            got = await ask(self.client, screening_messages(QUESTION, urls), self.rollouts)
+        except RequestFailed as exc:
+            self.reporter.problem(f"sample {sample.id}: {exc}")
+            self.counts["failed"] += 1
+        else:
+            rate = _save(self.ws, sample.id, self.client.model, label, got, self.endpoint.temperature)
+            self.counts["done"] += 1
+            self.counts["hard"] += rate < HARD_BELOW
+        self.task.advance()
+
+
+def mine_hard(
+    ws: Workspace,
+    endpoint: Endpoint,
+    *,
+    rollouts: int = 4,
+    limit: int | None = None,
+    redo: bool = False,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Mine every training sample still to do; return counts and the pass-rate figures of the model."""
+    reporter = reporter or LogReporter()
+    cot = ws.settings.cot
+    model = endpoint.model or cot.model
+    if not model:
+        raise AesdataError("no model given", hint="pass --model or set cot.model in aesdata.toml")
+    params = {**endpoint.params(), "rollouts": rollouts, "limit": limit, "redo": redo, "prompt_hash": PROMPT_HASH}
+    with ws.run("mine-hard", params) as run:
+        # 1. what is still to do
+        test = _test_samples(ws.db)
+        todo: list[tuple[Sample, Label]] = []
+        counts = {"test_split": 0, "needs_review": 0, "already": 0}
+        for sample, label in store.iter_labelled(ws.db):
+            row = ws.db.execute(
+                "SELECT * FROM difficulty WHERE sample_id = ? AND model = ?", (sample.id, model)
+            ).fetchone()
+            if sample.id in test:
+                counts["test_split"] += 1
+            elif label.needs_review:
+                counts["needs_review"] += 1
+            elif not redo and _is_current(row, label, rollouts, endpoint.temperature):
+                counts["already"] += 1
+            elif limit is None or len(todo) < limit:
+                todo.append((sample, label))
+        # 2. ask and store, sample by sample
+        encoder = ImageEncoder(ws.blobs, max_side=endpoint.max_side or cot.max_side, cache_size=64)
+
+        async def main() -> dict[str, int]:
+            async with open_client(cot, endpoint) as client:
+                with reporter.task(f"mine-hard {client.model}", len(todo)) as task:
+                    miner = _Miner(ws, client, encoder, endpoint, rollouts, reporter, task)
+                    await pool(todo, miner, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+                    return miner.counts
+
+        mined = asyncio.run(main()) if todo else {"done": 0, "failed": 0, "hard": 0}
+        for key, n in {**counts, **mined}.items():
+            run.count(key, n)
+    current = difficulties(ws.db, model)
+    rates = [d.pass_rate for d in current.values()]
+    return {
+        "model": model,
+        "mined_now": mined["done"],
+        "failed": mined["failed"],
+        "skipped_test_split": counts["test_split"],
+        "skipped_needs_review": counts["needs_review"],
+        "already_mined": counts["already"],
+        "samples_with_difficulty": len(current),
+        "hard": sum(d.hard for d in current.values()),
+        "mean_pass_rate": round(sum(rates) / len(rates), 4) if rates else None,
+    }

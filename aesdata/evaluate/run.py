@@ -1,0 +1,258 @@
+"""``aesdata eval``: score a model (or the random baseline) on one split of a published dataset.
+
+The model sees what a screener sees (source, candidates A-D, the row's question; never the label),
+``rollouts`` times per sample. Each reply is parsed tolerantly (:mod:`.answers`) and scored
+(:mod:`.scoring`). The report keeps every reply and prediction per sample, so two runs can be compared
+sample by sample (:mod:`.compare`), and always carries the random baseline of the same rows beside the
+model's figures.
+
+Report (JSON, ``REPORT_FORMAT``)::
+
+    {"report_format", "kind": "model" | "random", "model", "base_url", "dataset", "version", "split",
+     "rollouts", "temperature", "prompt_hash", "created_at",
+     "metrics": {...summarise()}, "baseline_random": {...summarise()},
+     "usage": {"calls", "prompt_tokens", "completion_tokens", "cost_usd"},
+     "failed": [{"sample_id", "error"}],
+     "samples": [{"sample_id", "answer", "predictions": ["A,C" | null, ...], "replies": [...],
+                  "exact", "proportional"}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from aesdata.config import CotSettings
+from aesdata.cot.client import RequestFailed
+from aesdata.cot.images import data_url, encode_jpeg
+from aesdata.errors import AesdataError
+from aesdata.evaluate._runs import recorded
+from aesdata.evaluate.asking import (
+    Endpoint,
+    Rollouts,
+    ask,
+    open_client,
+    pool,
+    sample_workers,
+    screening_messages,
+)
+from aesdata.evaluate.dataset import DatasetRef, Row, iter_rows, load_split
+from aesdata.evaluate.prompt import PROMPT_HASH
+from aesdata.evaluate.scoring import SampleScore, random_sample_score, score_sample, summarise
+from aesdata.progress import LogReporter, Reporter
+from aesdata.schema import format_answer, utcnow
+from aesdata.workspace import Workspace
+
+REPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One sample's outcome: its row, the model's rollouts (None for the baseline) and its score."""
+
+    row: Row
+    rollouts: Rollouts | None
+    score: SampleScore
+
+
+def _rows(ref: DatasetRef, split: str, limit: int | None, reporter: Reporter) -> tuple[list[Row], list[str]]:
+    """The split's usable rows (at most ``limit``) and why the malformed ones were left out.
+
+    Rows hold encoded image bytes (tens of KB each), so even a large test split fits; the images a
+    model is sent are encoded later, only for the samples being asked.
+    """
+    ds = load_split(ref, split)
+    rows, bad = [], []
+    for item in iter_rows(ds):
+        if isinstance(item, ValueError):
+            reporter.problem(f"{ref.name} {split}: {item}")
+            bad.append(str(item))
+            continue
+        rows.append(item)
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise AesdataError(f"{ref.name}: split {split!r} has no usable rows")
+    return rows, bad
+
+
+def _image_urls(row: Row, max_side: int) -> list[str]:
+    """The row's five images as JPEG data URLs (decoded from the published bytes)."""
+    urls = []
+    for data in row.images:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            urls.append(data_url(encode_jpeg(img, max_side=max_side)))
+    return urls
+
+
+def _sample_entry(scored: Scored) -> dict[str, Any]:
+    rollouts = scored.rollouts
+    entry: dict[str, Any] = {"sample_id": scored.row.sample_id, "answer": format_answer(scored.row.answer)}
+    if rollouts is not None:
+        entry["predictions"] = [None if p is None else format_answer(p) for p in rollouts.predictions]
+        entry["replies"] = list(rollouts.texts)
+    entry["exact"] = scored.score.exact
+    entry["proportional"] = scored.score.proportional
+    return entry
+
+
+def _report(
+    kind: str,
+    ref: DatasetRef,
+    split: str,
+    rollouts: int,
+    scored: Sequence[Scored],
+    failed: list[dict[str, str | None]],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    baseline = [random_sample_score(s.row.answer, s.row.defects, rollouts) for s in scored]
+    asked = [s.rollouts for s in scored if s.rollouts is not None]
+    return {
+        "report_format": REPORT_FORMAT,
+        "kind": kind,
+        **extra,
+        "dataset": ref.name,
+        "version": ref.version,
+        "split": split,
+        "rollouts": rollouts,
+        "prompt_hash": PROMPT_HASH,
+        "created_at": utcnow().isoformat(),
+        "metrics": summarise([s.score for s in scored]),
+        "baseline_random": summarise(baseline),
+        "usage": {
+            "calls": sum(len(r.texts) for r in asked),
+            "prompt_tokens": sum(r.prompt_tokens for r in asked),
+            "completion_tokens": sum(r.completion_tokens for r in asked),
+            "cost_usd": round(sum(r.cost_usd for r in asked), 6),
+        },
+        "failed": failed,
+        "samples": [_sample_entry(s) for s in scored],
+    }
+
+
+def random_baseline(
+    ws: Workspace | None,
+    ref: DatasetRef,
+    *,
+    split: str = "test",
+    rollouts: int = 1,
+    limit: int | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """The report of a uniform random screener, by exact expectation (no sampling, no model)."""
+    reporter = reporter or LogReporter()
+    params = {"baseline": "random", "dataset": ref.name, "split": split, "rollouts": rollouts}
+    with recorded(ws, "eval", params) as run:
+        rows, bad = _rows(ref, split, limit, reporter)
+        scored = [Scored(r, None, random_sample_score(r.answer, r.defects, rollouts)) for r in rows]
+        run.count("done", len(scored))
+        run.count("failed", len(bad))
+    failed = [{"sample_id": None, "error": e} for e in bad]
+    return _report("random", ref, split, rollouts, scored, failed, {"model": "random"})
+
+
+def evaluate(
+    ws: Workspace | None,
+    ref: DatasetRef,
+    endpoint: Endpoint,
+    *,
+    cot: CotSettings | None = None,
+    split: str = "test",
+    rollouts: int = 1,
+    limit: int | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Ask ``endpoint`` every row of ``split`` ``rollouts`` times; return the report (see module doc)."""
+    reporter = reporter or LogReporter()
+    cot = cot or (ws.settings.cot if ws else CotSettings())
+    max_side = endpoint.max_side or cot.max_side
+    params = {
+        **endpoint.params(),
+        "dataset": ref.name,
+        "split": split,
+        "rollouts": rollouts,
+        "limit": limit,
+        "prompt_hash": PROMPT_HASH,
+    }
+    with recorded(ws, "eval", params) as run:
+        rows, bad = _rows(ref, split, limit, reporter)
+        results: dict[str, Scored] = {}
+        failed: list[dict[str, str | None]] = [{"sample_id": None, "error": e} for e in bad]
+
+        async def one(row: Row, client: Any, task: Any) -> None:
+            urls = await asyncio.to_thread(_image_urls, row, max_side)
+            try:
+                got = await ask(client, screening_messages(row.question, urls), rollouts)
+            except RequestFailed as exc:
+                reporter.problem(f"sample {row.sample_id}: {exc}")
+                failed.append({"sample_id": row.sample_id, "error": str(exc)})
+            else:
+                results[row.sample_id] = Scored(row, got, score_sample(got.predictions, row.answer, row.defects))
+            task.advance()
+
+        async def main() -> None:
+            async with open_client(cot, endpoint) as client:
+                with reporter.task(f"eval {client.model}", len(rows)) as task:
+                    await pool(
+                        rows,
+                        lambda row: one(row, client, task),
+                        sample_workers(endpoint.concurrency or cot.concurrency, rollouts),
+                    )
+
+        asyncio.run(main())
+        scored = [results[r.sample_id] for r in rows if r.sample_id in results]
+        run.count("done", len(scored))
+        run.count("failed", len(failed))
+    if not scored:
+        raise AesdataError(f"no sample of {ref.name} {split!r} got an answer from the model ({len(failed)} failed)")
+    return _report("model", ref, split, rollouts, scored, failed, endpoint.params())
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report atomically (a killed write never leaves half a JSON file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report written by :func:`write_report`; a wrong file is one clear error naming it."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AesdataError(f"{path}: cannot read the report: {exc}") from exc
+    if not isinstance(report, dict) or report.get("report_format") != REPORT_FORMAT:
+        raise AesdataError(f"{path}: not an aesdata eval report (format {REPORT_FORMAT})")
+    return report
+
+
+def table_rows(report: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """The report's figures as table rows: metric, the run's value, the random baseline's."""
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    m, b = report["metrics"], report["baseline_random"]
+    label = str(report.get("model"))
+    for key in ("samples", "exact", "proportional", "pass_at_k", "unparseable"):
+        if key == "pass_at_k" and report["rollouts"] == 1:
+            continue
+        name = f"pass@{report['rollouts']}" if key == "pass_at_k" else key
+        yield {"metric": name, label: fmt(m[key]), "random": fmt(b[key])}
+    for dim, fig in m["per_dimension"].items():
+        base = b["per_dimension"][dim]
+        for key in ("exact", "caught"):
+            yield {
+                "metric": f"{dim} {key} (n={fig['samples']})",
+                label: fmt(fig[key]),
+                "random": fmt(base[key]),
+            }
