@@ -1,7 +1,8 @@
 """Images for multimodal prompts: resized to a maximum side and JPEG-encoded once per image.
 
 A sample's five images are sent with every try of that sample (retries, repair, automated
-attempts), so they are encoded once and kept in a bounded LRU cache keyed by blob and settings.
+attempts) and again by later runs and stages, so each is encoded once: kept in a bounded LRU cache
+and, in a workspace, as JPEG files under ``cache/cot-images/`` keyed by blob and settings.
 Encoding runs in worker threads (Pillow releases the GIL while resizing and encoding), keeping the
 event loop that drives the requests responsive.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 from PIL import Image
 
@@ -37,15 +40,43 @@ def data_url(jpeg: bytes) -> str:
 
 
 class ImageEncoder:
-    """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached."""
+    """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached.
 
-    def __init__(self, blobs: BlobStore, *, max_side: int = 768, quality: int = 85, cache_size: int = 4096) -> None:
+    Two levels: a bounded in-memory LRU of data URLs, and (with ``cache_dir``) the JPEG bytes on disk,
+    so later runs, other modes and other stages (eval) never decode and encode the same image again.
+    The disk cache is derived data: deleting it costs only re-encoding.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        max_side: int = 768,
+        quality: int = 85,
+        cache_size: int = 4096,
+        cache_dir: Path | None = None,
+    ) -> None:
         if max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
         self.blobs, self.max_side, self.quality, self.cache_size = blobs, max_side, quality, cache_size
+        self.disk = cache_dir / f"{max_side}px-q{quality}" if cache_dir is not None else None
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
-        self.encoded = 0  # how many encodings were done (cache misses)
+        self.encoded = 0  # how many encodings were done (misses of both caches)
+
+    def _jpeg(self, sha: str) -> bytes:
+        path = self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
+        with self._lock:
+            self.encoded += 1
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(jpeg)
+            os.replace(tmp, path)  # atomic: a reader never sees half a file
+        return jpeg
 
     def url(self, sha: str) -> str:
         """The data URL of one stored image (thread-safe)."""
@@ -53,9 +84,8 @@ class ImageEncoder:
             if sha in self._cache:
                 self._cache.move_to_end(sha)
                 return self._cache[sha]
-        url = data_url(encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality))
+        url = data_url(self._jpeg(sha))
         with self._lock:
-            self.encoded += 1
             self._cache[sha] = url
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

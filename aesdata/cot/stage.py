@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from aesdata import store
@@ -56,6 +57,11 @@ class CotOptions:
             raise AesdataError("--min-chars must not exceed --max-chars")
 
 
+def image_cache(ws: Workspace) -> Path:
+    """Where the workspace keeps the JPEG renditions sent to models (derived, safe to delete)."""
+    return ws.root / "cache" / "cot-images"
+
+
 def select(ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None) -> list[tuple[Sample, Label]]:
     """Labelled samples still to do in ``mode``."""
     stored = dict(ws.db.execute("SELECT sample_id, status FROM rationales WHERE mode = ?", (mode,)).fetchall())
@@ -96,7 +102,7 @@ class _ModelRun:
     ) -> None:
         cot = ws.settings.cot
         self.ws, self.opts, self.client, self.run, self.reporter = ws, opts, client, run, reporter
-        self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side)
+        self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
         self.writer = LLMWriter(
             client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, on_call=self._ledger
         )
