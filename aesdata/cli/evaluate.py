@@ -18,7 +18,6 @@ from aesdata.evaluate import compare as compare_mod
 from aesdata.evaluate import dataset, mining, run
 from aesdata.evaluate.asking import Endpoint, check_rollouts
 from aesdata.evaluate.export import export as export_stage
-from aesdata.schema import utcnow
 from aesdata.workspace import Workspace
 
 ModelOpt = Annotated[
@@ -95,7 +94,7 @@ def eval_cmd(
     limit: LimitOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Report JSON (default: eval-MODEL-SPLIT-TIME.json here).", show_default=False),
+        typer.Option("--out", help="Report JSON (default: eval-MODEL-VERSION-SPLIT.json here).", show_default=False),
     ] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
@@ -109,17 +108,18 @@ def eval_cmd(
     ws = _workspace(workspace, required=version is not None)
     try:
         ref = dataset.resolve(ws, version=version, dataset=dataset_)
+        who = "random" if baseline == "random" else model or (ws.settings.cot.model if ws else None) or "model"
+        path = out or run.default_report_path(who, ref, split)
         if baseline == "random":
             report = run.random_baseline(ws, ref, split=split, rollouts=rollouts, limit=limit, reporter=out_)
+            run.write_report(report, path)
         else:
             endpoint = _endpoint(model, base_url, concurrency, temp, max_tokens, max_cost, max_side)
-            report = run.evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, reporter=out_)
+            report = run.evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=path,
+                                  reporter=out_)
     finally:
         if ws is not None:
             ws.close()
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    path = out or Path(f"eval-{str(report['model']).replace('/', '_')}-{split}-{stamp}.json")
-    run.write_report(report, path)
     if out_.human:
         out_.table(list(run.table_rows(report)), title=f"{report['model']} on {report['dataset']} {split}")
     metrics = report["metrics"]

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from aesdata.config import CotSettings
-from aesdata.cot.client import ChatResult, LLMClient, client_from_settings, image_part
+from aesdata.cot.client import ChatResult, LLMClient, RequestFailed, client_from_settings, image_part
 from aesdata.errors import AesdataError
 from aesdata.evaluate.answers import parse_reply
 from aesdata.evaluate.prompt import user_content
 from aesdata.evaluate.scoring import Prediction
+from aesdata.progress import Reporter
 
 T = TypeVar("T")
 
@@ -35,6 +36,13 @@ class Endpoint:
     max_tokens: int | None = None
     max_cost: float | None = None
     max_side: int | None = None
+
+    def resolved(self, cot: CotSettings) -> Endpoint:
+        """The endpoint with what the command line left out taken from ``[cot]`` settings."""
+        if not (self.model or cot.model):
+            raise AesdataError("no model given", hint="pass --model or set cot.model in aesdata.toml")
+        return replace(self, model=self.model or cot.model, base_url=self.base_url or cot.base_url,
+                       concurrency=self.concurrency or cot.concurrency, max_side=self.max_side or cot.max_side)
 
     def params(self) -> dict[str, Any]:
         """What a run records (no secrets)."""
@@ -123,6 +131,51 @@ def sample_workers(concurrency: int, rollouts: int) -> int:
     """Samples in flight: enough to keep ``concurrency`` requests busy with K rollouts each, plus one
     whose images are being encoded meanwhile."""
     return max(1, -(-concurrency // rollouts)) + 1
+
+
+@dataclass(frozen=True)
+class Asking(Generic[T]):
+    """What a stage asks, and what it does with each outcome (both callbacks run on the event loop).
+
+    ``messages(item)`` builds the item's screening messages (encoding its images off the loop);
+    ``on_answer(item, rollouts)`` stores an answered item; ``on_failure(item, error)`` records one whose
+    requests still failed after every retry, and the run goes on with the rest.
+    """
+
+    messages: Callable[[T], Awaitable[list[dict[str, Any]]]]
+    on_answer: Callable[[T, Rollouts], None]
+    on_failure: Callable[[T, RequestFailed], None]
+
+
+def ask_each(
+    cot: CotSettings,
+    endpoint: Endpoint,
+    items: Sequence[T],
+    asking: Asking[T],
+    *,
+    rollouts: int,
+    description: str,
+    reporter: Reporter,
+) -> None:
+    """Ask every item ``rollouts`` times through one client, a bounded number of items at a time."""
+
+    async def main() -> None:
+        async with open_client(cot, endpoint) as client:
+            with reporter.task(f"{description} {client.model}", len(items)) as task:
+
+                async def work(item: T) -> None:
+                    try:
+                        got = await ask(client, await asking.messages(item), rollouts)
+                    except RequestFailed as exc:
+                        asking.on_failure(item, exc)
+                    else:
+                        asking.on_answer(item, got)
+                    task.advance()
+
+                await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+
+    if items:
+        asyncio.run(main())
 
 
 def check_rollouts(rollouts: int, temperature: float | None, *, need_sampling: bool) -> float:

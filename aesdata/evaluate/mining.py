@@ -20,28 +20,18 @@ samples without a current row (same answer, prompt, K and temperature), unless `
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from aesdata import store
-from aesdata.cot.client import LLMClient, RequestFailed
+from aesdata.cot.client import RequestFailed
 from aesdata.cot.images import ImageEncoder
-from aesdata.errors import AesdataError
-from aesdata.evaluate.asking import (
-    Endpoint,
-    Rollouts,
-    ask,
-    open_client,
-    pool,
-    sample_workers,
-    screening_messages,
-)
+from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.prompt import PROMPT_HASH
 from aesdata.evaluate.scoring import score_sample
-from aesdata.progress import LogReporter, Reporter, Task
+from aesdata.progress import LogReporter, Reporter
 from aesdata.publish.select import QUESTION
 from aesdata.schema import Label, Sample, format_answer, utcnow
 from aesdata.workspace import Workspace
@@ -156,36 +146,27 @@ def _save(ws: Workspace, sample_id: str, model: str, label: Label, got: Rollouts
 
 
 class _Miner:
-    """Asks one sample K times and stores the result; counts what happened."""
+    """The mine-hard side of :class:`Asking`: workspace images in, one committed row per sample out."""
 
-    def __init__(
-        self,
-        ws: Workspace,
-        client: LLMClient,
-        encoder: ImageEncoder,
-        endpoint: Endpoint,
-        rollouts: int,
-        reporter: Reporter,
-        task: Task,
-    ) -> None:
-        self.ws, self.client, self.encoder, self.endpoint = ws, client, encoder, endpoint
-        self.rollouts, self.reporter, self.task = rollouts, reporter, task
+    def __init__(self, ws: Workspace, model: str, encoder: ImageEncoder, temperature: float,
+                 reporter: Reporter) -> None:
+        self.ws, self.model, self.encoder, self.temperature = ws, model, encoder, temperature
+        self.reporter = reporter
         self.counts = {"done": 0, "failed": 0, "hard": 0}
 
-    async def __call__(self, item: tuple[Sample, Label]) -> None:
-        sample, label = item
+    async def messages(self, item: tuple[Sample, Label]) -> list[dict[str, Any]]:
+        sample = item[0]
         shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
-        urls = await self.encoder.urls(shas)
-        try:
-            got = await ask(self.client, screening_messages(QUESTION, urls), self.rollouts)
-        except RequestFailed as exc:
-            self.reporter.problem(f"sample {sample.id}: {exc}")
-            self.counts["failed"] += 1
-        else:
-            rate = _save(self.ws, sample.id, self.client.model, label, got, self.endpoint.temperature)
-            self.counts["done"] += 1
-            self.counts["hard"] += rate < HARD_BELOW
-        self.task.advance()
+        return screening_messages(QUESTION, await self.encoder.urls(shas))
+
+    def answered(self, item: tuple[Sample, Label], got: Rollouts) -> None:
+        rate = _save(self.ws, item[0].id, self.model, item[1], got, self.temperature)
+        self.counts["done"] += 1
+        self.counts["hard"] += rate < HARD_BELOW
+
+    def failed(self, item: tuple[Sample, Label], exc: RequestFailed) -> None:
+        self.reporter.problem(f"sample {item[0].id}: {exc}")
+        self.counts["failed"] += 1
 
 
 def mine_hard(
@@ -200,9 +181,8 @@ def mine_hard(
     """Mine every training sample still to do; return counts and the pass-rate figures of the model."""
     reporter = reporter or LogReporter()
     cot = ws.settings.cot
-    model = endpoint.model or cot.model
-    if not model:
-        raise AesdataError("no model given", hint="pass --model or set cot.model in aesdata.toml")
+    endpoint = endpoint.resolved(cot)
+    model = str(endpoint.model)
     params = {**endpoint.params(), "rollouts": rollouts, "limit": limit, "redo": redo, "prompt_hash": PROMPT_HASH}
     with ws.run("mine-hard", params) as run:
         # 1. what is still to do
@@ -223,15 +203,10 @@ def mine_hard(
                 todo.append((sample, label))
         # 2. ask and store, sample by sample
         encoder = ImageEncoder(ws.blobs, max_side=endpoint.max_side or cot.max_side, cache_size=64)
-
-        async def main() -> dict[str, int]:
-            async with open_client(cot, endpoint) as client:
-                with reporter.task(f"mine-hard {client.model}", len(todo)) as task:
-                    miner = _Miner(ws, client, encoder, endpoint, rollouts, reporter, task)
-                    await pool(todo, miner, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
-                    return miner.counts
-
-        mined = asyncio.run(main()) if todo else {"done": 0, "failed": 0, "hard": 0}
+        miner = _Miner(ws, model, encoder, endpoint.temperature, reporter)
+        ask_each(cot, endpoint, todo, Asking(miner.messages, miner.answered, miner.failed), rollouts=rollouts,
+                 description="mine-hard", reporter=reporter)
+        mined = miner.counts
         for key, n in {**counts, **mined}.items():
             run.count(key, n)
     current = difficulties(ws.db, model)

@@ -34,16 +34,9 @@ from aesdata.cot.client import RequestFailed
 from aesdata.cot.images import data_url, encode_jpeg
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
-from aesdata.evaluate.asking import (
-    Endpoint,
-    Rollouts,
-    ask,
-    open_client,
-    pool,
-    sample_workers,
-    screening_messages,
-)
+from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.dataset import DatasetRef, Row, iter_rows, load_split
+from aesdata.evaluate.journal import Journal, journal_path
 from aesdata.evaluate.prompt import PROMPT_HASH
 from aesdata.evaluate.scoring import SampleScore, random_sample_score, score_sample, summarise
 from aesdata.progress import LogReporter, Reporter
@@ -168,52 +161,69 @@ def evaluate(
     split: str = "test",
     rollouts: int = 1,
     limit: int | None = None,
+    out: Path | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Ask ``endpoint`` every row of ``split`` ``rollouts`` times; return the report (see module doc)."""
+    """Ask ``endpoint`` every row of ``split`` ``rollouts`` times; return the report (see module doc).
+
+    With ``out``, the report is written there, and answered samples are journalled beside it as they
+    arrive: a run that was killed, interrupted or stopped by ``--max-cost`` continues where it stopped.
+    """
     reporter = reporter or LogReporter()
     cot = cot or (ws.settings.cot if ws else CotSettings())
-    max_side = endpoint.max_side or cot.max_side
-    params = {
-        **endpoint.params(),
-        "dataset": ref.name,
-        "split": split,
-        "rollouts": rollouts,
-        "limit": limit,
-        "prompt_hash": PROMPT_HASH,
-    }
-    with recorded(ws, "eval", params) as run:
+    endpoint = endpoint.resolved(cot)
+    max_side = int(endpoint.max_side or cot.max_side)
+    key = {**endpoint.params(), "dataset": ref.name, "split": split, "rollouts": rollouts,
+           "prompt_hash": PROMPT_HASH}
+    # the same model served from another address (a restarted server) continues the same journal
+    journal = Journal(journal_path(out), {k: v for k, v in key.items() if k != "base_url"}) if out else None
+    with recorded(ws, "eval", {**key, "limit": limit, "out": str(out) if out else None}) as run:
+        # 1. the rows, and those an interrupted run already asked
         rows, bad = _rows(ref, split, limit, reporter)
-        results: dict[str, Scored] = {}
+        earlier = journal.load() if journal else {}
+        results = {r.sample_id: _scored(r, earlier[r.sample_id]) for r in rows if r.sample_id in earlier}
         failed: list[dict[str, str | None]] = [{"sample_id": None, "error": e} for e in bad]
+        if results:
+            reporter.info(f"resuming: {len(results)} sample(s) answered by an earlier run")
+        run.count("resumed", len(results))
 
-        async def one(row: Row, client: Any, task: Any) -> None:
-            urls = await asyncio.to_thread(_image_urls, row, max_side)
-            try:
-                got = await ask(client, screening_messages(row.question, urls), rollouts)
-            except RequestFailed as exc:
-                reporter.problem(f"sample {row.sample_id}: {exc}")
-                failed.append({"sample_id": row.sample_id, "error": str(exc)})
-            else:
-                results[row.sample_id] = Scored(row, got, score_sample(got.predictions, row.answer, row.defects))
-            task.advance()
+        # 2. ask the rest
+        def answered(row: Row, got: Rollouts) -> None:
+            results[row.sample_id] = _scored(row, got)
+            if journal:
+                journal.add(row.sample_id, got)
 
-        async def main() -> None:
-            async with open_client(cot, endpoint) as client:
-                with reporter.task(f"eval {client.model}", len(rows)) as task:
-                    await pool(
-                        rows,
-                        lambda row: one(row, client, task),
-                        sample_workers(endpoint.concurrency or cot.concurrency, rollouts),
-                    )
+        def failure(row: Row, exc: RequestFailed) -> None:
+            reporter.problem(f"sample {row.sample_id}: {exc}")
+            failed.append({"sample_id": row.sample_id, "error": str(exc)})
 
-        asyncio.run(main())
+        async def messages(row: Row) -> list[dict[str, Any]]:
+            return screening_messages(row.question, await asyncio.to_thread(_image_urls, row, max_side))
+
+        todo = [r for r in rows if r.sample_id not in results]
+        ask_each(cot, endpoint, todo, Asking(messages, answered, failure), rollouts=rollouts, description="eval",
+                 reporter=reporter)
         scored = [results[r.sample_id] for r in rows if r.sample_id in results]
-        run.count("done", len(scored))
+        run.count("done", len(scored) - len(earlier.keys() & results.keys()))
         run.count("failed", len(failed))
     if not scored:
         raise AesdataError(f"no sample of {ref.name} {split!r} got an answer from the model ({len(failed)} failed)")
-    return _report("model", ref, split, rollouts, scored, failed, endpoint.params())
+    report = _report("model", ref, split, rollouts, scored, failed, key)
+    # 3. the report, then the journal goes (a kill in between keeps the journal: nothing is lost)
+    if out is not None and journal is not None:
+        write_report(report, out)
+        journal.discard()
+    return report
+
+
+def _scored(row: Row, got: Rollouts) -> Scored:
+    return Scored(row, got, score_sample(got.predictions, row.answer, row.defects))
+
+
+def default_report_path(model: str, ref: DatasetRef, split: str) -> Path:
+    """``eval-MODEL-VERSION-SPLIT.json`` in the current folder: the same run finds its own journal again."""
+    tag = ref.version or Path(ref.path).name
+    return Path("-".join(part.replace("/", "_") for part in ("eval", model, tag, split)) + ".json")
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

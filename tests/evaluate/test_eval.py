@@ -142,7 +142,34 @@ def test_eval_figures_match_the_policy(published: tuple[Path, dict], ws_path: Pa
     assert summary["report"] == str(out) and summary["failed"] == 0
     with Workspace.open(ws_path) as ws:
         (status, counts) = ws.db.execute("SELECT status, summary FROM runs WHERE stage = 'eval'").fetchone()
-    assert status == "done" and json.loads(counts) == {"done": len(rows), "failed": 0}
+    assert status == "done" and json.loads(counts) == {"done": len(rows), "failed": 0, "resumed": 0}
+
+
+def test_a_stopped_eval_resumes_from_its_journal(published: tuple[Path, dict], ws_path: Path, cli: CliRunner,
+                                                 tmp_path: Path) -> None:
+    rows = split_rows(Workspace.open(ws_path), "test")
+    right = {source_url(r.images[0]): r for r in rows}
+
+    def oracle(body: dict, call_index: int) -> str:
+        return reply_for(0, right[request_images(body)[0]].answer)[0]
+
+    out = tmp_path / "resumed.json"
+    args = ["eval", "--model", "m", "--version", "1.0.0", "--concurrency", "1", "--out", str(out)]
+    # the endpoint starts refusing after three answers: the run stops, three samples are journalled
+    with OpenAIServer(lambda body, i: oracle(body, i) if i < 3 else Reply.fail(400, "model unloaded")) as server:
+        res = cli.invoke(app, [*args, "--base-url", server.base_url])
+    assert res.exit_code == 1 and "model unloaded" in res.output
+    assert not out.exists()
+    journal = out.with_name(out.name + ".partial.jsonl")
+    assert len(journal.read_text().splitlines()) == 1 + 3
+
+    with OpenAIServer(oracle) as server:
+        res = cli.invoke(app, [*args, "--base-url", server.base_url, "--json"])
+        assert res.exit_code == 0, res.output
+        assert len(server.requests) == len(rows) - 3  # only the samples not answered before
+    report = json.loads(out.read_text())
+    assert [s["sample_id"] for s in report["samples"]] == [r.sample_id for r in rows]
+    assert report["metrics"]["exact"] == 1.0 and not journal.exists()
 
 
 def test_random_baseline_and_compare(published: tuple[Path, dict], ws_path: Path, cli: CliRunner,
