@@ -67,6 +67,8 @@ class CardStats:
     agreements: int = 0
     agreement_sum: float = 0.0
     full_agreement: int = 0
+    difficulties: int = 0
+    hard_rows: int = 0
 
     def add(self, row: PublishedRow) -> None:
         split = row.split
@@ -81,6 +83,7 @@ class CardStats:
         self.rationales[row.rationale_mode or "none", prov.rationale_model or "-"] += 1
         self.generators[prov.generator] += 1
         self.annotators.update(prov.annotators)
+        self.difficulties += row.difficulty is not None
         if prov.agreement is not None:
             self.agreements += 1
             self.agreement_sum += prov.agreement
@@ -132,6 +135,16 @@ def _changelog_section(log: Changelog | None) -> str:
     return "\n".join(parts)
 
 
+def _difficulty_section(stats: CardStats, mined_by: str | None) -> str:
+    if not stats.difficulties:
+        return "Not measured for this version (`aesdata mine-hard` fills the `difficulty` column)."
+    return (
+        f"`difficulty` is 1 - the share of rollouts that `{mined_by}` answered exactly right, known for "
+        f"{stats.difficulties} rows. The `hard` config holds the {stats.hard_rows} training rows it mostly "
+        'fails: `load_dataset(..., "hard")`.'
+    )
+
+
 def render(
     *,
     name: str,
@@ -144,6 +157,7 @@ def render(
     configs: list[Config],
     test_fraction: float,
     repo_id: str | None,
+    mined_by: str | None = None,
 ) -> str:
     """The whole README.md."""
     meta = DatasetCardData(
@@ -210,6 +224,10 @@ Acceptable candidates per sample:
 ## Generators
 
 {_table(["generator", "rows"], [[g, n] for g, n in sorted(stats.generators.items())])}
+
+## Difficulty
+
+{_difficulty_section(stats, mined_by)}
 
 ## Changelog
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aesdata import store
@@ -36,6 +36,7 @@ class Selection:
     label: Label
     candidates: list[Candidate]
     rationale: Rationale | None
+    difficulty: float | None = None
 
     @property
     def label_hash(self) -> str:
@@ -58,7 +59,7 @@ class Selection:
             defects=self.label.judgement.defects,
             rationale=rat.text if rat else None,
             rationale_mode=rat.mode if rat else None,
-            difficulty=None,
+            difficulty=self.difficulty,
             provenance=Provenance(
                 generator=f"{first.backend}:{first.model_id}",
                 seeds=[c.seed for c in self.candidates],
@@ -115,6 +116,7 @@ def iter_selected(
     priority: Sequence[str],
     require_rationale: bool,
     counts: SelectCounts | None = None,
+    difficulty: Mapping[str, float] | None = None,
 ) -> Iterator[Selection]:
     """Publishable samples in sample order, streamed (memory does not grow with the workspace)."""
     counts = counts if counts is not None else SelectCounts()
@@ -134,4 +136,10 @@ def iter_selected(
             continue
         sample = store.get_sample(db, sample_id)
         assert sample is not None  # the id came from the samples table in this same read transaction
-        yield Selection(sample=sample, label=label, candidates=store.get_candidates(db, sample_id), rationale=rationale)
+        yield Selection(
+            sample=sample,
+            label=label,
+            candidates=store.get_candidates(db, sample_id),
+            rationale=rationale,
+            difficulty=(difficulty or {}).get(sample_id),
+        )

@@ -10,22 +10,26 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aesdata import dedup
 from aesdata.errors import AesdataError
+from aesdata.evaluate import mining
 from aesdata.progress import LogReporter, Reporter
 from aesdata.publish import card, hub, split, versions
 from aesdata.publish.select import SelectCounts, Selection, iter_selected
-from aesdata.publish.writer import MAX_SHARD_BYTES, SplitWriter, encode
+from aesdata.publish.writer import DATA_DIR, MAX_SHARD_BYTES, SplitWriter, encode
 from aesdata.schema import DatasetVersion, Split, utcnow
 from aesdata.workspace import Workspace
 
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+HARD_DIR = "hard"  # the ``hard`` config: training rows the most recently mined model mostly fails
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,19 @@ def _content_hash(rows: list[versions.VersionRow]) -> str:
     return h.hexdigest()
 
 
+def _blob_path(ws: Workspace, sha: str) -> str:
+    """The blob's path as a plain string: pathlib costs more than the read itself at 400k images."""
+    return f"{ws.blobs.root}/{ws.blobs.relpath(sha)}"
+
+
+def _read(ws: Workspace, sha: str) -> bytes:
+    with open(_blob_path(ws, sha), "rb") as fh:
+        return fh.read()
+
+
 def _blob_problem(ws: Workspace, sel: Selection) -> str | None:
     shas = (sel.sample.source_id, *(c.sha256 for c in sel.candidates))
-    missing = [sha for sha in shas if not ws.blobs.exists(sha)]
+    missing = [sha for sha in shas if not os.path.isfile(_blob_path(ws, sha))]
     if len(sel.candidates) != 4:
         return f"sample {sel.sample.id}: has {len(sel.candidates)} candidates, not 4"
     return f"sample {sel.sample.id}: image blob(s) missing: {', '.join(missing)}" if missing else None
@@ -75,17 +89,43 @@ class _Snapshot:
         self.db.execute("COMMIT" if exc[0] is None else "ROLLBACK")
 
 
-def _plan(ws: Workspace, *, require_rationale: bool, counts: SelectCounts, reporter: Reporter) -> dict[str, _Planned]:
+@dataclass(frozen=True)
+class _Source:
+    """What both passes read rows with: the same selection rules and the same mined difficulties."""
+
+    ws: Workspace
+    require_rationale: bool
+    difficulty: dict[str, float]
+    hard: frozenset[str]
+    mined_by: str | None
+
+    @classmethod
+    def of(cls, ws: Workspace, require_rationale: bool) -> _Source:
+        mined = mining.difficulties(ws.db)
+        return cls(
+            ws,
+            require_rationale,
+            {s: d.difficulty for s, d in mined.items()},
+            frozenset(s for s, d in mined.items() if d.hard),
+            next(iter(mining.mined_models(ws.db)), None),
+        )
+
+    def rows(self, counts: SelectCounts | None = None) -> Iterator[Selection]:
+        return iter_selected(
+            self.ws.db,
+            priority=self.ws.settings.publish.rationale_priority,
+            require_rationale=self.require_rationale,
+            counts=counts,
+            difficulty=self.difficulty,
+        )
+
+
+def _plan(src: _Source, counts: SelectCounts, reporter: Reporter) -> dict[str, _Planned]:
     planned: dict[str, _Planned] = {}
     with reporter.task("planning", None) as task:
-        for sel in iter_selected(
-            ws.db,
-            priority=ws.settings.publish.rationale_priority,
-            require_rationale=require_rationale,
-            counts=counts,
-        ):
+        for sel in src.rows(counts):
             task.advance()
-            problem = _blob_problem(ws, sel)
+            problem = _blob_problem(src.ws, sel)
             if problem:
                 reporter.problem(problem)
                 counts.bad += 1
@@ -100,43 +140,11 @@ def _plan(ws: Workspace, *, require_rationale: bool, counts: SelectCounts, repor
     return planned
 
 
-def _write(
-    ws: Workspace,
-    folder: Path,
-    planned: dict[str, _Planned],
-    splits: dict[str, Split],
-    *,
-    require_rationale: bool,
-    max_shard_bytes: int,
-    reporter: Reporter,
-) -> card.CardStats:
-    """Pass two: stream every planned row, images embedded, into the split writers."""
-    stats = card.CardStats()
-    writers = {s: SplitWriter(folder, s, max_shard_bytes=max_shard_bytes) for s in ("train", "test")}
-    with reporter.task(f"writing {folder.name}", len(planned)) as task:
-        for sel in iter_selected(
-            ws.db, priority=ws.settings.publish.rationale_priority, require_rationale=require_rationale
-        ):
-            plan = planned.get(sel.sample.id)
-            if plan is None:
-                continue
-            if _digest(sel) != plan.digest:  # impossible inside one snapshot; never publish a mismatch
-                raise AesdataError(f"sample {sel.sample.id}: changed while publishing; run publish again")
-            row = sel.row(splits[sel.sample.id])
-            stats.add(row)
-            source = ws.blobs.read(sel.sample.source_id)
-            cands = [ws.blobs.read(c.sha256) for c in sel.candidates]
-            writers[row.split].add(encode(row, source, cands), len(source) + sum(map(len, cands)))
-            task.advance()
-    for w in writers.values():
-        w.close()
-    return stats
-
-
 @dataclass
 class _Plan:
     """Everything decided before a byte is written."""
 
+    source: _Source
     planned: dict[str, _Planned]
     assignment: split.Assignment
     rows: list[versions.VersionRow]
@@ -146,21 +154,49 @@ class _Plan:
 
 def _make_plan(ws: Workspace, fraction: float, *, require_rationale: bool, reporter: Reporter) -> _Plan:
     counts = SelectCounts()
-    planned = _plan(ws, require_rationale=require_rationale, counts=counts, reporter=reporter)
+    src = _Source.of(ws, require_rationale)
+    planned = _plan(src, counts, reporter)
     groups = dedup.source_groups(ws.db)
     items = [split.Item(sid, groups.get(p.source_id, p.source_id), p.stratum) for sid, p in planned.items()]
     assignment = split.assign(items, versions.previous_splits(ws.db), fraction)
     rows = [
         versions.VersionRow(
-            sid,
-            assignment.splits[sid],
-            p.label_hash,
-            p.rationale_mode,
-            _row_hash(p.digest, assignment.splits[sid]),
+            sid, assignment.splits[sid], p.label_hash, p.rationale_mode, _row_hash(p.digest, assignment.splits[sid])
         )
         for sid, p in planned.items()
     ]
-    return _Plan(planned, assignment, rows, _content_hash(rows), counts)
+    return _Plan(src, planned, assignment, rows, _content_hash(rows), counts)
+
+
+def _write(folder: Path, plan: _Plan, *, max_shard_bytes: int, reporter: Reporter) -> card.CardStats:
+    """Pass two: stream every planned row, images embedded, into the shard writers of each config.
+
+    The ``hard`` config repeats the training rows that the mined model mostly fails.
+    """
+    stats = card.CardStats()
+    writers = {s: SplitWriter(folder, s, max_shard_bytes=max_shard_bytes) for s in ("train", "test")}
+    hard = SplitWriter(folder, "train", subdir=HARD_DIR, max_shard_bytes=max_shard_bytes)
+    with reporter.task(f"writing {folder.name}", len(plan.planned)) as task:
+        for sel in plan.source.rows():
+            planned = plan.planned.get(sel.sample.id)
+            if planned is None:
+                continue
+            if _digest(sel) != planned.digest:  # impossible inside one snapshot; never publish a mismatch
+                raise AesdataError(f"sample {sel.sample.id}: changed while publishing; run publish again")
+            row = sel.row(plan.assignment.splits[sel.sample.id])
+            stats.add(row)
+            source = _read(plan.source.ws, sel.sample.source_id)
+            cands = [_read(plan.source.ws, c.sha256) for c in sel.candidates]
+            encoded, nbytes = encode(row, source, cands), len(source) + sum(map(len, cands))
+            writers[row.split].add(encoded, nbytes)
+            if row.split == "train" and sel.sample.id in plan.source.hard:
+                hard.add(encoded, nbytes)
+            task.advance()
+    for w in writers.values():
+        w.close()
+    hard.close()
+    stats.hard_rows = hard.rows
+    return stats
 
 
 def publish(
@@ -232,7 +268,6 @@ def publish(
                         log,
                         fraction=fraction,
                         repo_id=repo_id,
-                        require_rationale=require_rationale,
                         max_shard_bytes=max_shard_bytes,
                         reporter=reporter,
                     )
@@ -311,7 +346,6 @@ def _write_folder(
     *,
     fraction: float,
     repo_id: str | None,
-    require_rationale: bool,
     max_shard_bytes: int,
     reporter: Reporter,
 ) -> None:
@@ -320,15 +354,10 @@ def _write_folder(
         shutil.rmtree(stale, ignore_errors=True)  # left by a publish that was killed
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{plan.content_hash[:12]}"
     try:
-        stats = _write(
-            ws,
-            tmp,
-            plan.planned,
-            plan.assignment.splits,
-            require_rationale=require_rationale,
-            max_shard_bytes=max_shard_bytes,
-            reporter=reporter,
-        )
+        stats = _write(tmp, plan, max_shard_bytes=max_shard_bytes, reporter=reporter)
+        configs = [card.Config("default", DATA_DIR, stats.splits)]
+        if stats.hard_rows:
+            configs.append(card.Config("hard", HARD_DIR, ("train",)))
         text = card.render(
             name=repo_id.split("/")[-1] if repo_id else "aesdata image-screening dataset",
             version=version,
@@ -337,9 +366,10 @@ def _write_folder(
             license=ws.settings.publish.license,
             stats=stats,
             changelog=log,
-            configs=[card.Config("default", "data", stats.splits)],
+            configs=configs,
             test_fraction=fraction,
             repo_id=repo_id,
+            mined_by=plan.source.mined_by,
         )
         (tmp / "README.md").write_text(text, encoding="utf-8")
         tmp.rename(out_dir)

@@ -42,6 +42,7 @@ FEATURES = Features(
 DATA_DIR = "data"
 MAX_SHARD_BYTES = 500_000_000  # the Hub's guidance for parquet shards is a few hundred MB
 BATCH_BYTES = 32_000_000  # one row group; also the most a writer buffers
+BATCH_ROWS = 500  # ... and at most this many rows (Python row dicts cost ~10 KB each beyond their images)
 
 
 def encode(row: PublishedRow, source_png: bytes, candidate_pngs: list[bytes]) -> dict[str, Any]:
@@ -53,17 +54,18 @@ def encode(row: PublishedRow, source_png: bytes, candidate_pngs: list[bytes]) ->
 
 
 class SplitWriter:
-    """Writes one split's rows into bounded shards inside ``folder/data``."""
+    """Writes one split's rows into bounded shards inside ``folder/subdir`` (one folder per config)."""
 
     def __init__(
         self,
         folder: Path,
         split: str,
         *,
+        subdir: str = DATA_DIR,
         max_shard_bytes: int = MAX_SHARD_BYTES,
         batch_bytes: int = BATCH_BYTES,
     ) -> None:
-        self.dir = folder / DATA_DIR
+        self.dir = folder / subdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.split = split
         self.max_shard_bytes, self.batch_bytes = max_shard_bytes, min(batch_bytes, max_shard_bytes)
@@ -80,7 +82,7 @@ class SplitWriter:
         self._buffer.append(row)
         self._buffer_bytes += nbytes
         self.rows += 1
-        if self._buffer_bytes >= self.batch_bytes:
+        if self._buffer_bytes >= self.batch_bytes or len(self._buffer) >= BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:

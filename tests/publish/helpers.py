@@ -50,10 +50,10 @@ def link(ws: Workspace, a: str, b: str) -> None:
         db.execute("INSERT INTO source_links (a, b, distance) VALUES (?, ?, 3)", (lo, hi))
 
 
-def load(folder: Path | str) -> datasets.DatasetDict:
+def load(folder: Path | str, config: str | None = None) -> datasets.DatasetDict:
     """``load_dataset`` on a published folder, caching next to it (never in the user's cache)."""
     folder = Path(folder)
-    return datasets.load_dataset(str(folder), cache_dir=str(folder.parent / f".cache-{folder.name}"))
+    return datasets.load_dataset(str(folder), config, cache_dir=str(folder.parent / f".cache-{folder.name}"))
 
 
 def splits_of(folder: Path | str) -> dict[str, str]:

@@ -200,3 +200,26 @@ def test_bad_version_and_empty_workspace(ws: Workspace) -> None:
     with pytest.raises(AesdataError, match="nothing to publish"):
         publish(ws, "1.0.0")
     assert store.get_versions(ws.db) == []
+
+
+def test_mined_difficulty_column_and_hard_config(ws: Workspace, tmp_path: Path) -> None:
+    ids = make_samples(ws, 12)
+    pass_rates = {ids[0]: 0.0, ids[1]: 0.25, ids[2]: 0.75, ids[3]: 1.0}
+    with ws.transaction() as db:
+        for sid, rate in pass_rates.items():
+            label = store.get_label(db, sid)
+            assert label is not None
+            db.execute(
+                "INSERT INTO difficulty (sample_id, model, answer, prompt_hash, temperature, rollouts, passes,"
+                " pass_rate, proportional, unparseable, predictions, prompt_tokens, completion_tokens, cost_usd,"
+                " updated_at) VALUES (?, 'vlm-7b', ?, 'p', 1.0, 4, ?, ?, ?, 0, '[]', 0, 0, 0, '2026-01-01')",
+                (sid, label.judgement.answer_text, int(rate * 4), rate, rate),
+            )
+    publish(ws, "1.0.0", out=tmp_path / "v1", test_fraction=0)
+    rows = {r["sample_id"]: r for r in load(tmp_path / "v1")["train"]}
+    assert {sid: rows[sid]["difficulty"] for sid in pass_rates} == {sid: 1 - r for sid, r in pass_rates.items()}
+    assert all(rows[sid]["difficulty"] is None for sid in ids[4:])
+    hard = load(tmp_path / "v1", "hard")
+    assert sorted(hard["train"]["sample_id"]) == sorted([ids[0], ids[1]])
+    card = (tmp_path / "v1" / "README.md").read_text()
+    assert "config_name: hard" in card and "`vlm-7b`" in card and "known for 4 rows" in card
