@@ -59,15 +59,6 @@ class CotSettings(Section):
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model (or '*') -> {input, output} USD per million tokens"
     )
-    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
-    max_retries: int = Field(5, ge=0, description="retries on 429 / 5xx / timeouts")
-    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles per retry, Retry-After wins")
-    max_side: int = Field(768, ge=16, description="images are resized so the longer side is at most this")
-    structured: str = Field("auto", pattern="^(auto|schema|instructed)$",
-                            description="json_schema response_format, or the schema in the prompt")
-    prices: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="model (or '*') -> {input, output} USD per million tokens"
-    )
 
 
 class PublishSettings(Section):
@@ -121,17 +112,6 @@ concurrency = 16
 attempts = 3
 # Name of the environment variable that holds the API key.
 api_key_env = "OPENAI_API_KEY"
-# Per-request timeout (s); retries on 429/5xx/timeouts with backoff from backoff_s (Retry-After wins).
-timeout_s = 120.0
-max_retries = 5
-backoff_s = 1.0
-# Images are sent as JPEG with the longer side at most this many pixels.
-max_side = 768
-# "auto": JSON-schema response_format, falling back to the schema in the prompt where refused.
-structured = "auto"
-# Price table for the cost ledger and --max-cost: USD per million tokens ("*" for any model).
-# [cot.prices]
-# "gpt-4o" = { input = 2.5, output = 10.0 }
 # Per-request timeout (s); retries on 429/5xx/timeouts with backoff from backoff_s (Retry-After wins).
 timeout_s = 120.0
 max_retries = 5
