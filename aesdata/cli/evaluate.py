@@ -50,6 +50,11 @@ DatasetOpt = Annotated[
     str | None,
     typer.Option("--dataset", help="A published folder or Hub repo instead of --version.", show_default=False),
 ]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", help="A named config of the dataset, e.g. hard (training rows mostly failed).",
+                 show_default=False),
+]
 SplitOpt = Annotated[str, typer.Option("--split", help="Split to evaluate.")]
 
 eval_app = typer.Typer(help="Score a model on a published split (or `eval compare A.json B.json`).")
@@ -79,6 +84,7 @@ def eval_cmd(
     base_url: BaseUrlOpt = None,
     version: VersionOpt = None,
     dataset_: DatasetOpt = None,
+    config: ConfigOpt = None,
     split: SplitOpt = "test",
     rollouts: Annotated[int, typer.Option(min=1, help="Replies per sample (K).")] = 1,
     temperature: TemperatureOpt = None,
@@ -107,7 +113,7 @@ def eval_cmd(
     out_ = output(json, quiet)
     ws = _workspace(workspace, required=version is not None)
     try:
-        ref = dataset.resolve(ws, version=version, dataset=dataset_)
+        ref = dataset.resolve(ws, version=version, dataset=dataset_, config=config)
         who = "random" if baseline == "random" else model or (ws.settings.cot.model if ws else None) or "model"
         path = out or run.default_report_path(who, ref, split)
         if baseline == "random":
@@ -174,6 +180,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist or be empty).")],
     version: VersionOpt = None,
     dataset_: DatasetOpt = None,
+    config: ConfigOpt = None,
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to export (default: train and test).",
                                        show_default=False)
@@ -186,7 +193,7 @@ def export(
     out_ = output(json, quiet)
     ws = _workspace(workspace, required=version is not None)
     try:
-        ref = dataset.resolve(ws, version=version, dataset=dataset_)
+        ref = dataset.resolve(ws, version=version, dataset=dataset_, config=config)
         splits = tuple(split or ("train", "test"))
         summary = export_stage(ws, ref, out, fmt=format_, splits=splits, reporter=out_)
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ class DatasetRef:
     path: str
     revision: str | None = None
     version: str | None = None
+    config: str | None = None  # a named config of the dataset, e.g. publish's ``hard``
 
     @property
     def name(self) -> str:
-        return f"{self.path}@{self.revision}" if self.revision else self.path
+        name = f"{self.path}@{self.revision}" if self.revision else self.path
+        return f"{name}[{self.config}]" if self.config else name
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,14 @@ class Row:
     difficulty: float | None
 
 
-def resolve(ws: Workspace | None, *, version: str | None, dataset: str | None) -> DatasetRef:
+def resolve(ws: Workspace | None, *, version: str | None, dataset: str | None, config: str | None = None) -> DatasetRef:
     """The dataset named by ``--dataset``, or the published ``--version`` of the workspace."""
     if (version is None) == (dataset is None):
         raise AesdataError("name the data with exactly one of --version X.Y.Z or --dataset DIR_OR_REPO")
+    return replace(_locate(ws, version, dataset), config=config)
+
+
+def _locate(ws: Workspace | None, version: str | None, dataset: str | None) -> DatasetRef:
     if dataset is not None:
         return DatasetRef(path=dataset)
     assert version is not None and ws is not None
@@ -86,7 +92,7 @@ def _undecoded(features: datasets.Features) -> datasets.Features:
 def load_split(ref: DatasetRef, split: str) -> datasets.Dataset:
     """One split of the dataset, images undecoded; a missing split names the ones there are."""
     try:
-        dd = datasets.load_dataset(ref.path, revision=ref.revision)
+        dd = datasets.load_dataset(ref.path, ref.config, revision=ref.revision)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
         raise AesdataError(f"{ref.name}: cannot load the dataset: {exc}") from exc
     if split not in dd:

@@ -28,6 +28,7 @@ from typing import Any
 from aesdata import store
 from aesdata.cot.client import RequestFailed
 from aesdata.cot.images import ImageEncoder
+from aesdata.cot.stage import image_cache
 from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.prompt import PROMPT_HASH
 from aesdata.evaluate.scoring import score_sample
@@ -202,7 +203,8 @@ def mine_hard(
             elif limit is None or len(todo) < limit:
                 todo.append((sample, label))
         # 2. ask and store, sample by sample
-        encoder = ImageEncoder(ws.blobs, max_side=endpoint.max_side or cot.max_side, cache_size=64)
+        encoder = ImageEncoder(ws.blobs, max_side=int(endpoint.max_side), cache_size=64,
+                               cache_dir=image_cache(ws))
         miner = _Miner(ws, model, encoder, endpoint.temperature, reporter)
         ask_each(cot, endpoint, todo, Asking(miner.messages, miner.answered, miner.failed), rollouts=rollouts,
                  description="mine-hard", reporter=reporter)

@@ -133,3 +133,36 @@ def test_pass_rates_are_stored_and_resumed(setup: tuple[list[str], str], ws: Wor
 def test_mining_needs_sampling(setup: tuple[list[str], str], cli: CliRunner) -> None:
     res = cli.invoke(app, ["mine-hard", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--temperature", "0"])
     assert res.exit_code == 1 and "temperature > 0" in res.output
+
+
+def test_publish_carries_difficulty_and_the_hard_config(published: tuple[Path, dict], ws: Workspace, cli: CliRunner,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mine-hard -> publish -> export --config hard: the samples the model fails are the ones trainers get."""
+    _, ids = published
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    policy = Policy(ws)
+    fails = {sid for i, sid in policy.by_url.values() if i % 2 == 0}
+
+    def wrong_on_even(body: dict, call_index: int) -> str:
+        _, sid = policy.by_url[request_images(body)[0]]
+        answer = policy.answer(sid)
+        if sid in fails:
+            return "<answer>none</answer>" if answer else "<answer>A</answer>"
+        return f"<answer>{','.join(s for s in SLOTS if s in answer) or 'none'}</answer>"
+
+    with OpenAIServer(wrong_on_even) as server:
+        summary = mine(cli, server, "--max-side", str(MAX_SIDE))
+    assert summary["mined_now"] == len(ids["train"]) and summary["skipped_test_split"] == len(ids["test"])
+    hard = fails & set(ids["train"])
+    assert summary["hard"] == len(hard) > 0
+
+    out = tmp_path / "v1.1.0"
+    res = cli.invoke(app, ["publish", "--version", "1.1.0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    export = tmp_path / "hard-grpo"
+    res = cli.invoke(app, ["export", "--format", "grpo", "--version", "1.1.0", "--config", "hard", "--split", "train",
+                           "--out", str(export)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (export / "train.jsonl").read_text().splitlines()]
+    assert {r["sample_id"] for r in rows} == hard
+    assert all(r["difficulty"] == 1.0 for r in rows)
