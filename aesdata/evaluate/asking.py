@@ -150,18 +150,22 @@ class Asking(Generic[T]):
 def ask_each(
     cot: CotSettings,
     endpoint: Endpoint,
-    items: Sequence[T],
+    items: Iterable[T],
     asking: Asking[T],
     *,
     rollouts: int,
+    total: int | None,
     description: str,
     reporter: Reporter,
 ) -> None:
-    """Ask every item ``rollouts`` times through one client, a bounded number of items at a time."""
+    """Ask every item ``rollouts`` times through one client, a bounded number of items at a time.
+
+    ``items`` may be a stream: it is read only as workers become free.
+    """
 
     async def main() -> None:
         async with open_client(cot, endpoint) as client:
-            with reporter.task(f"{description} {client.model}", len(items)) as task:
+            with reporter.task(f"{description} {client.model}", total) as task:
 
                 async def work(item: T) -> None:
                     try:
@@ -174,8 +178,7 @@ def ask_each(
 
                 await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
 
-    if items:
-        asyncio.run(main())
+    asyncio.run(main())
 
 
 def check_rollouts(rollouts: int, temperature: float | None, *, need_sampling: bool) -> float:

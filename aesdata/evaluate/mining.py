@@ -206,8 +206,9 @@ def mine_hard(
         encoder = ImageEncoder(ws.blobs, max_side=int(endpoint.max_side), cache_size=64,
                                cache_dir=image_cache(ws))
         miner = _Miner(ws, model, encoder, endpoint.temperature, reporter)
-        ask_each(cot, endpoint, todo, Asking(miner.messages, miner.answered, miner.failed), rollouts=rollouts,
-                 description="mine-hard", reporter=reporter)
+        if todo:
+            ask_each(cot, endpoint, todo, Asking(miner.messages, miner.answered, miner.failed), rollouts=rollouts,
+                     total=len(todo), description="mine-hard", reporter=reporter)
         mined = miner.counts
         for key, n in {**counts, **mined}.items():
             run.count(key, n)

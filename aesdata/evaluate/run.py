@@ -48,32 +48,54 @@ REPORT_FORMAT = 1
 
 @dataclass(frozen=True)
 class Scored:
-    """One sample's outcome: its row, the model's rollouts (None for the baseline) and its score."""
+    """One sample's outcome (no images: a report holds thousands): the model's rollouts and its score."""
 
-    row: Row
+    sample_id: str
+    answer: frozenset[str]
     rollouts: Rollouts | None
     score: SampleScore
+    baseline: SampleScore
 
 
-def _rows(ref: DatasetRef, split: str, limit: int | None, reporter: Reporter) -> tuple[list[Row], list[str]]:
-    """The split's usable rows (at most ``limit``) and why the malformed ones were left out.
+class _Rows:
+    """A split's rows streamed in dataset order, at most ``limit``; malformed ones reported and set aside.
 
-    Rows hold encoded image bytes (tens of KB each), so even a large test split fits; the images a
-    model is sent are encoded later, only for the samples being asked.
+    Streaming keeps memory flat however large the split: only the samples being asked hold images.
     """
-    ds = load_split(ref, split)
-    rows, bad = [], []
-    for item in iter_rows(ds):
-        if isinstance(item, ValueError):
-            reporter.problem(f"{ref.name} {split}: {item}")
-            bad.append(str(item))
-            continue
-        rows.append(item)
-        if limit is not None and len(rows) >= limit:
-            break
-    if not rows:
-        raise AesdataError(f"{ref.name}: split {split!r} has no usable rows")
-    return rows, bad
+
+    def __init__(self, ref: DatasetRef, split: str, limit: int | None, reporter: Reporter) -> None:
+        self.ds = load_split(ref, split)
+        self.where, self.limit, self.reporter = f"{ref.name} {split}", limit, reporter
+        self.total = min(len(self.ds), limit) if limit is not None else len(self.ds)
+        self.order: list[str] = []
+        self.bad: list[str] = []
+
+    def __iter__(self) -> Iterator[Row]:
+        for item in iter_rows(self.ds):
+            if self.limit is not None and len(self.order) >= self.limit:
+                return
+            if isinstance(item, ValueError):
+                self.reporter.problem(f"{self.where}: {item}")
+                self.bad.append(str(item))
+                continue
+            self.order.append(item.sample_id)
+            yield item
+
+    def ordered(self, results: dict[str, Scored]) -> list[Scored]:
+        """The scored samples in dataset order; no usable row at all is an error."""
+        if not self.order:
+            raise AesdataError(f"{self.where}: no usable rows")
+        return [results[sid] for sid in self.order if sid in results]
+
+    def failures(self) -> list[dict[str, str | None]]:
+        return [{"sample_id": None, "error": e} for e in self.bad]
+
+
+def _scored(row: Row, got: Rollouts | None, rollouts: int) -> Scored:
+    """Score ``got`` (None: the random baseline itself) and keep the baseline of the same row beside it."""
+    baseline = random_sample_score(row.answer, row.defects, rollouts)
+    score = baseline if got is None else score_sample(got.predictions, row.answer, row.defects)
+    return Scored(row.sample_id, row.answer, got, score, baseline)
 
 
 def _image_urls(row: Row, max_side: int) -> list[str]:
@@ -88,7 +110,7 @@ def _image_urls(row: Row, max_side: int) -> list[str]:
 
 def _sample_entry(scored: Scored) -> dict[str, Any]:
     rollouts = scored.rollouts
-    entry: dict[str, Any] = {"sample_id": scored.row.sample_id, "answer": format_answer(scored.row.answer)}
+    entry: dict[str, Any] = {"sample_id": scored.sample_id, "answer": format_answer(scored.answer)}
     if rollouts is not None:
         entry["predictions"] = [None if p is None else format_answer(p) for p in rollouts.predictions]
         entry["replies"] = list(rollouts.texts)
@@ -106,7 +128,6 @@ def _report(
     failed: list[dict[str, str | None]],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    baseline = [random_sample_score(s.row.answer, s.row.defects, rollouts) for s in scored]
     asked = [s.rollouts for s in scored if s.rollouts is not None]
     return {
         "report_format": REPORT_FORMAT,
@@ -119,7 +140,7 @@ def _report(
         "prompt_hash": PROMPT_HASH,
         "created_at": utcnow().isoformat(),
         "metrics": summarise([s.score for s in scored]),
-        "baseline_random": summarise(baseline),
+        "baseline_random": summarise([s.baseline for s in scored]),
         "usage": {
             "calls": sum(len(r.texts) for r in asked),
             "prompt_tokens": sum(r.prompt_tokens for r in asked),
@@ -144,12 +165,11 @@ def random_baseline(
     reporter = reporter or LogReporter()
     params = {"baseline": "random", "dataset": ref.name, "split": split, "rollouts": rollouts}
     with recorded(ws, "eval", params) as run:
-        rows, bad = _rows(ref, split, limit, reporter)
-        scored = [Scored(r, None, random_sample_score(r.answer, r.defects, rollouts)) for r in rows]
+        rows = _Rows(ref, split, limit, reporter)
+        scored = rows.ordered({row.sample_id: _scored(row, None, rollouts) for row in rows})
         run.count("done", len(scored))
-        run.count("failed", len(bad))
-    failed = [{"sample_id": None, "error": e} for e in bad]
-    return _report("random", ref, split, rollouts, scored, failed, {"model": "random"})
+        run.count("failed", len(rows.bad))
+    return _report("random", ref, split, rollouts, scored, rows.failures(), {"model": "random"})
 
 
 def evaluate(
@@ -178,18 +198,24 @@ def evaluate(
     # the same model served from another address (a restarted server) continues the same journal
     journal = Journal(journal_path(out), {k: v for k, v in key.items() if k != "base_url"}) if out else None
     with recorded(ws, "eval", {**key, "limit": limit, "out": str(out) if out else None}) as run:
-        # 1. the rows, and those an interrupted run already asked
-        rows, bad = _rows(ref, split, limit, reporter)
+        # 1. the rows, streamed; those an interrupted run already asked are scored from the journal
+        rows = _Rows(ref, split, limit, reporter)
         earlier = journal.load() if journal else {}
-        results = {r.sample_id: _scored(r, earlier[r.sample_id]) for r in rows if r.sample_id in earlier}
-        failed: list[dict[str, str | None]] = [{"sample_id": None, "error": e} for e in bad]
-        if results:
-            reporter.info(f"resuming: {len(results)} sample(s) answered by an earlier run")
-        run.count("resumed", len(results))
+        results: dict[str, Scored] = {}
+        failed: list[dict[str, str | None]] = []  # samples whose requests failed after every retry
+        if earlier:
+            reporter.info(f"resuming: {len(earlier)} sample(s) answered by an earlier run")
+
+        def pending() -> Iterator[Row]:
+            for row in rows:
+                if row.sample_id in earlier:
+                    results[row.sample_id] = _scored(row, earlier[row.sample_id], rollouts)
+                else:
+                    yield row
 
         # 2. ask the rest
         def answered(row: Row, got: Rollouts) -> None:
-            results[row.sample_id] = _scored(row, got)
+            results[row.sample_id] = _scored(row, got, rollouts)
             if journal:
                 journal.add(row.sample_id, got)
 
@@ -200,11 +226,13 @@ def evaluate(
         async def messages(row: Row) -> list[dict[str, Any]]:
             return screening_messages(row.question, await asyncio.to_thread(_image_urls, row, max_side))
 
-        todo = [r for r in rows if r.sample_id not in results]
-        ask_each(cot, endpoint, todo, Asking(messages, answered, failure), rollouts=rollouts, description="eval",
-                 reporter=reporter)
-        scored = [results[r.sample_id] for r in rows if r.sample_id in results]
-        run.count("done", len(scored) - len(earlier.keys() & results.keys()))
+        ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
+                 total=max(0, rows.total - len(earlier)), description="eval", reporter=reporter)
+        scored = rows.ordered(results)
+        failed = rows.failures() + failed
+        resumed = sum(sid in earlier for sid in results)
+        run.count("resumed", resumed)
+        run.count("done", len(scored) - resumed)
         run.count("failed", len(failed))
     if not scored:
         raise AesdataError(f"no sample of {ref.name} {split!r} got an answer from the model ({len(failed)} failed)")
@@ -214,10 +242,6 @@ def evaluate(
         write_report(report, out)
         journal.discard()
     return report
-
-
-def _scored(row: Row, got: Rollouts) -> Scored:
-    return Scored(row, got, score_sample(got.predictions, row.answer, row.defects))
 
 
 def default_report_path(model: str, ref: DatasetRef, split: str) -> Path:
