@@ -1,0 +1,94 @@
+"""Judgement <-> Label Studio result, and validation of what the server hands back."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aesdata.annotate.pseudonym import load_key, pseudonym
+from aesdata.annotate.tasks import (
+    ACCEPTABLE,
+    RATIONALE,
+    SOURCE_IMAGE,
+    data_key,
+    defects_control,
+    judgement_result,
+    parse_result,
+)
+from aesdata.assets import asset_path
+from aesdata.schema import DIMENSIONS, SLOTS, Judgement
+
+judgements = st.builds(
+    Judgement.from_defects,
+    st.fixed_dictionaries({s: st.sets(st.sampled_from(DIMENSIONS), max_size=4) for s in SLOTS}),
+)
+
+
+@given(judgements)
+def test_result_round_trips(judgement):
+    assert parse_result(judgement_result(judgement)) == (judgement, None)
+
+
+def test_rationale_text_is_kept():
+    result = judgement_result(Judgement.from_defects({}))
+    result.append(
+        {"from_name": RATIONALE, "to_name": SOURCE_IMAGE, "type": "textarea", "value": {"text": [" all fine "]}}
+    )
+    assert parse_result(result)[1] == "all fine"
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        ([], "no 'acceptable' choice"),
+        ([{"from_name": ACCEPTABLE, "value": {"choices": ["A", "E"]}}], "unknown choice(s) E"),
+        ([{"from_name": "mood", "value": {"choices": ["x"]}}], "unknown control 'mood'"),
+        (
+            [{"from_name": ACCEPTABLE, "value": {"choices": ["A", "B", "C"]}}],
+            "slot D is marked unacceptable but has no defect tag",
+        ),
+        (
+            [
+                {"from_name": ACCEPTABLE, "value": {"choices": ["A", "B", "C", "D"]}},
+                {"from_name": defects_control("A"), "value": {"choices": ["physical_shadow"]}},
+            ],
+            "slot A is marked acceptable but tagged physical_shadow",
+        ),
+        ([{"from_name": ACCEPTABLE, "value": {"choices": "A"}}], "has no list of choices"),
+    ],
+)
+def test_bad_results_say_why_in_one_line(result, reason):
+    with pytest.raises(ValueError) as err:
+        parse_result(result)
+    assert reason in str(err.value) and "\n" not in str(err.value)
+
+
+def test_labeling_config_names_what_the_code_reads():
+    root = ET.parse(asset_path("label_studio_config.xml")).getroot()
+    controls = {el.get("name"): el for el in root.iter() if el.tag in ("Choices", "TextArea")}
+    assert set(controls) == {ACCEPTABLE, RATIONALE, *(defects_control(s) for s in SLOTS)}
+    assert [c.get("value") for c in controls[ACCEPTABLE]] == list(SLOTS)
+    for slot in SLOTS:
+        assert [c.get("alias") for c in controls[defects_control(slot)]] == list(DIMENSIONS)
+    values = {el.get("value") for el in root.iter("Image")}
+    assert values == {"$original", *(f"${data_key(s)}" for s in SLOTS)}  # never "$source"
+    hotkeys = [c.get("hotkey") for el in controls.values() for c in el]
+    assert None not in hotkeys and len(set(hotkeys)) == len(hotkeys)
+    # every control sits in a View with an idAttr (tests and CSS find it)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    assert all(parents[el].tag == "View" and parents[el].get("idAttr") for el in controls.values())
+
+
+def test_pseudonyms_are_keyed_stable_and_never_the_user_id(tmp_path, monkeypatch):
+    monkeypatch.delenv("AESDATA_PSEUDONYM_KEY", raising=False)
+    key = load_key(tmp_path)
+    assert load_key(tmp_path) == key and (tmp_path / "pseudonym.key").stat().st_mode & 0o777 == 0o600
+    p1 = pseudonym(key, "http://127.0.0.1:8080", 1)
+    assert p1 == pseudonym(key, "http://127.0.0.1:9999", 1)  # same server, another port
+    assert p1 != pseudonym(key, "http://127.0.0.1:8080", 2)
+    assert p1 != pseudonym(b"another key", "http://127.0.0.1:8080", 1)
+    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "shared")
+    assert load_key(tmp_path) == b"shared"
