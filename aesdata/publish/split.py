@@ -91,13 +91,25 @@ def assign(items: Iterable[Item], previous: Mapping[str, Split], test_fraction: 
         s: min(max(test_fraction * size_per_stratum[s] - test_per_stratum[s], 0.0), fresh_size[s]) for s in fresh
     }
     quotas = _quotas(deficits, budget)
+    taken_total = 0
     for stratum, groups in fresh.items():
         taken = 0
         for group in sorted(groups, key=_order):
-            size = len(members[group])
             # take the group when that brings the stratum closer to its quota than leaving it
-            split = "test" if taken + size / 2 < quotas[stratum] else "train"
-            taken += size if split == "test" else 0
-            for it in members[group]:
-                out.splits[it.sample_id] = split
+            if taken + len(members[group]) / 2 < quotas[stratum]:
+                taken += _put(out, members[group], "test")
+            else:
+                _put(out, members[group], "train")
+        taken_total += taken
+    # Groups larger than a small stratum's quota can leave the total short: top up across strata.
+    for group in sorted((g for gs in fresh.values() for g in gs), key=_order):
+        size = len(members[group])
+        if out.splits[members[group][0].sample_id] == "train" and taken_total + size / 2 < budget:
+            taken_total += _put(out, members[group], "test")
     return out
+
+
+def _put(out: Assignment, members: list[Item], split: Split) -> int:
+    for it in members:
+        out.splits[it.sample_id] = split
+    return len(members)

@@ -74,3 +74,10 @@ def test_a_merged_group_goes_to_test_and_says_so() -> None:
 def test_zero_fraction_puts_everything_in_train() -> None:
     out = assign([Item(f"s{i}", f"g{i}", "none") for i in range(10)], {}, 0.0)
     assert out.count() == {"train": 10, "test": 0}
+
+
+def test_pairs_in_tiny_strata_still_reach_the_test_share() -> None:
+    # every stratum holds one pair: a per-stratum quota of 1 could never take a group of 2
+    items = [Item(f"s{i}", f"g{i // 2}", f"stratum{i // 2}") for i in range(20)]
+    out = assign(items, {}, 0.2)
+    assert out.count()["test"] == 4
