@@ -70,9 +70,9 @@ class Selection:
             ),
         )
 
-    def content_hash(self, split: Split) -> str:
-        """Hash of everything the published row holds, images by their content hash."""
-        h = hashlib.sha256(self.row(split).model_dump_json().encode())
+    def digest(self, row: PublishedRow) -> str:
+        """Hash of everything ``row`` (built by :meth:`row`) publishes but its split; images by content hash."""
+        h = hashlib.sha256(row.model_dump_json(exclude={"split"}).encode())
         h.update(self.sample.source_id.encode())
         for cand in self.candidates:
             h.update(cand.sha256.encode())

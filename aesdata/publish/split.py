@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aesdata.schema import Split
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """What the splitter needs to know about one sample."""
 

@@ -32,7 +32,7 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 HARD_DIR = "hard"  # the ``hard`` config: training rows the most recently mined model mostly fails
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Planned:
     """Pass one's memory of a sample: small, so planning 100k samples costs a few tens of MB."""
 
@@ -41,10 +41,6 @@ class _Planned:
     label_hash: str
     rationale_mode: str | None
     digest: str  # everything the row holds except its split
-
-
-def _digest(sel: Selection) -> str:
-    return sel.content_hash("train")
 
 
 def _row_hash(digest: str, split_name: Split) -> str:
@@ -135,7 +131,7 @@ def _plan(src: _Source, counts: SelectCounts, reporter: Reporter) -> dict[str, _
                 sel.stratum,
                 sel.label_hash,
                 sel.rationale.mode if sel.rationale else None,
-                _digest(sel),
+                sel.digest(sel.row("train")),
             )
     return planned
 
@@ -181,9 +177,9 @@ def _write(folder: Path, plan: _Plan, *, max_shard_bytes: int, reporter: Reporte
             planned = plan.planned.get(sel.sample.id)
             if planned is None:
                 continue
-            if _digest(sel) != planned.digest:  # impossible inside one snapshot; never publish a mismatch
-                raise AesdataError(f"sample {sel.sample.id}: changed while publishing; run publish again")
             row = sel.row(plan.assignment.splits[sel.sample.id])
+            if sel.digest(row) != planned.digest:  # impossible inside one snapshot; never publish a mismatch
+                raise AesdataError(f"sample {sel.sample.id}: changed while publishing; run publish again")
             stats.add(row)
             source = _read(plan.source.ws, sel.sample.source_id)
             cands = [_read(plan.source.ws, c.sha256) for c in sel.candidates]

@@ -16,7 +16,7 @@ from aesdata.errors import AesdataError
 from aesdata.schema import DatasetVersion, Split
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionRow:
     sample_id: str
     split: Split

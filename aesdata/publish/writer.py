@@ -8,6 +8,7 @@ The parquet schema carries the ``datasets`` features, so ``load_dataset`` decode
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,29 @@ DATA_DIR = "data"
 MAX_SHARD_BYTES = 500_000_000  # the Hub's guidance for parquet shards is a few hundred MB
 BATCH_BYTES = 32_000_000  # one row group; also the most a writer buffers
 BATCH_ROWS = 500  # ... and at most this many rows (Python row dicts cost ~10 KB each beyond their images)
+
+
+#: Image bytes are PNG already: compressing or dictionary-encoding them again only costs time and memory.
+IMAGE_BYTES = ("source.bytes", "candidates.list.element.bytes")
+
+
+def _leaves(type_: pa.DataType, path: str) -> Iterator[str]:
+    """Parquet leaf column paths (``provenance.seeds.list.element``) under one arrow field."""
+    if pa.types.is_struct(type_):
+        for field in type_:
+            yield from _leaves(field.type, f"{path}.{field.name}")
+    elif pa.types.is_list(type_) or pa.types.is_fixed_size_list(type_) or pa.types.is_large_list(type_):
+        yield from _leaves(type_.value_type, f"{path}.list.element")
+    else:
+        yield path
+
+
+def _column_options(schema: pa.Schema) -> dict[str, Any]:
+    leaves = [leaf for field in schema for leaf in _leaves(field.type, field.name)]
+    return {
+        "compression": {c: "NONE" if c in IMAGE_BYTES else "SNAPPY" for c in leaves},
+        "use_dictionary": [c for c in leaves if c not in IMAGE_BYTES],
+    }
 
 
 def encode(row: PublishedRow, source_png: bytes, candidate_pngs: list[bytes]) -> dict[str, Any]:
@@ -91,7 +115,7 @@ class SplitWriter:
         if self._writer is None:
             path = self.dir / f".{self.split}-{len(self._shards):05d}.parquet.part"
             self._shards.append(path)
-            self._writer = pq.ParquetWriter(path, self.schema)
+            self._writer = pq.ParquetWriter(path, self.schema, **_column_options(self.schema))
         self._writer.write_batch(pa.RecordBatch.from_pylist(self._buffer, schema=self.schema))
         self._shard_bytes += self._buffer_bytes
         self._buffer, self._buffer_bytes = [], 0
