@@ -1,7 +1,7 @@
 """Upload a published folder to a Hugging Face dataset repo as one commit, tagged ``vX.Y.Z``.
 
 The token comes from ``HF_TOKEN`` only; ``HF_ENDPOINT`` (read at call time) points at another Hub.
-Old data shards are deleted in the same commit, so ``data/train-*`` never mixes two versions.
+Old shards are deleted in the same commit, so ``data/train-*`` never mixes two versions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from aesdata.errors import AesdataError
-from aesdata.publish.writer import DATA_DIR
+from aesdata.publish.writer import DATA_DIR, HARD_DIR
 
 TOKEN_ENV = "HF_TOKEN"
 
@@ -32,7 +32,7 @@ def upload(folder: Path, *, repo_id: str, version: str, private: bool) -> str:
             repo_type="dataset",
             folder_path=folder,
             commit_message=f"aesdata: publish {tag}",
-            delete_patterns=[f"{DATA_DIR}/*"],
+            delete_patterns=[f"{DATA_DIR}/*", f"{HARD_DIR}/*"],
         )
         api.create_tag(repo_id, repo_type="dataset", tag=tag, revision=commit.oid, tag_message=f"aesdata dataset {tag}")
     except HfHubHTTPError as exc:

@@ -24,12 +24,11 @@ from aesdata.evaluate import mining
 from aesdata.progress import LogReporter, Reporter
 from aesdata.publish import card, hub, split, versions
 from aesdata.publish.select import SelectCounts, Selection, iter_selected
-from aesdata.publish.writer import DATA_DIR, MAX_SHARD_BYTES, SplitWriter, encode
+from aesdata.publish.writer import DATA_DIR, HARD_DIR, MAX_SHARD_BYTES, SplitWriter, encode
 from aesdata.schema import DatasetVersion, Split, utcnow
 from aesdata.workspace import Workspace
 
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-HARD_DIR = "hard"  # the ``hard`` config: training rows the most recently mined model mostly fails
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ FEATURES = Features(
     }
 )
 
-DATA_DIR = "data"
+DATA_DIR = "data"  # the ``default`` config
+HARD_DIR = "hard"  # the ``hard`` config: training rows the most recently mined model mostly fails
 MAX_SHARD_BYTES = 500_000_000  # the Hub's guidance for parquet shards is a few hundred MB
 BATCH_BYTES = 32_000_000  # one row group; also the most a writer buffers
 BATCH_ROWS = 500  # ... and at most this many rows (Python row dicts cost ~10 KB each beyond their images)

@@ -139,6 +139,8 @@ def test_never_overwrite_and_same_content_is_a_noop(ws: Workspace, cli: CliRunne
     res = cli.invoke(app, ["publish", "--version", "1.0.2", "--json"])
     assert json.loads(res.stdout)["status"] == "no-op: same content as 1.0.1"
     assert [v.version for v in store.get_versions(ws.db)] == ["1.0.0", "1.0.1"]
+    res = cli.invoke(app, ["diff", "1.0.0", "9.9.9"])
+    assert res.exit_code == 1 and "version 9.9.9: not published in this workspace" in res.stderr
 
 
 def test_selection_rules(ws: Workspace, tmp_path: Path) -> None:
