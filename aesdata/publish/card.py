@@ -28,7 +28,7 @@ FIELDS = [
     ["defects", "defect dimensions per slot (empty: acceptable)"],
     ["rationale", "chain-of-thought reasoning to the answer"],
     ["rationale_mode", "answer-driven, automated, manual or template"],
-    ["difficulty", "share of evaluated models that got it wrong, when known"],
+    ["difficulty", "1 - the share of a mined model's rollouts that were exactly right, when known"],
     ["provenance", "generator, seeds, annotator pseudonyms, agreement, label origin, rationale model"],
 ]
 _CONTENT_HASH_RE = re.compile(r"^Content hash: `([0-9a-f]{64})`$", re.M)
@@ -210,6 +210,9 @@ Acceptable candidates per sample:
 {_table(["acceptable", *splits], answer_rows)}
 
 ## Labels and agreement
+
+Human labels are the consensus of annotators in Label Studio; synthetic labels are the defects the synthetic
+generator drew in on purpose. Where a sample has both, the human label is published.
 
 {_table(["", "rows"], [[f"{o} labels", n] for o, n in sorted(stats.origins.items())])}
 
