@@ -71,7 +71,7 @@ def pull(
             for lt in changed:
                 if not (remote[lt.task_id].total_annotations or lt.task_id in annotated):
                     _set_seen(db, ref, lt.task_id, _stamp(remote[lt.task_id].updated_at))
-        run.count("tasks_unchanged", len(local) - len(changed))
+        run.count("tasks_unchanged", sum(1 for tid in local if tid in remote) - len(changed))
         # 3. Export the changed tasks in chunks; each chunk commits on its own.
         with reporter.task("pull from Label Studio", len(to_export)) as bar:
             for chunk in _chunks(to_export, EXPORT_CHUNK):

@@ -6,19 +6,18 @@ fresh workspace inside the server's files root (so local-files URLs resolve) and
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from label_studio_sdk import LabelStudio
 
-from aesdata.annotate.server import DEFAULT_VENV, PASSWORD_ENV, TOKEN_ENV, LabelStudioServer, free_port
+from aesdata.annotate.server import PASSWORD_ENV, TOKEN_ENV, LabelStudioServer
 from aesdata.annotate.tasks import judgement_result
 from aesdata.schema import Judgement
 from aesdata.workspace import Workspace
+from tests.annotate.throwaway import start_throwaway
 
 
 @dataclass
@@ -56,36 +55,9 @@ class LS:
         return ann.id
 
 
-#: A migrated, empty data folder kept beside Label Studio's venv (rebuilt with it), copied for each
-#: session: a restart takes seconds where a first start migrates for ~45 s. Its admin has this
-#: token and password, known only to tests on this machine.
-TEMPLATE = DEFAULT_VENV / "aesdata-test-template"
-TOKEN = "aesdatatest" + "0" * 29
-PASSWORD = "aesdata-test-password"
-
-
-def _start(root: Path) -> LabelStudioServer:
-    data = root / "data"
-    if (TEMPLATE / "label_studio.sqlite3").is_file():
-        shutil.copytree(TEMPLATE, data, ignore=shutil.ignore_patterns("*.log"))
-    server = LabelStudioServer(
-        data_dir=data, files_root=root / "files", token=TOKEN, password=PASSWORD, port=free_port()
-    )
-    server.files_root.mkdir(exist_ok=True)
-    server.start()
-    if not TEMPLATE.exists():
-        server.stop()  # a consistent copy of the freshly migrated database, then start again
-        staging = TEMPLATE.with_name(f"{TEMPLATE.name}.{uuid.uuid4().hex[:6]}")
-        shutil.copytree(data, staging, ignore=shutil.ignore_patterns("*.log"))
-        staging.rename(TEMPLATE)
-        server.port = free_port()
-        server.start()
-    return server
-
-
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LS]:
-    server = _start(tmp_path_factory.mktemp("labelstudio"))
+    server = start_throwaway(tmp_path_factory.mktemp("labelstudio"))
     try:
         client = LabelStudio(base_url=server.url, api_key=server.token, timeout=120)
         me = client.users.whoami()
