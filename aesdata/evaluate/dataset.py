@@ -78,27 +78,22 @@ def _locate(ws: Workspace | None, version: str | None, dataset: str | None) -> D
     )
 
 
-def _undecoded(features: datasets.Features) -> datasets.Features:
-    """The same features with every image left as stored bytes."""
-    out = features.copy()
-    for name, feature in features.items():
-        if isinstance(feature, datasets.Image):
-            out[name] = datasets.Image(decode=False)
-        elif isinstance(feature, datasets.List | datasets.Sequence) and isinstance(feature.feature, datasets.Image):
-            out[name] = type(feature)(datasets.Image(decode=False), length=feature.length)
-    return out
+def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
+    """One split, streamed with images undecoded; a missing split names the ones there are.
 
-
-def load_split(ref: DatasetRef, split: str) -> datasets.Dataset:
-    """One split of the dataset, images undecoded; a missing split names the ones there are."""
+    Streaming, not ``load_dataset``'s prepared Arrow cache: rows are read straight from the parquet shards
+    (local or on the Hub), nothing is copied to ``~/.cache``, and a folder is always read as it is now.
+    The prepared cache of a local folder whose card declares its configs is keyed by the folder's *name*
+    and the card (datasets 5), so two published folders both called ``v1.0.0`` (two workspaces, or one
+    folder re-created) can silently read each other's rows; streaming has no such cache.
+    """
     try:
-        dd = datasets.load_dataset(ref.path, ref.config, revision=ref.revision)
+        dd = datasets.load_dataset(ref.path, ref.config, revision=ref.revision, streaming=True)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
         raise AesdataError(f"{ref.name}: cannot load the dataset: {exc}") from exc
     if split not in dd:
         raise AesdataError(f"{ref.name}: no split {split!r} (splits: {', '.join(dd)})")
-    ds = dd[split]
-    return ds.cast(_undecoded(ds.features))
+    return dd[split].decode(False)
 
 
 def _image_bytes(value: Mapping[str, Any], where: str) -> bytes:
@@ -142,7 +137,7 @@ def to_row(record: Mapping[str, Any]) -> Row:
     )
 
 
-def iter_rows(ds: datasets.Dataset) -> Iterator[Row | ValueError]:
+def iter_rows(ds: datasets.IterableDataset) -> Iterator[Row | ValueError]:
     """Rows in order; a malformed one comes back as the error naming it, so callers report and go on."""
     for record in ds:
         try:

@@ -91,7 +91,7 @@ def validate(root: Path, fmt: Format, expected: dict[str, dict[str, str]]) -> No
     ``expected[split][relative image path]`` is the sha256 of the bytes that path must hold.
     """
     for split, images in expected.items():
-        ds = datasets.load_dataset("json", data_files=str(root / f"{split}.jsonl"), split="train")
+        ds = datasets.load_dataset("json", data_files=str(root / f"{split}.jsonl"), split="train", streaming=True)
         seen: set[str] = set()
         for rec in ds:
             sid = rec["sample_id"]
@@ -166,7 +166,7 @@ def export(
             expected[split] = {}
             with (
                 (root / f"{split}.jsonl").open("w", encoding="utf-8") as fh,
-                reporter.task(f"export {split}", len(ds)) as task,
+                reporter.task(f"export {split}", None) as task,
             ):
                 for item in iter_rows(ds):
                     task.advance()

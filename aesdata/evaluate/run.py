@@ -66,7 +66,7 @@ class _Rows:
     def __init__(self, ref: DatasetRef, split: str, limit: int | None, reporter: Reporter) -> None:
         self.ds = load_split(ref, split)
         self.where, self.limit, self.reporter = f"{ref.name} {split}", limit, reporter
-        self.total = min(len(self.ds), limit) if limit is not None else len(self.ds)
+        self.total = limit  # a streamed split's length is known only once it is read
         self.order: list[str] = []
         self.bad: list[str] = []
 
@@ -227,7 +227,7 @@ def evaluate(
             return screening_messages(row.question, await asyncio.to_thread(_image_urls, row, max_side))
 
         ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
-                 total=max(0, rows.total - len(earlier)), description="eval", reporter=reporter)
+                 total=rows.total, description="eval", reporter=reporter)
         scored = rows.ordered(results)
         failed = rows.failures() + failed
         resumed = sum(sid in earlier for sid in results)

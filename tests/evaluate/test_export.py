@@ -12,11 +12,13 @@ from typer.testing import CliRunner
 
 from aesdata import store
 from aesdata.cli.main import app
+from aesdata.evaluate import dataset
 from aesdata.evaluate.dataset import Row
 from aesdata.evaluate.export import to_record
 from aesdata.evaluate.reward import exact_reward, proportional_reward
 from aesdata.schema import SLOTS, parse_rationale
 from aesdata.workspace import Workspace
+from tests.factories import make_samples
 
 
 def load_for_training(out: Path, split: str) -> datasets.Dataset:
@@ -86,3 +88,23 @@ def test_sft_needs_a_rationale() -> None:
     assert to_record("sft", row, ["x"] * 5) is None
     grpo = to_record("grpo", row, ["x"] * 5)
     assert grpo is not None and grpo["solution"] == "A" and grpo["images"] == ["x"] * 5
+
+
+def test_folders_with_the_same_name_are_never_mixed_up(published: tuple[Path, dict], cli: CliRunner,
+                                                       tmp_path: Path) -> None:
+    """datasets' prepared cache keys a local folder by its name and card: two ``published`` folders must
+    still be read as they are (the reader streams)."""
+    out_a, ids_a = published
+    ws_b = tmp_path / "other" / "ws"
+    Workspace.init(ws_b).close()
+    with Workspace.open(ws_b) as ws:
+        make_samples(ws, 6, seed=9)
+    out_b = tmp_path / "other" / "published"
+    for args in (["cot", "--mode", "template"], ["publish", "--version", "1.0.0", "--out", str(out_b)]):
+        res = cli.invoke(app, [*args, "-w", str(ws_b)])
+        assert res.exit_code == 0, res.output
+    with Workspace.open(ws_b) as ws:
+        ids_b = [r[0] for r in ws.db.execute("SELECT sample_id FROM version_rows WHERE split = 'train' ORDER BY rowid")]
+    for out, want in ((out_a, ids_a["train"]), (out_b, ids_b), (out_a, ids_a["train"])):
+        rows = dataset.iter_rows(dataset.load_split(dataset.DatasetRef(path=str(out)), "train"))
+        assert [r.sample_id for r in rows if isinstance(r, Row)] == want
