@@ -60,7 +60,7 @@ def push(
     with ws.run("annotate-push", params) as run:
         # 2. The project and its images.
         ref = ensure_project(ws, client, url, title, reporter)
-        if is_local(url):
+        if image_url_prefix is None:  # local files: the server reads blobs/ itself
             ensure_local_storage(client, url, ref.project_id, ws.blobs.root.resolve())
         # 3. Tasks imported earlier but never recorded.
         run.count("reconciled", reconcile(ws, client, ref, reporter))

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
+from label_studio_sdk import LabelStudio
 
 from aesdata import store
 from aesdata.annotate import push as push_mod
 from aesdata.annotate.pull import pull
 from aesdata.annotate.push import push
+from aesdata.annotate.server import free_port, is_healthy
 from aesdata.cli.main import app
 from aesdata.schema import Judgement
+from tests.annotate.throwaway import PASSWORD, TEMPLATE, TOKEN
 from tests.factories import make_samples
 
 pytestmark = pytest.mark.slow
@@ -195,8 +204,6 @@ def test_wrong_token_or_server_down_is_one_error_and_writes_nothing(label_studio
     result = cli.invoke(app, ["annotate", "push"])
     assert result.exit_code == 1
     assert "refused the token" in result.stderr and "Traceback" not in result.output
-    from aesdata.annotate.server import free_port
-
     down = cli.invoke(app, ["annotate", "push", "--url", f"http://127.0.0.1:{free_port()}"])
     assert down.exit_code == 1 and "is the server running" in down.stderr
     for table in ("ls_projects", "ls_tasks", "runs"):
@@ -215,3 +222,33 @@ def test_a_changed_labeling_config_is_sent_again(label_studio, ls_ws):
     config = label_studio.client.projects.get(id=project_id(ls_ws)).label_config
     assert 'name="acceptable"' in config
     assert ls_ws.db.execute("SELECT config_hash FROM ls_projects").fetchone()[0] != "stale"
+
+
+def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c(label_studio, ls_ws, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(TEMPLATE, data)  # the session fixture made it: a restart, not a first start
+    port = free_port()
+    env = {**os.environ, "LABEL_STUDIO_API_KEY": TOKEN, "LABEL_STUDIO_PASSWORD": PASSWORD}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aesdata.cli.main", "annotate", "serve", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not is_healthy(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.5)
+        client = LabelStudio(base_url=f"http://127.0.0.1:{port}", api_key=TOKEN)
+        assert client.users.whoami().email == "admin@aesdata.local"
+        shown = httpx.get(
+            f"http://127.0.0.1:{port}/data/local-files/?d=aesdata.toml", headers={"Authorization": f"Token {TOKEN}"}
+        )
+        assert shown.status_code != 200  # only blobs/ is ever served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert not is_healthy(f"http://127.0.0.1:{port}")
+    assert b"ready at" in out and TOKEN.encode() not in out
