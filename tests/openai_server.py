@@ -198,6 +198,7 @@ class OpenAIServer:
         self.calls = 0
         self.in_flight = 0  # requests being answered now, and the most seen at once
         self.max_in_flight = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows as fewer than calls)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -213,9 +214,7 @@ class OpenAIServer:
     async def start_async(self) -> None:
         """Start listening on the running loop (use this inside an existing event loop)."""
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(
-            self._connection, self.host, self.port, limit=1 << 20, backlog=1024
-        )
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, limit=1 << 20, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop_async(self) -> None:
@@ -271,6 +270,7 @@ class OpenAIServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.connections += 1
         try:
             while True:
                 try:
@@ -350,11 +350,7 @@ class OpenAIServer:
         prompt = reply.prompt_tokens
         if prompt is None:
             prompt = _estimate_tokens(request_text(body)) + 85 * len(request_images(body))
-        completion = (
-            reply.completion_tokens
-            if reply.completion_tokens is not None
-            else _estimate_tokens(reply.content)
-        )
+        completion = reply.completion_tokens if reply.completion_tokens is not None else _estimate_tokens(reply.content)
         return (
             200,
             {},

@@ -14,6 +14,7 @@ Every answered request is passed to ``on_call`` (the stage writes it to the cost
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,11 @@ class LLMWriter:
         return outcome, spent
 
     async def _ask(self, messages: list[dict[str, Any]]) -> ChatResult:
-        return await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
+        result = await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
+        # Let a sample waiting for the request slot just freed send first: checking and storing this
+        # reply can wait, while a send delayed here would add to every request's round trip.
+        await asyncio.sleep(0)
+        return result
 
     def _record(
         self,

@@ -152,7 +152,9 @@ class _ModelRun:
                     self.stopped = "max-cost"
                     self.reporter.problem(str(exc))
 
-        tasks = [asyncio.create_task(worker()) for _ in range(min(workers, len(todo)) or 1)]
+        # Twice as many samples in progress as requests in flight: the extra ones encode their images
+        # and build their prompts while they wait, so a freed request slot is refilled at once.
+        tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -1,0 +1,224 @@
+"""cot throughput against the project's OpenAI-compatible server with a fixed latency per request.
+
+The server runs in a subprocess (``tests/openai_server.py``, 1 s per request, correct answers); the
+client is the real stage (``run_cot`` in answer-driven mode: prompt building, image encoding, the
+openai client, parsing, validation, ledger and rationale writes). For each concurrency the table
+shows rationales/s beside the ideal (concurrency / latency) and the client's CPU time per request,
+first with a cold image cache (every image decoded, resized and JPEG-encoded in the run) and then
+warm (renditions read back from ``cache/cot-images``). Figures only: nothing passes or fails on time.
+
+Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 384), BENCH_COT_LEVELS (1,16,64,256),
+BENCH_COT_ROUNDS (4: requests per worker, so a run is mostly steady state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aesdata import store  # noqa: E402
+from aesdata.cot.images import ImageEncoder  # noqa: E402
+from aesdata.cot.stage import CotOptions, image_cache, run_cot  # noqa: E402
+from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Label, Layout, Sample, Source, utcnow  # noqa: E402
+from aesdata.workspace import Workspace  # noqa: E402
+from tests.cot.scripted import ScriptedModel, save_truth  # noqa: E402
+from tests.factories import random_judgement  # noqa: E402
+
+LATENCY = float(os.environ.get("BENCH_COT_LATENCY", "1.0"))
+SIZE = int(os.environ.get("BENCH_COT_SIZE", "384"))
+LEVELS = [int(c) for c in os.environ.get("BENCH_COT_LEVELS", "1,16,64,256").split(",")]
+ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "4"))  # requests per worker at each concurrency
+MAX_SIDE = 768
+KEY_ENV = "AESDATA_BENCH_COT_KEY"
+
+
+def samples_for(concurrency: int) -> int:
+    return 4 if concurrency == 1 else ROUNDS * concurrency
+
+
+def photo(rng: np.random.Generator) -> Image.Image:
+    """A smooth random picture of SIZE pixels (compresses like a photo, unlike noise)."""
+    base = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
+
+
+def put(ws: Workspace, img: Image.Image) -> str:
+    """Store a PNG quickly: low compression, no fsync (building the bench is not what it measures)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    path = ws.blobs.path(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return sha
+
+
+def build(ws: Workspace, n: int) -> None:
+    """``n`` labelled samples with SIZE-pixel images (the generate stage's output, without it)."""
+    rng = np.random.default_rng(0)
+    labels = random.Random(0)
+    layout = Layout(scale=0.5, offset_x=0.5, offset_y=0.5)
+    for i in range(n):
+        src = photo(rng)
+        sha = put(ws, src)
+        source = Source(
+            id=sha,
+            width=SIZE,
+            height=SIZE,
+            mode="RGB",
+            phash=str(imagehash.phash(src)),
+            dhash=str(imagehash.dhash(src)),
+            origin=f"bench/{i}.png",
+        )
+        sample = Sample(id=store.sample_id_for(sha), source_id=sha, backend="synthetic", signature="bench")
+        judgement = random_judgement(labels)
+        prov = GenerationProvenance(
+            backend="synthetic", model_id="bench", pipeline_class="bench", prompt="p", seed=i, size=SIZE, layout=layout
+        )
+        candidates = [
+            Candidate(
+                sample_id=sample.id,
+                slot=slot,
+                sha256=put(ws, photo(rng)),
+                width=SIZE,
+                height=SIZE,
+                seed=i,
+                provenance=prov,
+            )
+            for slot in SLOTS
+        ]
+        with ws.transaction() as db:
+            store.insert_source(db, source)
+            store.insert_sample(db, sample, candidates)
+            store.upsert_label(db, Label(sample_id=sample.id, origin="synthetic", judgement=judgement))
+
+
+def configure(ws: Workspace) -> None:
+    cot = ws.settings.cot.model_copy(
+        update={
+            "model": "bench",
+            "api_key_env": KEY_ENV,
+            "timeout_s": 60.0,
+            "max_side": MAX_SIDE,
+            "prices": {"*": {"input": 1.0, "output": 4.0}},
+        }
+    )
+    ws.settings = ws.settings.model_copy(update={"cot": cot})
+    os.environ[KEY_ENV] = "bench"
+
+
+def start_server(truth: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.openai_server",
+            "--latency",
+            str(LATENCY),
+            "--api-key",
+            "bench",
+            "--policy",
+            str(ROOT / "tests/cot/scripted.py") + ":from_truth_file",
+            "--policy-arg",
+            str(truth),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise SystemExit(f"test server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1]
+
+
+def measure(ws: Workspace, base_url: str, concurrency: int) -> dict[str, float]:
+    """One run over the first samples: whole-run and steady-state rationales/s, client CPU per request.
+
+    Steady state leaves out the first round (connections opening, every request leaving at once):
+    the completions after the first ``concurrency`` ones, over the time they took.
+    """
+    n = samples_for(concurrency)
+    opts = CotOptions(mode="answer-driven", base_url=base_url, concurrency=concurrency, limit=n, redo="all")
+    began = utcnow().isoformat()
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = run_cot(ws, opts)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rows = ws.db.execute("SELECT created_at FROM rationales WHERE created_at >= ?", (began,)).fetchall()
+    done = sorted(datetime.fromisoformat(r[0]).timestamp() for r in rows)
+    first = min(concurrency, len(done)) - 1
+    later = len(done) - 1 - first
+    steady = later / (done[-1] - done[first]) if later > 0 else float("nan")
+    cpu_ms = 1000 * cpu / max(1, summary["calls"])
+    return {"rate": n / wall, "steady": steady, "cpu_ms": cpu_ms, "valid": summary["valid"]}
+
+
+def encode_cost(ws: Workspace, k: int = 20) -> float:
+    """CPU ms to decode, resize and JPEG-encode one sample's five images, nothing cached."""
+    enc = ImageEncoder(ws.blobs, max_side=MAX_SIDE)
+    samples = list(store.iter_samples(ws.db))[:k]
+    cpu = time.process_time()
+    for s in samples:
+        enc.url(s.source_id)
+        for c in store.get_candidates(ws.db, s.id):
+            enc.url(c.sha256)
+    return 1000 * (time.process_time() - cpu) / len(samples)
+
+
+def row(m: dict[str, float], ideal: float) -> str:
+    return f"{m['rate']:>7.1f} {m['rate'] / ideal:>8.0%} {m['steady'] / ideal:>7.0%} {m['cpu_ms']:>7.1f}"
+
+
+def main() -> None:
+    n = samples_for(max(LEVELS))
+    with tempfile.TemporaryDirectory() as tmp, Workspace.init(Path(tmp) / "ws") as ws:
+        t = time.perf_counter()
+        build(ws, n)
+        configure(ws)
+        truth = Path(tmp) / "truth.json"
+        save_truth(ScriptedModel.for_workspace(ws, MAX_SIDE), truth)
+        print(
+            f"{n} samples of {SIZE}px images (5 per sample) built in {time.perf_counter() - t:.1f} s; "
+            f"server latency {LATENCY:g} s; {os.cpu_count()} cores"
+        )
+        print(f"image encoding, cold: {encode_cost(ws):.1f} ms CPU per sample (5 images, max side {MAX_SIDE})")
+        proc, base_url = start_server(truth)
+        try:
+            print(
+                f"{'concurrency':>11} {'ideal/s':>8} | {'cold/s':>7} {'of ideal':>8} {'steady':>7} {'cpu ms':>7} |"
+                f" {'warm/s':>7} {'of ideal':>8} {'steady':>7} {'cpu ms':>7}"
+            )
+            for c in LEVELS:
+                shutil.rmtree(image_cache(ws), ignore_errors=True)
+                cold, warm = measure(ws, base_url, c), measure(ws, base_url, c)
+                ideal = c / LATENCY
+                bad = "" if cold["valid"] == warm["valid"] == samples_for(c) else "  (not all valid!)"
+                print(f"{c:>11} {ideal:>8.1f} | {row(cold, ideal)} | {row(warm, ideal)}{bad}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    print("cold: images decoded and encoded in the run; warm: read back from cache/cot-images.")
+    print("steady: rate after the first round; cpu ms: client CPU per request, all threads.")
+    print("target: >= 90% of ideal at concurrency 64")
+
+
+if __name__ == "__main__":
+    main()
