@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from label_studio_sdk import LabelStudio
 
@@ -22,10 +23,11 @@ from tests.annotate.throwaway import start_throwaway
 
 @dataclass
 class LS:
+    """The session server, the admin's client, and a second annotator who signs in with their own token."""
+
     server: LabelStudioServer
     client: LabelStudio
-    admin_id: int
-    second_id: int
+    second: LabelStudio
 
     @property
     def url(self) -> str:
@@ -35,8 +37,8 @@ class LS:
     def token(self) -> str:
         return self.server.token
 
-    def annotate(self, task_id: int, judgement: Judgement, user_id: int, rationale: str | None = None) -> int:
-        """Create an annotation through the API on behalf of ``user_id``; return its id."""
+    def annotate(self, task_id: int, judgement: Judgement, by: str = "admin", rationale: str | None = None) -> int:
+        """Create an annotation through the API as ``by`` (``admin`` or ``second``); return its id."""
         result = judgement_result(judgement)
         if rationale:
             result.append(
@@ -47,12 +49,46 @@ class LS:
                     "value": {"text": [rationale]},
                 }
             )
-        return self.annotate_raw(task_id, result, user_id)
+        return self.annotate_raw(task_id, result, by)
 
-    def annotate_raw(self, task_id: int, result: list[dict], user_id: int) -> int:
-        ann = self.client.annotations.create(id=task_id, result=result, completed_by=user_id)
+    def annotate_raw(self, task_id: int, result: list[dict], by: str = "admin") -> int:
+        client = self.client if by == "admin" else self.second
+        ann = client.annotations.create(id=task_id, result=result)
         assert ann.id is not None
         return ann.id
+
+
+SECOND_EMAIL, SECOND_PASSWORD = "annotator2@aesdata.local", "annotator2-password"
+
+
+def second_annotator(server: LabelStudioServer, admin: LabelStudio) -> LabelStudio:
+    """A second user with their own API token.
+
+    ``users.create`` ignores the password and leaves the organisation empty, so the password is set
+    with ``label-studio reset_password`` and the organisation through the API; the user then signs in
+    like a person would and reads their token.
+    """
+    me = admin.users.whoami()
+    user = admin.users.create(username="annotator2", email=SECOND_EMAIL, password="ignored")
+    assert user.id is not None
+    admin.users.update(id=user.id, active_organization=me.active_organization)
+    done = server.manage(
+        "reset_password", "--username", SECOND_EMAIL, "--password", SECOND_PASSWORD, "--data-dir", str(server.data_dir)
+    )
+    assert done.returncode == 0, done.stderr
+    with httpx.Client(base_url=server.url, follow_redirects=True, timeout=60) as session:
+        session.get("/user/login/")
+        session.post(
+            "/user/login/",
+            headers={"Referer": f"{server.url}/user/login/"},
+            data={
+                "email": SECOND_EMAIL,
+                "password": SECOND_PASSWORD,
+                "csrfmiddlewaretoken": session.cookies.get("csrftoken"),
+            },
+        )
+        token = session.get("/api/current-user/token").json()["token"]
+    return LabelStudio(base_url=server.url, api_key=token, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +96,9 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LS]:
     server = start_throwaway(tmp_path_factory.mktemp("labelstudio"))
     try:
         client = LabelStudio(base_url=server.url, api_key=server.token, timeout=120)
-        me = client.users.whoami()
-        # A second annotator: users.create leaves the organisation empty, so set it.
-        second = client.users.create(username="annotator2", email="annotator2@aesdata.local", password="unused")
-        assert second.id is not None and me.id is not None
-        client.users.update(id=second.id, active_organization=me.active_organization)
-        yield LS(server=server, client=client, admin_id=me.id, second_id=second.id)
+        second = second_annotator(server, client)
+        assert second.users.whoami().email == SECOND_EMAIL
+        yield LS(server=server, client=client, second=second)
     finally:
         server.stop()
 

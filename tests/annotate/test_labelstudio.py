@@ -16,6 +16,7 @@ from label_studio_sdk import LabelStudio
 
 from aesdata import store
 from aesdata.annotate import push as push_mod
+from aesdata.annotate.pseudonym import pseudonym
 from aesdata.annotate.pull import pull
 from aesdata.annotate.push import push
 from aesdata.annotate.server import free_port, is_healthy
@@ -95,12 +96,11 @@ def test_two_annotators_give_labels_agreement_and_a_second_pull_changes_nothing(
     ids = make_samples(ls_ws, 3)
     push(ls_ws, files_root=label_studio.server.files_root)
     tasks = task_ids(ls_ws)
-    admin, second = label_studio.admin_id, label_studio.second_id
-    label_studio.annotate(tasks[ids[0]], A_OK, admin, rationale="B's shadow points the wrong way")
-    label_studio.annotate(tasks[ids[0]], A_OK, second)
-    label_studio.annotate(tasks[ids[1]], A_OK, admin)
-    label_studio.annotate(tasks[ids[1]], AB_OK, second)
-    label_studio.annotate(tasks[ids[2]], NONE_OK, second)
+    label_studio.annotate(tasks[ids[0]], A_OK, rationale="B's shadow points the wrong way")
+    label_studio.annotate(tasks[ids[0]], A_OK, "second")
+    label_studio.annotate(tasks[ids[1]], A_OK)
+    label_studio.annotate(tasks[ids[1]], AB_OK, "second")
+    label_studio.annotate(tasks[ids[2]], NONE_OK, "second")
 
     first = cli_json(cli, "annotate", "pull")
     assert first["annotations_new"] == 5 and first["labels_updated"] == 3 and first["annotations_invalid"] == 0
@@ -114,8 +114,8 @@ def test_two_annotators_give_labels_agreement_and_a_second_pull_changes_nothing(
     assert single.judgement == NONE_OK and single.agreement is None and not single.needs_review
     anns = store.get_annotations(ls_ws.db, ids[0])
     assert {a.rationale for a in anns} == {"B's shadow points the wrong way", None}
-    assert all(a.annotator.startswith("ann-") and str(admin) not in a.annotator[4:6] for a in anns)
-    assert len({a.annotator for a in anns}) == 2
+    user_ids = {label_studio.client.users.whoami().id, label_studio.second.users.whoami().id}
+    assert {a.annotator for a in anns} == {pseudonym(b"test-key", label_studio.url, i) for i in user_ids}
 
     again = cli_json(cli, "annotate", "pull")
     assert again["annotations_new"] == again["annotations_updated"] == again["labels_updated"] == 0
@@ -138,8 +138,8 @@ def test_updated_and_deleted_annotations_update_the_workspace(label_studio, ls_w
     ids = make_samples(ls_ws, 2)
     push(ls_ws, files_root=label_studio.server.files_root)
     tasks = task_ids(ls_ws)
-    keep = label_studio.annotate(tasks[ids[0]], A_OK, label_studio.admin_id)
-    gone = label_studio.annotate(tasks[ids[1]], A_OK, label_studio.admin_id)
+    keep = label_studio.annotate(tasks[ids[0]], A_OK)
+    gone = label_studio.annotate(tasks[ids[1]], A_OK)
     pull(ls_ws)
     assert store.get_label(ls_ws.db, ids[1]).origin == "human"
 
@@ -168,9 +168,9 @@ def test_bad_results_are_reported_with_task_id_and_the_rest_continues(label_stud
         {"from_name": "defects_A", "to_name": "img_A", "type": "choices", "value": {"choices": ["physical_shadow"]}},
     ]
     unknown = [{"from_name": "mood", "to_name": "img_original", "type": "choices", "value": {"choices": ["happy"]}}]
-    label_studio.annotate_raw(tasks[ids[0]], inconsistent, label_studio.admin_id)
-    label_studio.annotate_raw(tasks[ids[1]], unknown, label_studio.admin_id)
-    label_studio.annotate(tasks[ids[2]], AB_OK, label_studio.admin_id)
+    label_studio.annotate_raw(tasks[ids[0]], inconsistent)
+    label_studio.annotate_raw(tasks[ids[1]], unknown)
+    label_studio.annotate(tasks[ids[2]], AB_OK)
 
     result = cli.invoke(app, ["annotate", "pull", "--json"])
     assert result.exit_code == 0, result.output
@@ -189,7 +189,7 @@ def test_a_task_deleted_in_label_studio_is_reported_and_local_annotations_kept(l
     ids = make_samples(ls_ws, 2)
     push(ls_ws, files_root=label_studio.server.files_root)
     tasks = task_ids(ls_ws)
-    label_studio.annotate(tasks[ids[0]], A_OK, label_studio.admin_id)
+    label_studio.annotate(tasks[ids[0]], A_OK)
     pull(ls_ws)
     label_studio.client.tasks.delete(id=str(tasks[ids[0]]))
     summary = pull(ls_ws)
