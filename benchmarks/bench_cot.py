@@ -18,7 +18,6 @@ import io
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Label, Layout
 from aesdata.workspace import Workspace  # noqa: E402
 from tests.cot.scripted import ScriptedModel, save_truth  # noqa: E402
 from tests.factories import random_judgement  # noqa: E402
+from tests.openai_server import spawn  # noqa: E402
 
 LATENCY = float(os.environ.get("BENCH_COT_LATENCY", "1.0"))
 SIZE = int(os.environ.get("BENCH_COT_SIZE", "384"))
@@ -123,33 +123,6 @@ def configure(ws: Workspace) -> None:
     os.environ[KEY_ENV] = "bench"
 
 
-def start_server(truth: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.openai_server",
-            "--latency",
-            str(LATENCY),
-            "--api-key",
-            "bench",
-            "--policy",
-            str(ROOT / "tests/cot/scripted.py") + ":from_truth_file",
-            "--policy-arg",
-            str(truth),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise SystemExit(f"test server did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
-
-
 def measure(ws: Workspace, base_url: str, concurrency: int) -> dict[str, float]:
     """One run over the first samples: whole-run and steady-state rationales/s, client CPU per request.
 
@@ -200,7 +173,8 @@ def main() -> None:
             f"server latency {LATENCY:g} s; {os.cpu_count()} cores"
         )
         print(f"image encoding, cold: {encode_cost(ws):.1f} ms CPU per sample (5 images, max side {MAX_SIDE})")
-        proc, base_url = start_server(truth)
+        policy = str(ROOT / "tests/cot/scripted.py") + ":from_truth_file"
+        proc, base_url = spawn(policy, policy_arg=str(truth), latency=LATENCY, api_key="bench")
         try:
             print(
                 f"{'concurrency':>11} {'ideal/s':>8} | {'cold/s':>7} {'of ideal':>8} {'steady':>7} {'cpu ms':>7} |"

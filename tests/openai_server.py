@@ -30,7 +30,8 @@ and the client (``aesdata.cot.client``) for one request with images::
 
 In a subprocess (benchmarks: the server then has a core of its own)::
 
-    python -m tests.openai_server --latency 1.0 --policy path/to/file.py:factory --policy-arg ARG
+    proc, base_url = spawn("path/to/file.py:factory", policy_arg="ARG", latency=1.0)
+    # or: python -m tests.openai_server --latency 1.0 --policy path/to/file.py:factory --policy-arg ARG
 
 prints ``READY <base_url>`` on stdout once listening. ``--policy`` names ``module:callable`` or
 ``file.py:callable``; with ``--policy-arg`` the callable is a factory called with that string, which
@@ -50,6 +51,7 @@ import importlib
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 import threading
 import time
@@ -397,6 +399,32 @@ def load_callable(spec: str) -> Callable[..., Any]:
     else:
         module = importlib.import_module(where)
     return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+def spawn(
+    policy: str,
+    *,
+    policy_arg: str | None = None,
+    latency: float = 0.0,
+    api_key: str | None = None,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the server in a subprocess (a core of its own); return it and its base URL once it listens.
+
+    ``policy`` is ``module:callable`` or ``file.py:callable`` (see :func:`main`); stop it with
+    ``proc.terminate()``.
+    """
+    args = [sys.executable, "-m", "tests.openai_server", "--policy", policy, "--latency", str(latency)]
+    if policy_arg is not None:
+        args += ["--policy-arg", policy_arg]
+    if api_key is not None:
+        args += ["--api-key", api_key]
+    proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"the test server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1]
 
 
 async def _serve_forever(server: OpenAIServer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from aesdata.cot.client import (
     user_message,
 )
 from aesdata.errors import AesdataError
-from tests.openai_server import OpenAIServer, Reply, request_images
+from tests.openai_server import OpenAIServer, Reply, request_images, spawn
 
 FAST = RetryPolicy(max_retries=4, backoff_s=0.01, backoff_max_s=0.05)
 PRICES = PriceTable.from_mapping({"m": {"input": 1.0, "output": 2.0}})
@@ -145,3 +146,19 @@ def test_server_rejects_malformed_requests() -> None:
         resp = httpx.post(server.base_url + "/chat/completions", json=bad)
         assert resp.status_code == 400 and "unknown content part" in resp.json()["error"]["message"]
         assert server.requests == []
+
+
+def test_server_in_a_subprocess(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.py"
+    policy.write_text("def make(arg):\n    return lambda body, i: arg + str(i)\n")
+    proc, base_url = spawn(f"{policy}:make", policy_arg="reply-", api_key="sk-test")
+    try:
+
+        async def run() -> str:
+            async with LLMClient(base_url=base_url, model="m", api_key="sk-test", retry=FAST) as c:
+                return (await c.chat([user_message("q", [IMAGE])])).text
+
+        assert asyncio.run(run()) == "reply-0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
