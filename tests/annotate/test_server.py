@@ -57,3 +57,18 @@ def test_serve_needs_token_and_password_from_the_environment(ws_path, cli, monke
 def test_pull_before_any_push_is_one_clear_error(ws_path, cli):
     result = cli.invoke(app, ["annotate", "pull"])
     assert result.exit_code == 1 and "annotate push" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "https://labelstudio.example.org"], "not on this machine"),
+        (["--predictions", "magic"], "expected synthetic or none"),
+        (["--project-title", "ab"], "at least 3 characters"),
+        (["--files-root", "/nonexistent-root"], "not a sub-folder of the served files root"),
+    ],
+)
+def test_push_rejects_bad_options_before_connecting(ws_path, cli, monkeypatch, args, message):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "unused")
+    result = cli.invoke(app, ["annotate", "push", *args])
+    assert result.exit_code == 1 and message in result.stderr
