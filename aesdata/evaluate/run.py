@@ -20,6 +20,7 @@ Report (JSON, ``REPORT_FORMAT``)::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,8 @@ from PIL import Image
 
 from aesdata.config import CotSettings
 from aesdata.cot.client import RequestFailed
-from aesdata.cot.images import data_url, encode_jpeg
+from aesdata.cot.images import ImageEncoder, data_url, encode_jpeg
+from aesdata.cot.stage import image_cache
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
 from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
@@ -98,14 +100,30 @@ def _scored(row: Row, got: Rollouts | None, rollouts: int) -> Scored:
     return Scored(row.sample_id, row.answer, got, score, baseline)
 
 
-def _image_urls(row: Row, max_side: int) -> list[str]:
-    """The row's five images as JPEG data URLs (decoded from the published bytes)."""
-    urls = []
-    for data in row.images:
+class _Images:
+    """Data URLs of a row's five images, each encoded once across stages where possible.
+
+    Published images are the workspace's blobs byte for byte, so with a workspace the JPEG renditions
+    that cot and mine-hard keep in ``cache/cot-images`` serve eval too (and eval's serve them); images
+    from elsewhere (``--dataset``) are decoded and encoded from their bytes.
+    """
+
+    def __init__(self, ws: Workspace | None, max_side: int) -> None:
+        self.max_side = max_side
+        self.encoder = (
+            ImageEncoder(ws.blobs, max_side=max_side, cache_size=64, cache_dir=image_cache(ws)) if ws else None
+        )
+
+    def _url(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        if self.encoder is not None and self.encoder.blobs.exists(sha):
+            return self.encoder.url(sha)
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            urls.append(data_url(encode_jpeg(img, max_side=max_side)))
-    return urls
+            return data_url(encode_jpeg(img, max_side=self.max_side))
+
+    def urls(self, row: Row) -> list[str]:
+        return [self._url(data) for data in row.images]
 
 
 def _sample_entry(scored: Scored) -> dict[str, Any]:
@@ -223,8 +241,10 @@ def evaluate(
             reporter.problem(f"sample {row.sample_id}: {exc}")
             failed.append({"sample_id": row.sample_id, "error": str(exc)})
 
+        images = _Images(ws, max_side)
+
         async def messages(row: Row) -> list[dict[str, Any]]:
-            return screening_messages(row.question, await asyncio.to_thread(_image_urls, row, max_side))
+            return screening_messages(row.question, await asyncio.to_thread(images.urls, row))
 
         ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
                  total=rows.total, description="eval", reporter=reporter)

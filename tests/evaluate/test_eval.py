@@ -193,8 +193,9 @@ def test_random_baseline_and_compare(published: tuple[Path, dict], ws_path: Path
         return reply_for(0, right[request_images(body)[0]].answer)[0]
 
     with OpenAIServer(oracle) as server:
-        report = run.evaluate(ws, dataset.resolve(ws, version="1.0.0", dataset=None),
-                              Endpoint(model="oracle", base_url=server.base_url))
+        # no workspace: images are encoded from the published bytes, settings are the caller's
+        report = run.evaluate(None, dataset.DatasetRef(path=str(out_dir)), Endpoint(model="oracle",
+                              base_url=server.base_url), cot=ws.settings.cot)
     assert report["metrics"]["exact"] == 1.0 and report["metrics"]["unparseable"] == 0
     best = tmp_path / "oracle.json"
     run.write_report(report, best)
