@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -72,8 +77,8 @@ def setup(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], st
     return ids, ids[0]
 
 
-def mine(cli: CliRunner, server: OpenAIServer, *extra: str) -> dict:
-    res = cli.invoke(app, ["mine-hard", "--model", "m", "--base-url", server.base_url, "--rollouts", str(K),
+def mine(cli: CliRunner, server: OpenAIServer, *extra: str, rollouts: int = K) -> dict:
+    res = cli.invoke(app, ["mine-hard", "--model", "m", "--base-url", server.base_url, "--rollouts", str(rollouts),
                            "--concurrency", "8", "--json", *extra])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
@@ -166,3 +171,32 @@ def test_publish_carries_difficulty_and_the_hard_config(published: tuple[Path, d
     rows = [json.loads(line) for line in (export / "train.jsonl").read_text().splitlines()]
     assert {r["sample_id"] for r in rows} == hard
     assert all(r["difficulty"] == 1.0 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_killed_mine_hard_resumes(setup: tuple[list[str], str], ws: Workspace, ws_path: Path, cli: CliRunner) -> None:
+    """SIGKILL mid-run: the samples committed stay, a re-run asks only the others, nothing is duplicated."""
+    ids, test_id = setup
+    policy = Policy(ws)
+    with OpenAIServer(policy, latency=0.3) as server:
+        args = ["mine-hard", "--model", "m", "--base-url", server.base_url, "--rollouts", "2", "--concurrency", "2",
+                "-w", str(ws_path), "--json"]
+        env = {**os.environ, "AESDATA_WORKSPACE": str(ws_path)}
+        proc = subprocess.Popen([sys.executable, "-m", "aesdata.cli.main", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ws.db.execute("SELECT COUNT(*) FROM difficulty").fetchone()[0] >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kept = ws.db.execute("SELECT COUNT(*) FROM difficulty").fetchone()[0]
+        assert 2 <= kept < len(ids) - 1
+        before = len(server.requests)
+        summary = mine(cli, server, rollouts=2)
+    assert summary["already_mined"] == kept and summary["mined_now"] == len(ids) - 1 - kept
+    assert len(server.requests) - before == 2 * (len(ids) - 1 - kept)
+    rows = ws.db.execute("SELECT sample_id, rollouts FROM difficulty").fetchall()
+    assert sorted(r["sample_id"] for r in rows) == sorted(set(ids) - {test_id})
+    assert {r["rollouts"] for r in rows} == {2}
