@@ -182,7 +182,7 @@ def export(
     dataset_: DatasetOpt = None,
     config: ConfigOpt = None,
     split: Annotated[
-        list[str] | None, typer.Option("--split", help="Split(s) to export (default: train and test).",
+        list[str] | None, typer.Option("--split", help="Split(s) to export (default: every split).",
                                        show_default=False)
     ] = None,
     workspace: WorkspaceOpt = None,
@@ -194,8 +194,7 @@ def export(
     ws = _workspace(workspace, required=version is not None)
     try:
         ref = dataset.resolve(ws, version=version, dataset=dataset_, config=config)
-        splits = tuple(split or ("train", "test"))
-        summary = export_stage(ws, ref, out, fmt=format_, splits=splits, reporter=out_)
+        summary = export_stage(ws, ref, out, fmt=format_, splits=split, reporter=out_)
     finally:
         if ws is not None:
             ws.close()

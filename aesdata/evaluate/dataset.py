@@ -8,7 +8,7 @@ bytes stored in the parquet shards, so export copies them untouched and eval enc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,8 @@ def _locate(ws: Workspace | None, version: str | None, dataset: str | None) -> D
     )
 
 
-def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
-    """One split, streamed with images undecoded; a missing split names the ones there are.
+def load_splits(ref: DatasetRef, splits: Sequence[str] | None = None) -> dict[str, datasets.IterableDataset]:
+    """The named splits (default: every split there is), streamed with images undecoded.
 
     Streaming, not ``load_dataset``'s prepared Arrow cache: rows are read straight from the parquet shards
     (local or on the Hub), nothing is copied to ``~/.cache``, and a folder is always read as it is now.
@@ -91,9 +91,15 @@ def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
         dd = datasets.load_dataset(ref.path, ref.config, revision=ref.revision, streaming=True)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
         raise AesdataError(f"{ref.name}: cannot load the dataset: {exc}") from exc
-    if split not in dd:
-        raise AesdataError(f"{ref.name}: no split {split!r} (splits: {', '.join(dd)})")
-    return dd[split].decode(False)
+    missing = [s for s in splits or () if s not in dd]
+    if missing:
+        raise AesdataError(f"{ref.name}: no split {missing[0]!r} (splits: {', '.join(dd)})")
+    return {name: dd[name].decode(False) for name in (splits or list(dd))}
+
+
+def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
+    """One split, streamed with images undecoded (see :func:`load_splits`)."""
+    return load_splits(ref, [split])[split]
 
 
 def _image_bytes(value: Mapping[str, Any], where: str) -> bytes:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +34,7 @@ import datasets
 
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
-from aesdata.evaluate.dataset import IMAGE_NAMES, DatasetRef, Row, iter_rows, load_split
+from aesdata.evaluate.dataset import IMAGE_NAMES, DatasetRef, Row, iter_rows, load_splits
 from aesdata.evaluate.prompt import PROMPT_HASH, user_content
 from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import format_answer, parse_answer, parse_rationale
@@ -137,10 +137,11 @@ def export(
     out: Path,
     *,
     fmt: Format,
-    splits: tuple[str, ...] = ("train", "test"),
+    splits: Sequence[str] | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, int]:
-    """Write ``ref`` as a ``fmt`` export at ``out`` (which must not exist or be empty); return counts."""
+    """Write ``ref`` (``splits``, default all) as a ``fmt`` export at ``out``, which must not exist or be
+    empty; return counts."""
     reporter = reporter or LogReporter()
     # 1. check inputs before writing anything
     if fmt not in FORMATS:
@@ -150,14 +151,9 @@ def export(
             f"{out}: exists and is not empty; exports never overwrite",
             hint="choose a new --out folder or remove this one",
         )
-    loaded = {split: load_split(ref, split) for split in splits}
-    params = {
-        "format": fmt,
-        "dataset": ref.name,
-        "version": ref.version,
-        "out": str(out),
-        "splits": list(splits),
-    }
+    loaded = load_splits(ref, splits)
+    params = {"format": fmt, "dataset": ref.name, "version": ref.version, "config": ref.config, "out": str(out),
+              "splits": list(loaded)}
     summary = {"written": 0, "skipped": 0, "failed": 0}
     expected: dict[str, dict[str, str]] = {}
     with recorded(ws, "export", params) as run, _staging(out) as root:
