@@ -252,3 +252,16 @@ def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c
         out, _ = proc.communicate(timeout=60)
     assert not is_healthy(f"http://127.0.0.1:{port}")
     assert b"ready at" in out and TOKEN.encode() not in out
+
+
+def test_a_project_deleted_in_label_studio_is_made_again_with_every_sample(label_studio, ls_ws, cli):
+    ids = make_samples(ls_ws, 2)
+    push(ls_ws, files_root=label_studio.server.files_root)
+    old = project_id(ls_ws)
+    label_studio.client.projects.delete(id=old)
+    result = cli.invoke(app, ["annotate", "push", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "no longer exists" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["pushed"] == 2
+    assert project_id(ls_ws) != old and set(task_ids(ls_ws)) == set(ids)
+    assert ls_ws.db.execute("SELECT COUNT(*) FROM ls_projects").fetchone()[0] == 1
