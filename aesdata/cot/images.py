@@ -64,8 +64,11 @@ class ImageEncoder:
         self._lock = threading.Lock()
         self.encoded = 0  # how many encodings were done (misses of both caches)
 
+    def _path(self, sha: str) -> Path | None:
+        return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
+
     def _jpeg(self, sha: str) -> bytes:
-        path = self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
+        path = self._path(sha)
         if path is not None and path.is_file():
             return path.read_bytes()
         jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
@@ -91,6 +94,13 @@ class ImageEncoder:
                 self._cache.popitem(last=False)
         return url
 
+    def _ready(self, sha: str) -> bool:
+        """Whether :meth:`url` needs no encoding (cached in memory or on disk)."""
+        path = self._path(sha)
+        return sha in self._cache or (path is not None and path.is_file())
+
     async def urls(self, shas: Sequence[str]) -> list[str]:
-        """Data URLs of several images, encoded off the event loop."""
+        """Data URLs of several images; encoding runs off the event loop, cache reads inline."""
+        if all(self._ready(sha) for sha in shas):
+            return [self.url(sha) for sha in shas]
         return await asyncio.to_thread(lambda: [self.url(sha) for sha in shas])

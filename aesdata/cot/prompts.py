@@ -28,6 +28,7 @@ MODE_FILES: dict[CotMode, tuple[str, ...]] = {
 }
 
 
+@cache
 def _read(name: str) -> str:
     return (asset_path("annotation") / "prompts" / name).read_text(encoding="utf-8")
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from aesdata.cot.parse import ReplyError, parse_reply
 from aesdata.cot.prompts import Conversation, describe_result, mode_hash
 from aesdata.cot.template import template_rationale
-from aesdata.cot.validate import Limits, leaks, mentioned_slots, validate
+from aesdata.cot.validate import _LEAKS, Limits, leaks, mentioned_slots, validate
 from aesdata.schema import DIMENSIONS, SLOTS, Judgement, parse_rationale
 from tests.cot.scripted import reply_json
 
@@ -125,3 +125,26 @@ def test_prompts_carry_the_label_only_when_answer_driven() -> None:
     assert "Acceptable candidates" not in blind_text and "Candidate D: placement_layout" not in blind_text
     assert [p["image_url"]["url"] for p in told[1]["content"] if p["type"] == "image_url"] == images
     assert len({mode_hash("answer-driven"), mode_hash("automated"), mode_hash("template")}) == 3
+
+
+PIECES = [
+    "Candidate A",
+    "the given answer",
+    "ground truth",
+    "the printed label",
+    "labelled as defective",
+    "annotators",
+    "we were told",
+    "verified result",
+    "shadow",
+    "answer key",
+    "The",
+    "LABELED AS GOOD",
+    " ",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=8).map(" ".join))
+def test_leak_prefilter_never_hides_a_leak(text: str) -> None:
+    assert leaks(text) == sorted({m.group(0).strip() for m in _LEAKS.finditer(text)})
