@@ -33,7 +33,9 @@ def cot(
     attempts: Annotated[
         int | None, typer.Option(min=1, help="automated: tries per sample (default: cot.attempts).")
     ] = None,
-    redo: Annotated[Redo | None, typer.Option(help="Rewrite stored rationales: the failed ones, or all.")] = None,
+    redo: Annotated[
+        Redo | None, typer.Option(help="Rewrite stored rationales: failed ones, stale ones (older prompts), or all.")
+    ] = None,
     min_chars: Annotated[int, typer.Option(min=0, help="Shortest reasoning accepted.")] = Limits.min_chars,
     max_chars: Annotated[int, typer.Option(min=1, help="Longest reasoning accepted.")] = Limits.max_chars,
     workspace: WorkspaceOpt = None,

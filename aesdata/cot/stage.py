@@ -1,7 +1,8 @@
 """The ``cot`` stage: write one rationale per labelled sample and mode, resumably.
 
 # 1. select the labelled samples that have no stored rationale in this mode (``--redo failed`` adds
-#    the failed ones, ``--redo all`` every one); ``--limit`` keeps the first N;
+#    the failed ones, ``--redo stale`` those written from other prompt templates than the current ones,
+#    ``--redo all`` every one); ``--limit`` keeps the first N;
 # 2. write each one: template and manual offline, the model modes through a bounded async client;
 # 3. store each result in its own transaction as soon as it is ready (one row per sample and mode),
 #    so a run killed at any point keeps what it finished and a re-run does only the rest.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from aesdata import store
 from aesdata.cot import ledger
@@ -23,6 +24,7 @@ from aesdata.cot.client import BudgetExceeded, ChatResult, LLMClient, RequestFai
 from aesdata.cot.images import ImageEncoder
 from aesdata.cot.llm import LLMWriter
 from aesdata.cot.manual import manual_rationale
+from aesdata.cot.prompts import mode_hash
 from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError
@@ -30,7 +32,8 @@ from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
 from aesdata.workspace import RunRecorder, Workspace
 
-Redo = Literal["failed", "all"]
+Redo = Literal["failed", "stale", "all"]
+REDO: tuple[Redo, ...] = get_args(Redo)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ class CotOptions:
     def __post_init__(self) -> None:
         if self.mode not in COT_MODES:
             raise AesdataError(f"--mode {self.mode!r}: not a mode (choose from {', '.join(COT_MODES)})")
-        if self.redo not in (None, "failed", "all"):
-            raise AesdataError(f"--redo {self.redo!r}: expected 'failed' or 'all'")
+        if self.redo is not None and self.redo not in REDO:
+            raise AesdataError(f"--redo {self.redo!r}: expected one of {', '.join(REDO)}")
         if self.limits.min_chars > self.limits.max_chars:
             raise AesdataError("--min-chars must not exceed --max-chars")
 
@@ -62,13 +65,19 @@ def image_cache(ws: Workspace) -> Path:
     return ws.root / "cache" / "cot-images"
 
 
+def _redo(redo: Redo | None, status: str, prompt_hash: str | None, current: str) -> bool:
+    return redo == "all" or (redo == "failed" and status == "failed") or (redo == "stale" and prompt_hash != current)
+
+
 def select(ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None) -> list[tuple[Sample, Label]]:
     """Labelled samples still to do in ``mode``."""
-    stored = dict(ws.db.execute("SELECT sample_id, status FROM rationales WHERE mode = ?", (mode,)).fetchall())
+    rows = ws.db.execute("SELECT sample_id, status, prompt_hash FROM rationales WHERE mode = ?", (mode,))
+    stored = {r["sample_id"]: (r["status"], r["prompt_hash"]) for r in rows.fetchall()}
+    current = mode_hash(mode)
     todo = [
         (sample, label)
         for sample, label in store.iter_labelled(ws.db)
-        if sample.id not in stored or redo == "all" or (redo == "failed" and stored[sample.id] == "failed")
+        if sample.id not in stored or _redo(redo, *stored[sample.id], current)
     ]
     return todo[:limit] if limit is not None else todo
 

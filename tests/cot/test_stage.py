@@ -221,3 +221,15 @@ def test_template_and_manual_offline(ws: Workspace, cli: CliRunner) -> None:
 
     status = json.loads(cli.invoke(app, ["status", "--json"]).stdout)
     assert status["rationales_valid"] + status["rationales_failed"] == 7
+
+
+def test_redo_stale_rewrites_what_older_prompts_wrote(ws: Workspace, cli: CliRunner) -> None:
+    ids = make_samples(ws, 3)
+    assert json.loads(cli.invoke(app, ["cot", "--json"]).stdout)["valid"] == 3
+    with ws.transaction() as db:  # as if written before template.toml changed
+        db.execute("UPDATE rationales SET prompt_hash = 'older' WHERE sample_id = ?", (ids[1],))
+    summary = json.loads(cli.invoke(app, ["cot", "--redo", "stale", "--json"]).stdout)
+    assert summary["selected"] == 1
+    assert rationales(ws, "template")[ids[1]].prompt_hash != "older"
+    assert json.loads(cli.invoke(app, ["cot", "--redo", "stale", "--json"]).stdout)["selected"] == 0
+    assert cli.invoke(app, ["cot", "--redo", "some"]).exit_code == 2  # a usage error
