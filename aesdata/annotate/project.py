@@ -121,3 +121,41 @@ def list_tasks(client: LabelStudio, ref: ProjectRef, include: str) -> list[Any]:
         return list(
             client.tasks.list(project=ref.project_id, fields="task_only", include=include, page_size=LIST_PAGE_SIZE)
         )
+
+
+def reconcile(ws: Workspace, client: LabelStudio, ref: ProjectRef, reporter: Reporter) -> int:
+    """Record tasks of ours that the project holds but the workspace does not; return how many."""
+    project = call(ref.url, "read the project", lambda: client.projects.get(id=ref.project_id))
+    if (project.task_number or 0) == recorded_count(ws.db, ref):
+        return 0
+    known = {r[0] for r in ws.db.execute("SELECT id FROM samples")}
+    recorded = dict(ws.db.execute("SELECT sample_id, task_id FROM ls_tasks WHERE project = ?", (ref.local_id,)))
+    found: list[tuple[str, int]] = []
+    for task in list_tasks(client, ref, "id,data"):
+        task_id, sample_id = int(task.id), (task.data or {}).get("sample_id")
+        if sample_id not in known:
+            continue
+        if sample_id not in recorded:
+            found.append((sample_id, task_id))
+            recorded[sample_id] = task_id
+        elif recorded[sample_id] != task_id:
+            reporter.problem(
+                f"task {task_id}: sample {sample_id} is already task {recorded[sample_id]} "
+                "of this project (a duplicate made outside aesdata?)"
+            )
+    record_tasks(ws, ref, found)
+    return len(found)
+
+
+def record_tasks(ws: Workspace, ref: ProjectRef, pairs: list[tuple[str, int]]) -> None:
+    """Record (sample id, task id) pairs for the project, in one transaction."""
+    now = utcnow().isoformat()
+    with ws.transaction() as db:
+        db.executemany(
+            "INSERT OR IGNORE INTO ls_tasks (sample_id, project, task_id, pushed_at) VALUES (?, ?, ?, ?)",
+            [(sid, ref.local_id, tid, now) for sid, tid in pairs],
+        )
+
+
+def recorded_count(db: sqlite3.Connection, ref: ProjectRef) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM ls_tasks WHERE project = ?", (ref.local_id,)).fetchone()[0])

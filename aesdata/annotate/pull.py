@@ -27,7 +27,7 @@ from label_studio_sdk import LabelStudio
 from aesdata import store
 from aesdata.annotate.client import api_errors, connect, normalise_url
 from aesdata.annotate.consensus import agreement_report, consensus
-from aesdata.annotate.project import ProjectRef, list_tasks, require_recorded
+from aesdata.annotate.project import ProjectRef, list_tasks, reconcile, require_recorded
 from aesdata.annotate.pseudonym import load_key, pseudonym
 from aesdata.annotate.tasks import parse_result
 from aesdata.progress import LogReporter, Reporter
@@ -60,7 +60,8 @@ def pull(
     client = connect(url, token)
     key = load_key(ws.root)
     with ws.run("annotate-pull", {"url": url, "project_title": ref.title}) as run:
-        # 2. What changed since the last pull.
+        # 2. Tasks imported by a push that crashed before recording them, then what changed since last time.
+        run.count("tasks_reconciled", reconcile(ws, client, ref, reporter))
         remote = {int(t.id): t for t in list_tasks(client, ref, "id,updated_at,total_annotations")}
         local = _local_tasks(ws.db, ref)
         _report_deleted_tasks(ws.db, local, remote, reporter, run)
@@ -94,6 +95,7 @@ def pull(
             "annotations_invalid",
             "labels_updated",
             "tasks_deleted",
+            "tasks_reconciled",
             "tasks_unchanged",
         )
         return {**{k: run.counts.get(k, 0) for k in counts}, **figures}

@@ -22,10 +22,9 @@ from label_studio_sdk import LabelStudio
 from aesdata import store
 from aesdata.annotate import tasks as ls_tasks
 from aesdata.annotate.client import call, connect, is_local, normalise_url
-from aesdata.annotate.project import ProjectRef, ensure_project, list_tasks
+from aesdata.annotate.project import ProjectRef, ensure_project, reconcile, record_tasks, recorded_count
 from aesdata.errors import AesdataError
 from aesdata.progress import LogReporter, Reporter
-from aesdata.schema import utcnow
 from aesdata.workspace import Workspace
 
 Predictions = Literal["synthetic", "none"]
@@ -66,7 +65,7 @@ def push(
         run.count("reconciled", reconcile(ws, client, ref, reporter))
         # 4. Everything else, batch by batch.
         pending = _pending(ws.db, ref)
-        run.count("already", _recorded_count(ws.db, ref))
+        run.count("already", recorded_count(ws.db, ref))
         with reporter.task("push to Label Studio", len(pending)) as bar:
             for batch in _chunks(pending, batch_size):
                 task_ids = import_batch(client, url, ref, _payload(ws, batch, url_for, predictions))
@@ -118,30 +117,6 @@ def ensure_local_storage(client: LabelStudio, url: str, project_id: int, root: P
     )
 
 
-def reconcile(ws: Workspace, client: LabelStudio, ref: ProjectRef, reporter: Reporter) -> int:
-    """Record tasks of ours that the project holds but the workspace does not; return how many."""
-    project = call(ref.url, "read the project", lambda: client.projects.get(id=ref.project_id))
-    if (project.task_number or 0) == _recorded_count(ws.db, ref):
-        return 0
-    known = {r[0] for r in ws.db.execute("SELECT id FROM samples")}
-    recorded = dict(ws.db.execute("SELECT sample_id, task_id FROM ls_tasks WHERE project = ?", (ref.local_id,)))
-    found: list[tuple[str, int]] = []
-    for task in list_tasks(client, ref, "id,data"):
-        task_id, sample_id = int(task.id), (task.data or {}).get("sample_id")
-        if sample_id not in known:
-            continue
-        if sample_id not in recorded:
-            found.append((sample_id, task_id))
-            recorded[sample_id] = task_id
-        elif recorded[sample_id] != task_id:
-            reporter.problem(
-                f"task {task_id}: sample {sample_id} is already task {recorded[sample_id]} "
-                "of this project (a duplicate made outside aesdata?)"
-            )
-    record_tasks(ws, ref, found)
-    return len(found)
-
-
 def import_batch(client: LabelStudio, url: str, ref: ProjectRef, payload: list[dict[str, Any]]) -> list[int]:
     """Import one batch (tasks with their predictions inline); return the new task ids in order."""
     response = call(
@@ -156,20 +131,6 @@ def import_batch(client: LabelStudio, url: str, ref: ProjectRef, payload: list[d
             hint="run the push again: it records tasks already imported and skips them",
         )
     return ids
-
-
-def record_tasks(ws: Workspace, ref: ProjectRef, pairs: list[tuple[str, int]]) -> None:
-    """Record (sample id, task id) pairs for the project, in one transaction."""
-    now = utcnow().isoformat()
-    with ws.transaction() as db:
-        db.executemany(
-            "INSERT OR IGNORE INTO ls_tasks (sample_id, project, task_id, pushed_at) VALUES (?, ?, ?, ?)",
-            [(sid, ref.local_id, tid, now) for sid, tid in pairs],
-        )
-
-
-def _recorded_count(db: sqlite3.Connection, ref: ProjectRef) -> int:
-    return int(db.execute("SELECT COUNT(*) FROM ls_tasks WHERE project = ?", (ref.local_id,)).fetchone()[0])
 
 
 def _pending(db: sqlite3.Connection, ref: ProjectRef) -> list[str]:

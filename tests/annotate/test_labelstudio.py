@@ -84,8 +84,12 @@ def test_push_after_a_crash_between_import_and_recording_pushes_nothing_twice(la
     monkeypatch.undo()
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
 
+    label_studio.annotate(int(label_studio.client.tasks.list(project=project_id(ls_ws)).items[0].id), A_OK)
+    pulled = pull(ls_ws)  # a pull records them too, and reads their annotations
+    assert (pulled["tasks_reconciled"], pulled["annotations_new"]) == (4, 1)
+    assert pull(ls_ws)["tasks_reconciled"] == 0
     summary = push(ls_ws, files_root=label_studio.server.files_root)
-    assert (summary["reconciled"], summary["pushed"]) == (4, 0)
+    assert (summary["reconciled"], summary["pushed"], summary["already"]) == (0, 0, 4)
     assert set(task_ids(ls_ws)) == set(ids)
     assert label_studio.client.projects.get(id=project_id(ls_ws)).task_number == 4
     status = ls_ws.db.execute("SELECT status FROM runs WHERE stage = 'annotate-push' ORDER BY id").fetchall()
