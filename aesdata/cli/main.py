@@ -9,10 +9,10 @@ import sys
 import typer
 
 from aesdata import __version__
+from aesdata.cli import annotate as annotate_cli
 from aesdata.cli import cot as cot_cli
 from aesdata.cli import evaluate as evaluate_cli
 from aesdata.cli import ingest, workspace
-from aesdata.cli import annotate as annotate_cli
 from aesdata.cli import publish as publish_cli
 
 app = typer.Typer(
