@@ -13,6 +13,7 @@ PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.installed"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$VERSION" ]; then
+    touch "$STAMP"  # newer than this script, so make stops asking
     echo "label-studio $VERSION already installed in $VENV"
     exit 0
 fi
