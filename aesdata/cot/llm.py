@@ -50,11 +50,12 @@ class _Try:
     raws: list[str] = field(default_factory=list)
 
 
-def _check(text: str, judgement: Judgement, limits: Limits) -> tuple[CotReply | None, list[Problem]]:
+def _check(result: ChatResult, judgement: Judgement, limits: Limits) -> tuple[CotReply | None, list[Problem]]:
     try:
-        reply = parse_reply(text)
+        reply = parse_reply(result.text)
     except ReplyError as exc:
-        return None, [Problem(str(exc))]
+        cut = " (the reply was cut off at the token limit: write less)" if result.finish_reason == "length" else ""
+        return None, [Problem(f"{exc}{cut}")]
     return reply, validate(reply, judgement, limits)
 
 
@@ -111,7 +112,7 @@ class LLMWriter:
         self, sample_id: str, messages: list[dict[str, Any]], judgement: Judgement, attempt: int
     ) -> tuple[_Try, Usage]:
         first = await self._ask(messages)
-        reply, problems = _check(first.text, judgement, self.limits)
+        reply, problems = _check(first, judgement, self.limits)
         repairable = [p for p in problems if not p.about_label] if self.mode == "automated" else problems
         repair = bool(problems) and len(repairable) == len(problems)
         self._record(sample_id, first, attempt, "first", None if repair else reply, judgement)
@@ -119,7 +120,7 @@ class LLMWriter:
         spent = first.usage
         if repair:
             second = await self._ask(self.conversation.repair(messages, first.text, [p.reason for p in problems]))
-            reply, problems = _check(second.text, judgement, self.limits)
+            reply, problems = _check(second, judgement, self.limits)
             self._record(sample_id, second, attempt, "repair", reply, judgement)
             outcome = _Try(reply, problems, [first.text, second.text])
             spent = _add(spent, second.usage)

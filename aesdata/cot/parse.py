@@ -28,20 +28,29 @@ def reply_schema() -> dict[str, Any]:
     return CotReply.model_json_schema()
 
 
+_REPLY_KEYS = {"observations", "reasoning", "final_answer", "answer"}
+
+
 def extract_json(text: str) -> Any:
-    """The first JSON object in ``text`` (code fences and surrounding prose ignored)."""
-    text = text.strip()
+    """The reply's JSON object in ``text``: a reasoning model's ``<think>`` block, code fences and prose
+    around it are ignored; among several objects the first with a reply's keys wins."""
+    text = re.sub(r"<think>.*?</think>", " ", text.strip(), flags=re.S | re.I)
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     if fenced:
         text = fenced.group(1).strip()
     decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
     for match in re.finditer(r"\{", text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
         except ValueError:
             continue
         if isinstance(value, dict):
-            return value
+            if _REPLY_KEYS & value.keys():
+                return value
+            found.append(value)
+    if found:
+        return found[0]
     raise ReplyError("the reply contains no JSON object")
 
 

@@ -9,6 +9,8 @@ identifies the sample. Each sample follows a script of behaviours, one per reque
 ``short``     correct but a one-line reasoning
 ``malformed`` not JSON at all
 ``fenced``    correct, wrapped in prose and a ```json fence (tolerant extraction)
+``thinking``  correct, after a reasoning model's ``<think>`` block that holds a stray JSON object
+``truncated`` cut off mid-JSON with ``finish_reason: length``
 ``429``       rate-limited, with Retry-After
 ``500``       a server error
 ``stall``     answers only after ``stall_s`` seconds (past the client's timeout)
@@ -112,6 +114,10 @@ class ScriptedModel:
                 return reply_json(judgement, short=True)
             case "malformed":
                 return "Sure! {observations: [slot A looks fine"
+            case "thinking":
+                return '<think>Maybe {"final_answer": "bogus"... no.</think>\n' + reply_json(judgement)
+            case "truncated":
+                return Reply(content=reply_json(judgement)[:300], finish_reason="length")
             case "fenced":
                 return "Here is my screening:\n```json\n" + reply_json(judgement) + "\n```\nHope it helps."
             case "429":

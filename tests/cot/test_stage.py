@@ -39,6 +39,7 @@ SCRIPTS = {
     5: ["wrong", "wrong"],  # failed: disagrees with the label
     6: ["short", "correct"],
     7: ["malformed", "malformed"],  # failed: unreadable, raw kept
+    8: ["truncated", "thinking"],  # cut off at max tokens, repaired; then JSON after a <think> block
 }
 
 
@@ -66,7 +67,7 @@ def test_answer_driven_through_every_fault(cot_ws_path: Path, cli: CliRunner) ->
         summary = json.loads(result.stdout)
         again = cli.invoke(app, ["cot", "--mode", "answer-driven", "--base-url", server.base_url, "--json"])
         calls_after_first_run = server.calls
-    assert summary["selected"] == 12 and summary["valid"] == 9 and summary["failed"] == 3
+    assert summary["selected"] == 12 and summary["valid"] == 9 and summary["failed"] == 3, summary
     assert json.loads(again.stdout)["selected"] == 0 and server.calls == calls_after_first_run
 
     with Workspace.open(cot_ws_path) as ws:
@@ -78,7 +79,7 @@ def test_answer_driven_through_every_fault(cot_ws_path: Path, cli: CliRunner) ->
         assert any("given answer" in e for e in got[ids[2]].errors)
         assert any("differs from the screening result" in e for e in got[ids[5]].errors)
         assert got[ids[7]].errors == ["the reply contains no JSON object"] and "Sure!" in (got[ids[7]].raw or "")
-        for sid in (ids[1], ids[3], ids[6]):  # repaired: two replies went into them
+        for sid in (ids[1], ids[3], ids[6], ids[8]):  # repaired: two replies went into them
             assert got[sid].status == "valid" and got[sid].attempts == 2
         for r in got.values():
             assert r.model == "scripted" and r.prompt_hash and r.usage.prompt_tokens > 0
@@ -89,7 +90,7 @@ def test_answer_driven_through_every_fault(cot_ws_path: Path, cli: CliRunner) ->
 
         # the ledger holds every answered request and sums to the rationales' usage
         spent = ledger.totals(ws.db, mode="answer-driven")
-        assert spent["calls"] == summary["calls"] == 12 + 6  # one per sample, plus six repairs
+        assert spent["calls"] == summary["calls"] == 12 + 7  # one per sample, plus seven repairs
         assert spent["prompt_tokens"] == sum(r.usage.prompt_tokens for r in got.values()) == summary["prompt_tokens"]
         assert spent["completion_tokens"] == sum(r.usage.completion_tokens for r in got.values())
         assert spent["cost_usd"] == pytest.approx(sum(r.usage.cost_usd for r in got.values()))
@@ -102,7 +103,8 @@ def test_answer_driven_through_every_fault(cot_ws_path: Path, cli: CliRunner) ->
         if r.body["messages"][-1]["role"] == "user"
         and "could not be accepted" in str(r.body["messages"][-1]["content"])
     ]
-    assert len(repairs) == 6
+    assert len(repairs) == 7
+    assert any("cut off at the token limit" in request_text(r.body) for r in repairs)
     assert any("differs from the screening result" in request_text(r.body) for r in repairs)
     assert summary["retries"] == 3
 
