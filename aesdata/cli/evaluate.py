@@ -126,11 +126,13 @@ def eval_cmd(
     finally:
         if ws is not None:
             ws.close()
+    metrics, failed, cost = report["metrics"], len(report["failed"]), report["usage"]["cost_usd"]
     if out_.human:
         out_.table(list(run.table_rows(report)), title=f"{report['model']} on {report['dataset']} {split}")
-    metrics = report["metrics"]
-    out_.result({"report": str(path), **{k: metrics[k] for k in ("samples", "exact", "proportional", "unparseable")},
-                 "failed": len(report["failed"]), "cost_usd": report["usage"]["cost_usd"]})
+        out_.line(f"report written to {path} ({failed} sample(s) failed, ${cost:.4f} spent)")
+    else:
+        figures = {k: metrics[k] for k in ("samples", "exact", "proportional", "unparseable")}
+        out_.result({"report": str(path), **figures, "failed": failed, "cost_usd": cost})
 
 
 @eval_app.command("compare")
