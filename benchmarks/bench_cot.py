@@ -7,8 +7,8 @@ shows rationales/s beside the ideal (concurrency / latency) and the client's CPU
 first with a cold image cache (every image decoded, resized and JPEG-encoded in the run) and then
 warm (renditions read back from ``cache/cot-images``). Figures only: nothing passes or fails on time.
 
-Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 384), BENCH_COT_LEVELS (1,16,64,256),
-BENCH_COT_ROUNDS (4: requests per worker, so a run is mostly steady state).
+Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 256; cold costs grow with pixels),
+BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (4: requests per worker, so a run is mostly steady state).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import imagehash
 import numpy as np
 from PIL import Image
 
@@ -41,7 +40,7 @@ from tests.factories import random_judgement  # noqa: E402
 from tests.openai_server import spawn  # noqa: E402
 
 LATENCY = float(os.environ.get("BENCH_COT_LATENCY", "1.0"))
-SIZE = int(os.environ.get("BENCH_COT_SIZE", "384"))
+SIZE = int(os.environ.get("BENCH_COT_SIZE", "256"))
 LEVELS = [int(c) for c in os.environ.get("BENCH_COT_LEVELS", "1,16,64,256").split(",")]
 ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "4"))  # requests per worker at each concurrency
 MAX_SIDE = 768
@@ -82,8 +81,8 @@ def build(ws: Workspace, n: int) -> None:
             width=SIZE,
             height=SIZE,
             mode="RGB",
-            phash=str(imagehash.phash(src)),
-            dhash=str(imagehash.dhash(src)),
+            phash=f"{i:016x}",  # not compared here: any distinct value will do
+            dhash=f"{i:016x}",
             origin=f"bench/{i}.png",
         )
         sample = Sample(id=store.sample_id_for(sha), source_id=sha, backend="synthetic", signature="bench")
