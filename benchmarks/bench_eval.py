@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from aesdata.evaluate.export import export  # noqa: E402
 from aesdata.evaluate.scoring import proportional  # noqa: E402
 from aesdata.publish.stage import publish  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
+from tests.openai_server import spawn  # noqa: E402
 
 LATENCY = float(os.environ.get("BENCH_EVAL_LATENCY", "0.5"))
 SIZE = int(os.environ.get("BENCH_EVAL_SIZE", "384"))
@@ -64,20 +64,6 @@ def build(root: Path, n: int) -> tuple[Workspace, Path]:
     out = root / "published"
     publish(ws, "1.0.0", out=out, test_fraction=0.05)
     return ws, out
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.openai_server", "--latency", str(LATENCY), "--api-key", "bench",
-         "--policy", f"{Path(__file__).resolve()}:fixed_reply"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise SystemExit(f"test server did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
 
 
 def measure_eval(ws: Workspace, base_url: str, concurrency: int, k: int, out: Path) -> tuple[float, float, int]:
@@ -119,7 +105,7 @@ def main() -> None:
               f"server latency {LATENCY:g} s; {os.cpu_count()} cores")
         print(f"parse + score: {scorer_cost():.1f} us per reply")
 
-        proc, base_url = start_server()
+        proc, base_url = spawn(f"{Path(__file__).resolve()}:fixed_reply", latency=LATENCY, api_key="bench")
         try:
             print(f"{'concurrency':>11} {'K':>2} {'samples':>7} {'ideal/s':>8} | {'cold/s':>7} {'of ideal':>8} "
                   f"{'cpu ms/req':>10} | {'warm/s':>7} {'of ideal':>8} {'cpu ms/req':>10}")
