@@ -102,12 +102,12 @@ def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
     return load_splits(ref, [split])[split]
 
 
-def _image_bytes(value: Mapping[str, Any], where: str) -> bytes:
-    if value.get("bytes"):
+def _image_bytes(value: Mapping[str, Any] | None) -> bytes:
+    if value and value.get("bytes"):
         return value["bytes"]
-    if value.get("path") and Path(value["path"]).is_file():
+    if value and value.get("path") and Path(value["path"]).is_file():
         return Path(value["path"]).read_bytes()
-    raise AesdataError(f"{where}: image has neither bytes nor a readable path")
+    raise ValueError("an image has neither bytes nor a readable path")
 
 
 def _defects(value: Any) -> dict[str, list[str]]:
@@ -121,26 +121,28 @@ def _defects(value: Any) -> dict[str, list[str]]:
 
 
 def to_row(record: Mapping[str, Any]) -> Row:
-    """A published record (images undecoded) as a :class:`Row`; ValueError names what is wrong."""
-    sid = record.get("sample_id", "?")
-    candidates = record.get("candidates") or []
-    if len(candidates) != len(SLOTS):
-        raise ValueError(f"sample {sid}: {len(candidates)} candidate images, expected {len(SLOTS)}")
-    images = tuple(_image_bytes(img, f"sample {sid}") for img in [record["source"], *candidates])
+    """A published record (images undecoded) as a :class:`Row`; ValueError names the sample and the fault."""
+    sid = record.get("sample_id") or "?"
     try:
-        answer = parse_answer(record["answer"])
-        defects = _defects(record.get("defects") or {})
-    except (ValueError, TypeError) as exc:
+        candidates = record.get("candidates") or []
+        if len(candidates) != len(SLOTS):
+            raise ValueError(f"{len(candidates)} candidate images, expected {len(SLOTS)}")
+        question = record["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("no question")
+        return Row(
+            sample_id=sid,
+            question=question,
+            answer=parse_answer(record["answer"]),
+            defects=_defects(record.get("defects") or {}),
+            images=tuple(_image_bytes(img) for img in [record.get("source"), *candidates]),
+            rationale=record.get("rationale"),
+            difficulty=record.get("difficulty"),
+        )
+    except KeyError as exc:
+        raise ValueError(f"sample {sid}: no column {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"sample {sid}: {exc}") from exc
-    return Row(
-        sample_id=sid,
-        question=record["question"],
-        answer=answer,
-        defects=defects,
-        images=images,
-        rationale=record.get("rationale"),
-        difficulty=record.get("difficulty"),
-    )
 
 
 def iter_rows(ds: datasets.IterableDataset) -> Iterator[Row | ValueError]:

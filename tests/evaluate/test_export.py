@@ -16,6 +16,7 @@ from aesdata.evaluate import dataset
 from aesdata.evaluate.dataset import Row
 from aesdata.evaluate.export import to_record
 from aesdata.evaluate.reward import exact_reward, proportional_reward
+from aesdata.publish.writer import FEATURES
 from aesdata.schema import SLOTS, parse_rationale
 from aesdata.workspace import Workspace
 from tests.factories import make_samples
@@ -108,3 +109,27 @@ def test_folders_with_the_same_name_are_never_mixed_up(published: tuple[Path, di
     for out, want in ((out_a, ids_a["train"]), (out_b, ids_b), (out_a, ids_a["train"])):
         rows = dataset.iter_rows(dataset.load_split(dataset.DatasetRef(path=str(out)), "train"))
         assert [r.sample_id for r in rows if isinstance(r, Row)] == want
+
+
+def test_malformed_rows_are_reported_and_skipped(published: tuple[Path, dict], cli: CliRunner, tmp_path: Path) -> None:
+    """A folder with broken rows (hand-edited, or written by another tool): each is one line, the rest goes on."""
+    out_dir, ids = published
+    rows = list(datasets.load_dataset(str(out_dir), split="test", streaming=True).decode(False))
+    rows[0] = {**rows[0], "answer": "A,Z"}
+    rows[1] = {**rows[1], "candidates": [*rows[1]["candidates"][:3], {"bytes": None, "path": "/nowhere.png"}]}
+    broken = tmp_path / "broken"
+    (broken / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(str(broken / "data" / "test-00000-of-00001.parquet"))
+
+    res = cli.invoke(app, ["eval", "--baseline", "random", "--dataset", str(broken), "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert f"sample {rows[0]['sample_id']}: not a slot: Z" in res.stderr
+    assert f"sample {rows[1]['sample_id']}: an image has neither bytes nor a readable path" in res.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["metrics"]["samples"] == len(rows) - 2 and len(report["failed"]) == 2
+
+    export = tmp_path / "x"
+    res = cli.invoke(app, ["export", "--format", "grpo", "--dataset", str(broken), "--out", str(export), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"out": str(export), "written": len(rows) - 2, "skipped": 0,
+                                      "failed": 2, "test": len(rows) - 2}
