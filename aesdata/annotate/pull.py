@@ -87,7 +87,7 @@ def pull(
                         reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}) vanished during the pull")
                 bar.advance(len(chunk))
         # 4. Agreement over every sample with several annotators.
-        figures = agreement_report(_all_judgements(ws.db))
+        figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(_all_judgements(ws.db)).items()}
         counts = (
             "annotations_new",
             "annotations_updated",
