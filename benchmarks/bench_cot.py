@@ -8,7 +8,8 @@ first with a cold image cache (every image decoded, resized and JPEG-encoded in 
 warm (renditions read back from ``cache/cot-images``). Figures only: nothing passes or fails on time.
 
 Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 256; cold costs grow with pixels),
-BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (4: requests per worker, so a run is mostly steady state).
+BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (8 requests per worker, so a run is mostly steady state)
+and BENCH_COT_MAX_SAMPLES (1024, which caps the rounds at 256).
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ from tests.openai_server import spawn  # noqa: E402
 LATENCY = float(os.environ.get("BENCH_COT_LATENCY", "1.0"))
 SIZE = int(os.environ.get("BENCH_COT_SIZE", "256"))
 LEVELS = [int(c) for c in os.environ.get("BENCH_COT_LEVELS", "1,16,64,256").split(",")]
-ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "4"))  # requests per worker at each concurrency
+ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "8"))  # requests per worker at each concurrency
+MAX_SAMPLES = int(os.environ.get("BENCH_COT_MAX_SAMPLES", "1024"))
 MAX_SIDE = 768
 KEY_ENV = "AESDATA_BENCH_COT_KEY"
 
 
 def samples_for(concurrency: int) -> int:
-    return 4 if concurrency == 1 else ROUNDS * concurrency
+    """Enough requests per worker that the run is mostly steady state, within MAX_SAMPLES."""
+    return 4 if concurrency == 1 else min(ROUNDS * concurrency, MAX_SAMPLES)
 
 
 def photo(rng: np.random.Generator) -> Image.Image:

@@ -298,7 +298,8 @@ class LLMClient:
             base_url=base_url,
             max_retries=0,
             timeout=openai.Timeout(timeout_s),
-            http_client=openai.DefaultAioHttpClient(limits=limits),
+            # no certificate store to load for a plain-http endpoint (a local vLLM, the test server)
+            http_client=openai.DefaultAioHttpClient(limits=limits, verify=not str(base_url).startswith("http://")),
         )
 
     async def __aenter__(self) -> LLMClient:

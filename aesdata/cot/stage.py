@@ -70,16 +70,20 @@ def _redo(redo: Redo | None, status: str, prompt_hash: str | None, current: str)
 
 
 def select(ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None) -> list[tuple[Sample, Label]]:
-    """Labelled samples still to do in ``mode``."""
+    """Labelled samples still to do in ``mode`` (labels are read only for those, up to ``limit``)."""
     rows = ws.db.execute("SELECT sample_id, status, prompt_hash FROM rationales WHERE mode = ?", (mode,))
     stored = {r["sample_id"]: (r["status"], r["prompt_hash"]) for r in rows.fetchall()}
     current = mode_hash(mode)
-    todo = [
-        (sample, label)
-        for sample, label in store.iter_labelled(ws.db)
-        if sample.id not in stored or _redo(redo, *stored[sample.id], current)
-    ]
-    return todo[:limit] if limit is not None else todo
+    todo = []
+    for sample in store.iter_samples(ws.db):
+        if limit is not None and len(todo) >= limit:
+            break
+        if sample.id in stored and not _redo(redo, *stored[sample.id], current):
+            continue
+        label = store.get_label(ws.db, sample.id)
+        if label is not None:
+            todo.append((sample, label))
+    return todo
 
 
 def _store(ws: Workspace, rationale: Rationale, run: RunRecorder, task: Task) -> None:
