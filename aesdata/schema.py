@@ -187,6 +187,8 @@ class GenerationProvenance(Record):
     layout: Layout
     redraws: int = Field(default=0, ge=0, description="seeds skipped because the image repeated a sibling")
     injected: list[Dimension] = Field(default_factory=list, description="synthetic backend: defects drawn in")
+    mask: Literal["alpha", "sidecar", "background"] | None = Field(
+        default=None, description="which rule found the product mask of the source")
 
 
 class Candidate(Record):

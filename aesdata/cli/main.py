@@ -12,6 +12,7 @@ from aesdata import __version__
 from aesdata.cli import annotate as annotate_cli
 from aesdata.cli import cot as cot_cli
 from aesdata.cli import evaluate as evaluate_cli
+from aesdata.cli import generate as generate_cli
 from aesdata.cli import ingest, workspace
 from aesdata.cli import publish as publish_cli
 
@@ -42,6 +43,8 @@ app.command("status")(workspace.status_cmd)
 app.command("schemas")(workspace.schemas)
 app.command("ingest")(ingest.ingest)
 app.command("dupes")(ingest.dupes)
+app.command("demo-sources")(generate_cli.demo_sources)
+app.command("generate")(generate_cli.generate)
 app.add_typer(annotate_cli.app, name="annotate")
 app.command("cot")(cot_cli.cot)
 app.command("publish")(publish_cli.publish)
