@@ -162,6 +162,16 @@ class LabelStudioServer:
             hint=f"see its log: {log}",
         )
 
+    def accepts_token(self) -> bool:
+        """The admin token works: a data folder made with another token keeps that one."""
+        try:
+            resp = httpx.get(
+                f"{self.url}/api/current-user/whoami", headers={"Authorization": f"Token {self.token}"}, timeout=30
+            )
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
     def stop(self) -> None:
         """Terminate the process group we started (the server spawns workers)."""
         if self.process is None or self.process.poll() is not None:
@@ -225,6 +235,12 @@ def serve(files_root: Path, *, port: int = 8080, data_dir: Path | None = None, r
     reporter.info(f"starting Label Studio on {server.url} (data in {server.data_dir}; first start ~45 s)")
     server.start()
     try:
+        if not server.accepts_token():
+            raise AesdataError(
+                f"Label Studio started but refuses ${TOKEN_ENV}: its data folder {server.data_dir} was set up "
+                "with another token",
+                hint=f"set {TOKEN_ENV} to the token used then, or pass a fresh --data-dir",
+            )
         reporter.info(
             f"Label Studio ready at {server.url}: log in as {server.username} with ${PASSWORD_ENV}; "
             f"images served from {server.files_root}. Ctrl-C stops it."

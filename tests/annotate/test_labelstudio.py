@@ -269,3 +269,19 @@ def test_a_project_deleted_in_label_studio_is_made_again_with_every_sample(label
     assert json.loads(result.stdout.strip().splitlines()[-1])["pushed"] == 2
     assert project_id(ls_ws) != old and set(task_ids(ls_ws)) == set(ids)
     assert ls_ws.db.execute("SELECT COUNT(*) FROM ls_projects").fetchone()[0] == 1
+
+
+def test_serve_on_a_data_folder_made_with_another_token_says_so_and_stops(label_studio, ls_ws, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(TEMPLATE, data)
+    env = {**os.environ, "LABEL_STUDIO_API_KEY": "f" * 40, "LABEL_STUDIO_PASSWORD": PASSWORD}
+    port = free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "aesdata.cli.main", "annotate", "serve", "--port", str(port), "--data-dir", str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 1 and "set up with another token" in done.stderr
+    assert not is_healthy(f"http://127.0.0.1:{port}")
