@@ -163,13 +163,24 @@ def test_a_stopped_eval_resumes_from_its_journal(published: tuple[Path, dict], w
     journal = out.with_name(out.name + ".partial.jsonl")
     assert len(journal.read_text().splitlines()) == 1 + 3
 
+    # a budget of $0.5 at $1 a request: one more sample, then no new request starts
+    with (ws_path / "aesdata.toml").open("a") as fh:
+        fh.write('\n[cot.prices]\n"m" = { input = 1000.0, output = 0.0 }\n')
+    costly = Reply(content="<answer>none</answer>", prompt_tokens=1000, completion_tokens=0)
+    with OpenAIServer(lambda body, i: costly) as server:
+        res = cli.invoke(app, [*args, "--base-url", server.base_url, "--max-cost", "0.5"])
+        assert res.exit_code == 1 and "--max-cost" in res.output and len(server.requests) == 1
+    assert len(journal.read_text().splitlines()) == 1 + 4
+
     with OpenAIServer(oracle) as server:
         res = cli.invoke(app, [*args, "--base-url", server.base_url, "--json"])
         assert res.exit_code == 0, res.output
-        assert len(server.requests) == len(rows) - 3  # only the samples not answered before
+        assert len(server.requests) == len(rows) - 4  # only the samples not answered before
     report = json.loads(out.read_text())
     assert [s["sample_id"] for s in report["samples"]] == [r.sample_id for r in rows]
-    assert report["metrics"]["exact"] == 1.0 and not journal.exists()
+    assert report["usage"]["calls"] == len(rows) and report["usage"]["cost_usd"] > 1.0 and not journal.exists()
+    costly_id = next(s for s in report["samples"] if s["replies"] == ["<answer>none</answer>"])
+    assert report["metrics"]["exact"] == pytest.approx((len(rows) - 1 + (costly_id["answer"] == "none")) / len(rows))
 
 
 def test_random_baseline_and_compare(published: tuple[Path, dict], ws_path: Path, cli: CliRunner,
