@@ -70,12 +70,6 @@ def _workspace(path: Path | None, *, required: bool) -> Workspace | None:
         return None
 
 
-def _endpoint(model: str | None, base_url: str | None, concurrency: int | None, temperature: float,
-              max_tokens: int | None, max_cost: float | None, max_side: int | None) -> Endpoint:
-    return Endpoint(model=model, base_url=base_url, concurrency=concurrency, temperature=temperature,
-                    max_tokens=max_tokens, max_cost=max_cost, max_side=max_side)
-
-
 @eval_app.callback(invoke_without_command=True)
 @handle_errors
 def eval_cmd(
@@ -114,15 +108,11 @@ def eval_cmd(
     ws = _workspace(workspace, required=version is not None)
     try:
         ref = dataset.resolve(ws, version=version, dataset=dataset_, config=config)
-        who = "random" if baseline == "random" else model or (ws.settings.cot.model if ws else None) or "model"
-        path = out or run.default_report_path(who, ref, split)
-        if baseline == "random":
-            report = run.random_baseline(ws, ref, split=split, rollouts=rollouts, limit=limit, reporter=out_)
-            run.write_report(report, path)
-        else:
-            endpoint = _endpoint(model, base_url, concurrency, temp, max_tokens, max_cost, max_side)
-            report = run.evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=path,
-                                  reporter=out_)
+        endpoint = None if baseline == "random" else Endpoint(
+            model=model, base_url=base_url, concurrency=concurrency, temperature=temp, max_tokens=max_tokens,
+            max_cost=max_cost, max_side=max_side)
+        report, path = run.run_eval(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=out,
+                                    reporter=out_)
     finally:
         if ws is not None:
             ws.close()
@@ -168,7 +158,8 @@ def mine_hard(
     """Ask each training sample K times and store its pass rate (publish: difficulty column, hard config)."""
     temp = check_rollouts(rollouts, temperature, need_sampling=True)
     out_ = output(json, quiet)
-    endpoint = _endpoint(model, base_url, concurrency, temp, max_tokens, max_cost, max_side)
+    endpoint = Endpoint(model=model, base_url=base_url, concurrency=concurrency, temperature=temp,
+                        max_tokens=max_tokens, max_cost=max_cost, max_side=max_side)
     with Workspace.open(workspace) as ws:
         summary = mining.mine_hard(ws, endpoint, rollouts=rollouts, limit=limit, redo=redo, reporter=out_)
     out_.result(summary, title="mine-hard")

@@ -264,6 +264,29 @@ def evaluate(
     return report
 
 
+def run_eval(
+    ws: Workspace | None,
+    ref: DatasetRef,
+    endpoint: Endpoint | None,
+    *,
+    split: str = "test",
+    rollouts: int = 1,
+    limit: int | None = None,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """``aesdata eval``: the model's report (``endpoint``), or the random baseline's (None), written to ``out``
+    (default: :func:`default_report_path`); returns the report and where it went."""
+    if endpoint is None:
+        path = out or default_report_path("random", ref, split)
+        report = random_baseline(ws, ref, split=split, rollouts=rollouts, limit=limit, reporter=reporter)
+        write_report(report, path)
+        return report, path
+    model = endpoint.model or (ws.settings.cot.model if ws else None) or "model"
+    path = out or default_report_path(model, ref, split)
+    return evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=path, reporter=reporter), path
+
+
 def default_report_path(model: str, ref: DatasetRef, split: str) -> Path:
     """``eval-MODEL-VERSION-SPLIT.json`` in the current folder: the same run finds its own journal again."""
     tag = ref.version or Path(ref.path).name
