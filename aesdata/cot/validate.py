@@ -111,7 +111,8 @@ def check_observations(observations: list[Observation], judgement: Judgement) ->
 def check_text(text: str, notes: list[str], limits: Limits) -> list[Problem]:
     """Coverage of all four candidates, no leakage, length within bounds."""
     problems: list[Problem] = []
-    missing = [s for s in SLOTS if s not in mentioned_slots(text)]
+    mentioned = mentioned_slots(text)
+    missing = [s for s in SLOTS if s not in mentioned]
     if missing:
         problems.append(Problem(f"the reasoning does not discuss candidate(s) {', '.join(missing)}"))
     leaked = leaks("\n".join([text, *notes]))
