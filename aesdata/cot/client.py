@@ -6,8 +6,9 @@ Wraps ``openai.AsyncOpenAI`` (its own retries off, so every retry is ours and co
   they like), over openai's aiohttp transport: httpx's connection pool scans every connection for
   each request, which at hundreds of connections costs more CPU than the rest of the request;
 * retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped connections, waiting
-  at least what ``Retry-After`` / ``retry-after-ms`` asks; other 4xx (bad key, unknown model, bad
-  request) stop the run at once with :class:`EndpointRejected`, since every request would fail alike;
+  at least what ``Retry-After`` / ``retry-after-ms`` asks; other 4xx are not retried: a bad key, an
+  unknown model or route, or any refusal before a first answer stops the run (:class:`EndpointRejected`:
+  every request would fail alike); a later refusal concerns that request only (:class:`RequestRejected`);
 * a per-request timeout;
 * a :class:`CostLedger` priced from a :class:`PriceTable`; once spending reaches ``max_cost`` no new
   request starts (:class:`BudgetExceeded`); requests already in flight finish and are counted;
@@ -20,7 +21,7 @@ The API key is read from the environment by the caller (:func:`api_key_from_env`
 Example, one request with an image, text and usage back::
 
     import asyncio
-    from aesdata.cot.client import LLMClient, PriceTable, image_part, user_message
+    from aesdata.cot.client import LLMClient, PriceTable, user_message
 
     async def main() -> None:
         prices = PriceTable.from_mapping({"gpt-4o": {"input": 2.5, "output": 10.0}})  # USD / 1M tokens
@@ -33,6 +34,8 @@ Example, one request with an image, text and usage back::
     asyncio.run(main())
 
 Images are data URLs; :mod:`aesdata.cot.images` makes them (resized and JPEG-encoded once per image).
+In a workspace, ``client_from_settings(ws.settings.cot, model=..., base_url=...)`` builds the client
+from ``[cot]`` (key from the variable named by ``cot.api_key_env``, retries, timeout, prices).
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class EndpointRejected(AesdataError):
 
 class RequestFailed(AesdataError):
     """A request still failed after every retry (rate limits, server errors, timeouts)."""
+
+
+class RequestRejected(RequestFailed):
+    """One request was refused (a 4xx other than 429) by an endpoint that has answered others."""
 
 
 # --------------------------------------------------------------------------- prices and the ledger
@@ -184,6 +191,11 @@ def _message(exc: openai.APIStatusError) -> str:
         if body.get("message"):
             return str(body["message"])
     return exc.message
+
+
+def _about_the_endpoint(exc: Exception) -> bool:
+    """A refusal no other request would escape: bad key, no permission, no such model or route."""
+    return isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError)
 
 
 def _refuses_response_format(exc: Exception) -> bool:
@@ -335,11 +347,13 @@ class LLMClient:
                         continue
                     retry, wait_hint, reason = _retryable(exc)
                     self._count(reason)
-                    if not retry:
+                    if not retry and (self.ledger.calls == 0 or _about_the_endpoint(exc)):
                         raise EndpointRejected(
                             f"{self.base_url or 'OpenAI'}: {reason}",
                             hint="check the model name, base URL and API key",
                         ) from exc
+                    if not retry:  # the endpoint works, but not with this request (too long, bad image)
+                        raise RequestRejected(f"the endpoint refused the request: {reason}") from exc
                     if tries > self.retry.max_retries:
                         raise RequestFailed(f"{reason} after {tries} tries") from exc
                     self.stats.retries += 1

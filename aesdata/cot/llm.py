@@ -108,6 +108,18 @@ class LLMWriter:
             usage=usage,
         )
 
+    def refused(self, sample_id: str, exc: Exception) -> Rationale:
+        """A failed rationale for a sample whose request the endpoint refused (``--redo failed`` retries it)."""
+        return Rationale(
+            sample_id=sample_id,
+            mode=self.mode,
+            status="failed",
+            model=self.client.model,
+            prompt_hash=mode_hash(self.mode),
+            errors=[str(exc)],
+            attempts=0,
+        )
+
     async def _attempt(
         self, sample_id: str, messages: list[dict[str, Any]], judgement: Judgement, attempt: int
     ) -> tuple[_Try, Usage]:

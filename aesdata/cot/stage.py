@@ -20,7 +20,14 @@ from typing import Any, Literal, get_args
 
 from aesdata import store
 from aesdata.cot import ledger
-from aesdata.cot.client import BudgetExceeded, ChatResult, LLMClient, RequestFailed, client_from_settings
+from aesdata.cot.client import (
+    BudgetExceeded,
+    ChatResult,
+    LLMClient,
+    RequestFailed,
+    RequestRejected,
+    client_from_settings,
+)
 from aesdata.cot.images import ImageEncoder
 from aesdata.cot.llm import LLMWriter
 from aesdata.cot.manual import manual_rationale
@@ -146,6 +153,8 @@ class _ModelRun:
             return
         try:
             rationale = await self.writer.write(sample.id, label.judgement, await self.encoder.urls(shas))
+        except RequestRejected as exc:
+            rationale = self.writer.refused(sample.id, exc)
         except RequestFailed as exc:
             self.reporter.problem(f"sample {sample.id}: {exc} (no result stored; a re-run retries it)")
             self.run.count("errors")

@@ -13,6 +13,7 @@ identifies the sample. Each sample follows a script of behaviours, one per reque
 ``truncated`` cut off mid-JSON with ``finish_reason: length``
 ``429``       rate-limited, with Retry-After
 ``500``       a server error
+``400``       a refusal of this request only ("the image is too large")
 ``stall``     answers only after ``stall_s`` seconds (past the client's timeout)
 
 After its script runs out a sample gets ``then`` (default ``correct``).
@@ -124,6 +125,8 @@ class ScriptedModel:
                 return Reply.fail(429, retry_after=self.retry_after)
             case "500":
                 return Reply.fail(500)
+            case "400":
+                return Reply.fail(400, "the image is too large")
             case "stall":
                 return Reply.stall(self.stall_s, reply_json(judgement))
         raise ValueError(f"unknown behaviour {behaviour!r}")

@@ -235,3 +235,16 @@ def test_redo_stale_rewrites_what_older_prompts_wrote(ws: Workspace, cli: CliRun
     assert rationales(ws, "template")[ids[1]].prompt_hash != "older"
     assert json.loads(cli.invoke(app, ["cot", "--redo", "stale", "--json"]).stdout)["selected"] == 0
     assert cli.invoke(app, ["cot", "--redo", "some"]).exit_code == 2  # a usage error
+
+
+def test_a_refused_request_fails_its_sample_only(cot_ws_path: Path) -> None:
+    with Workspace.open(cot_ws_path) as ws:
+        ids = make_samples(ws, 4)
+        server, _ = serve(ws, {ids[2]: ["400"]})
+        with server:
+            summary = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, concurrency=1))
+            got = rationales(ws, "answer-driven")
+            assert summary["valid"] == 3 and summary["failed"] == 1
+            assert got[ids[2]].errors == ["the endpoint refused the request: HTTP 400: the image is too large"]
+            again = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, redo="failed"))
+        assert again["selected"] == 1 and rationales(ws, "answer-driven")[ids[2]].status == "valid"
