@@ -34,6 +34,7 @@ from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import Annotation, Judgement, Label
 from aesdata.workspace import RunRecorder, Workspace
 
+#: Task ids per export request: they travel as `ids[]` query fields, and Django refuses more than 1000.
 EXPORT_CHUNK = 500
 
 
