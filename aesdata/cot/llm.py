@@ -23,7 +23,7 @@ from aesdata.cot.client import ChatResult, LLMClient
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
 from aesdata.cot.prompts import Conversation, mode_hash
 from aesdata.cot.validate import Limits, Problem, validate
-from aesdata.schema import CotMode, CotReply, Judgement, Rationale, Usage
+from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
 
 #: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)
 OnCall = Callable[[str, ChatResult, int, str, "bool | None"], None]
@@ -82,12 +82,9 @@ class LLMWriter:
             usage = _add(usage, spent)
             raws += outcome.raws
             if outcome.reply is not None and not outcome.problems:
-                return Rationale(
-                    sample_id=sample_id,
-                    mode=self.mode,
-                    status="valid",
-                    model=self.client.model,
-                    prompt_hash=mode_hash(self.mode),
+                return self._rationale(
+                    sample_id,
+                    "valid",
                     think=outcome.reply.reasoning,
                     answer=outcome.reply.final_answer,
                     observations=outcome.reply.observations,
@@ -96,28 +93,21 @@ class LLMWriter:
                 )
             prefix = f"attempt {attempt}: " if self.attempts > 1 else ""
             errors += [prefix + p.reason for p in outcome.problems]
-        return Rationale(
-            sample_id=sample_id,
-            mode=self.mode,
-            status="failed",
-            model=self.client.model,
-            prompt_hash=mode_hash(self.mode),
-            errors=errors,
-            raw="\n\n----- next reply -----\n\n".join(raws),
-            attempts=len(raws),
-            usage=usage,
-        )
+        raw = "\n\n----- next reply -----\n\n".join(raws)
+        return self._rationale(sample_id, "failed", errors=errors, raw=raw, attempts=len(raws), usage=usage)
 
     def refused(self, sample_id: str, exc: Exception) -> Rationale:
         """A failed rationale for a sample whose request the endpoint refused (``--redo failed`` retries it)."""
+        return self._rationale(sample_id, "failed", errors=[str(exc)], attempts=0)
+
+    def _rationale(self, sample_id: str, status: RationaleStatus, **fields: Any) -> Rationale:
         return Rationale(
             sample_id=sample_id,
             mode=self.mode,
-            status="failed",
+            status=status,
             model=self.client.model,
             prompt_hash=mode_hash(self.mode),
-            errors=[str(exc)],
-            attempts=0,
+            **fields,
         )
 
     async def _attempt(
