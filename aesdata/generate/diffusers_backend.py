@@ -107,10 +107,10 @@ class DiffusersBackend:
         if not preset.model:
             raise AesdataError(f"preset {preset.name}: no model", hint="pass --model PATH_OR_HUB_ID")
         device = resolve_device(device)
+        _quiet_loading()
         folder, model_id, revision = resolve_model(preset.model, preset.revision)
         import diffusers
 
-        _quiet_loading()
         if preset.pipeline == "auto":
             pipeline_cls: Any = diffusers.AutoPipelineForInpainting
         else:

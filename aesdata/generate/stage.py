@@ -138,7 +138,7 @@ class _Prepared:
 
 def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[Rendered], redraws: list[int],
              identity: dict[str, Any], signature: str) -> int:
-    """Blobs first, then every sample of the batch in one transaction. Returns the redraw count."""
+    """Blobs first, then every sample of the batch in one transaction. Returns how many were new."""
     records: list[tuple[Sample, list[Candidate], Judgement | None]] = []
     for n, prep in enumerate(batch):
         sample = Sample(id=store.sample_id_for(prep.source.id), source_id=prep.source.id,
@@ -153,12 +153,16 @@ def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[R
         judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands})
                      if identity["backend"] == "synthetic" else None)
         records.append((sample, cands, judgement))
+    made = 0
     with ws.transaction() as db:
         for sample, cands, judgement in records:
+            if store.get_sample(db, sample.id) is not None:  # another run got there first: keep its sample
+                continue
             store.insert_sample(db, sample, cands)
             if judgement is not None:
                 store.upsert_label(db, Label(sample_id=sample.id, origin="synthetic", judgement=judgement))
-    return sum(redraws)
+            made += 1
+    return made
 
 
 def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = None, model: str | None = None,
@@ -205,9 +209,11 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
             if not batch:
                 continue
             jobs, out, redraws = render_distinct(engine, planner, [j for p in batch for j in p.jobs])
-            summary["redraws"] += _persist(ws, batch, jobs, out, redraws, identity, signature)
-            summary["samples"] += len(batch)
-            summary["candidates"] += 4 * len(batch)
+            made = _persist(ws, batch, jobs, out, redraws, identity, signature)
+            summary["redraws"] += sum(redraws)
+            summary["samples"] += made
+            summary["candidates"] += 4 * made
+            summary["skipped"] += len(batch) - made
             task.advance(len(batch))
         for key, value in summary.items():
             run.count(key, value)

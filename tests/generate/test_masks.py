@@ -12,7 +12,6 @@ from aesdata import store
 from aesdata.errors import InputRejected
 from aesdata.generate.demo_sources import draw_product
 from aesdata.generate.masks import product_mask
-from aesdata.generate.stage import generate
 from aesdata.ingest import ingest
 from aesdata.workspace import Workspace
 

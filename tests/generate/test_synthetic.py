@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -125,3 +129,22 @@ def test_clean_twin_is_deterministic_and_preview_grid(tmp_path: Path) -> None:
         rows.append(np.concatenate([row[0][0]] + [r[1] for r in row], axis=1))
     Image.fromarray(np.concatenate(rows).astype(np.uint8)).save(tmp_path / "defects.png")
     assert (tmp_path / "defects.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_make_each_sample_once(ws_path: Path, tmp_path: Path) -> None:
+    """Two generate processes on one workspace: every source gets exactly one sample, neither run fails."""
+    with Workspace.open(ws_path) as ws:
+        add_sources(ws, tmp_path / "photos", 6)
+    args = ["generate", "--backend", "synthetic", "--size", "96", "--batch-size", "1", "--json"]
+    procs = [subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
+                              env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    made = [json.loads(out.strip().splitlines()[-1])["samples"] for out, _ in outs]
+    assert sum(made) == 6
+    with Workspace.open(ws_path) as ws:
+        assert ws.db.execute("SELECT count(*) FROM samples").fetchone()[0] == 6
+        assert ws.db.execute("SELECT count(*) FROM candidates").fetchone()[0] == 24
+        assert ws.db.execute("SELECT count(*) FROM labels").fetchone()[0] == 6
