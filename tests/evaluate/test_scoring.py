@@ -171,3 +171,9 @@ def test_parse_reply_reads_any_spelling_of_a_subset(
     if tagged:
         text = f"<think>Looking at A, B, C and D.</think><answer>{text}</answer>"
     assert parse_reply(text) == answer
+
+
+@given(st.text())
+def test_parse_reply_never_raises_and_returns_slots(text: str) -> None:
+    got = parse_reply(text)
+    assert got is None or got <= frozenset(SLOTS)
