@@ -32,6 +32,11 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=px)
 
 
+def _ink(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Dark text on light colours, white on dark ones."""
+    return (30, 30, 36) if sum(background) >= 450 else (255, 255, 255)
+
+
 def _text(draw: ImageDraw.ImageDraw, centre: tuple[float, float], text: str, px: int, fill: tuple[int, ...],
           max_width: float) -> None:
     """Centred text, shrunk until it fits ``max_width``."""
@@ -87,7 +92,7 @@ def _box(rng: random.Random, s: int) -> Image.Image:
     _label(d, band, rng, (30, 30, 36), accent)
     d.ellipse((x0 + w * 0.08, y0 + h * 0.06, x0 + w * 0.08 + h * 0.16, y0 + h * 0.22), fill=accent)
     _text(d, (x0 + w * 0.62, y0 + h * 0.14), rng.choice(("NEW", "PLUS", "FORTE", "MAX")), int(h * 0.07),
-          (255, 255, 255), w * 0.5)
+          _ink(colour), w * 0.5)
     return img
 
 
@@ -131,7 +136,7 @@ def _tube(rng: random.Random, s: int) -> Image.Image:
         d.line((cx - top_w / 2, yy, cx + top_w / 2, yy), fill=tuple(int(c * 0.7) for c in colour), width=1)
     d.rounded_rectangle((cx - w * 0.42, y1 - cap_h, cx + w * 0.42, y1), radius=w * 0.08, fill=cap)
     band = (cx - w * 0.5, y0 + h * 0.25, cx + w * 0.5, y0 + h * 0.72)
-    _label(d, band, rng, (255, 255, 255) if sum(colour) < 450 else (30, 30, 36), accent)
+    _label(d, band, rng, _ink(colour), accent)
     return _shade_cylinder(img, cx - top_w / 2, cx + top_w / 2, 0.28)
 
 
@@ -147,8 +152,7 @@ def _blister(rng: random.Random, s: int) -> Image.Image:
     head = h * 0.22
     d.rectangle((x0, y0 + s * 0.02, x0 + w, y0 + head), fill=accent)
     d.rectangle((x0, y0, x0 + w, y0 + s * 0.02), fill=accent)
-    ink = (255, 255, 255) if sum(accent) < 450 else (30, 30, 36)
-    _label(d, (x0, y0, x0 + w, y0 + head), rng, ink, ink)
+    _label(d, (x0, y0, x0 + w, y0 + head), rng, _ink(accent), _ink(accent))
     cw, ch = w / cols, (h - head) / rows
     for r in range(rows):
         for c in range(cols):

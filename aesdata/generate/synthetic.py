@@ -182,10 +182,11 @@ def _prop(kind: str, width: int, height: int, light: int, rng: random.Random) ->
 
 
 def _cast_shadow(silhouette: np.ndarray, base_y: float, light: int, length: float, squash: float,
-                 blur: float) -> np.ndarray:
+                 blur: float, horizon: int) -> np.ndarray:
     """The silhouette laid onto the floor behind its base, leaning away from (``light`` > 0) the light.
 
-    A point ``h`` pixels above the base lands ``squash * h`` above it and ``length * h`` to the side.
+    A point ``h`` pixels above the base lands ``squash * h`` above it and ``length * h`` to the side;
+    the shadow ends softly where the floor meets the wall.
     """
     size = silhouette.shape[0]
     shear = -light * length
@@ -196,7 +197,8 @@ def _cast_shadow(silhouette: np.ndarray, base_y: float, light: int, length: floa
                      np.float32) / 255.0
     rows = np.arange(size, dtype=np.float32)[:, None]
     fade = np.clip(1 - (base_y - rows) / (size * 0.55), 0.35, 1)  # softer and fainter further away
-    return _blur(out, blur) * fade * (rows <= base_y + 2)
+    on_floor = np.clip((rows - horizon + 3) / 6, 0, 1)
+    return _blur(out, blur) * fade * on_floor * (rows <= base_y + 2)
 
 
 def _contact_shadow(silhouette: np.ndarray, base_y: float, size: int) -> np.ndarray:
@@ -324,11 +326,12 @@ def _shadows(scene: Scene, silhouette: np.ndarray, floor_y: int, props: list[np.
     length, squash = shape
     shadow = np.zeros((size, size), np.float32)
     for sil, base in zip(props, prop_bases, strict=True):
-        shadow = np.maximum(shadow, 0.6 * _cast_shadow(sil, base, scene.light, length, squash, size / 120))
+        shadow = np.maximum(shadow, 0.6 * _cast_shadow(sil, base, scene.light, length, squash, size / 120,
+                                                       scene.horizon))
         shadow = np.maximum(shadow, 0.75 * _contact_shadow(sil, base, size))
     for light, stretch in directions:
         shadow = np.maximum(shadow, 0.55 * _cast_shadow(silhouette, floor_y, light, length * stretch, squash,
-                                                        size / 110))
+                                                        size / 110, scene.horizon))
     if directions:
         shadow = np.maximum(shadow, 0.7 * _contact_shadow(silhouette, floor_y, size))
     return shadow

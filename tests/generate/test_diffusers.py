@@ -139,3 +139,21 @@ def test_sigkill_loses_at_most_the_batch_in_flight(ws_path: Path, cli: CliRunner
         assert len(rows) == 20 and all(ws.blobs.exists(r[0]) for r in rows)
         statuses = [r[0] for r in ws.db.execute("SELECT status FROM runs WHERE stage = 'generate' ORDER BY id")]
         assert statuses == ["running", "done"]  # the killed run never got to record an end
+
+
+def test_a_text_to_image_folder_works_too(ws: Workspace, cli: CliRunner, tiny_model: Path, tmp_path: Path) -> None:
+    """Any save_pretrained folder: a 4-channel text-to-image pipeline is loaded as its inpainting sibling."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
+
+    inpaint = StableDiffusionInpaintPipeline.from_pretrained(tiny_model)
+    unet = UNet2DConditionModel.from_config({**inpaint.unet.config, "in_channels": 4})
+    StableDiffusionPipeline(vae=inpaint.vae, text_encoder=inpaint.text_encoder, tokenizer=inpaint.tokenizer,
+                            unet=unet, scheduler=inpaint.scheduler, safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(tmp_path / "t2i")
+    add_sources(ws, tmp_path / "photos", 1)
+    result = cli.invoke(app, ["generate", "--model", str(tmp_path / "t2i"), *TINY, "--json"])
+    assert result.exit_code == 0, result.output
+    assert _summary(result)["candidates"] == 4
+    sample = next(store.iter_samples(ws.db))
+    assert {c.provenance.pipeline_class for c in store.get_candidates(ws.db, sample.id)} == {
+        "StableDiffusionInpaintPipeline"}
