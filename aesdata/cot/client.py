@@ -6,9 +6,9 @@ Wraps ``openai.AsyncOpenAI`` (its own retries off, so every retry is ours and co
   they like), over openai's aiohttp transport: httpx's connection pool scans every connection for
   each request, which at hundreds of connections costs more CPU than the rest of the request;
 * retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped connections, waiting
-  at least what ``Retry-After`` / ``retry-after-ms`` asks; other 4xx are not retried: a bad key, an
-  unknown model or route, or any refusal before a first answer stops the run (:class:`EndpointRejected`:
-  every request would fail alike); a later refusal concerns that request only (:class:`RequestRejected`);
+  at least what ``Retry-After`` / ``retry-after-ms`` asks; other 4xx are not retried and stop the run
+  (:class:`EndpointRejected`: every request would fail alike), unless ``reject_per_request`` makes a
+  later refusal that request's alone (:class:`RequestRejected`);
 * a per-request timeout;
 * a :class:`CostLedger` priced from a :class:`PriceTable`; once spending reaches ``max_cost`` no new
   request starts (:class:`BudgetExceeded`); requests already in flight finish and are counted;
@@ -268,7 +268,12 @@ def api_key_from_env(env_var: str, *, base_url: str | None) -> str:
 
 
 class LLMClient:
-    """Bounded, retrying, metered chat completions against one endpoint and model."""
+    """Bounded, retrying, metered chat completions against one endpoint and model.
+
+    A 4xx other than 429 is never retried. By default it stops the run (:class:`EndpointRejected`);
+    with ``reject_per_request`` one that comes after the endpoint has answered (and is not 401/403/404)
+    concerns that request only (:class:`RequestRejected`): a reply too long, an image refused.
+    """
 
     def __init__(
         self,
@@ -282,6 +287,7 @@ class LLMClient:
         prices: PriceTable | None = None,
         max_cost: float | None = None,
         structured: Structured = "auto",
+        reject_per_request: bool = False,
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> None:
@@ -299,6 +305,7 @@ class LLMClient:
         self.stats = ClientStats()
         self.structured: Structured = structured
         self.schema_refused = False  # "auto": the endpoint said no to json_schema once
+        self.reject_per_request = reject_per_request
         self.temperature, self.max_tokens = temperature, max_tokens
         self.timeout_s = timeout_s
         self._gate = asyncio.Semaphore(concurrency)
@@ -347,7 +354,8 @@ class LLMClient:
                         continue
                     retry, wait_hint, reason = _retryable(exc)
                     self._count(reason)
-                    if not retry and (self.ledger.calls == 0 or _about_the_endpoint(exc)):
+                    per_request = self.reject_per_request and self.ledger.calls > 0 and not _about_the_endpoint(exc)
+                    if not retry and not per_request:
                         raise EndpointRejected(
                             f"{self.base_url or 'OpenAI'}: {reason}",
                             hint="check the model name, base URL and API key",
@@ -417,6 +425,7 @@ def client_from_settings(
     base_url: str | None = None,
     concurrency: int | None = None,
     max_cost: float | None = None,
+    reject_per_request: bool = False,
 ) -> LLMClient:
     """A client configured from ``[cot]`` in aesdata.toml, command-line values taking precedence."""
     model = model or cot.model
@@ -433,4 +442,5 @@ def client_from_settings(
         prices=PriceTable.from_mapping(cot.prices),
         max_cost=max_cost,
         structured=cot.structured,  # type: ignore[arg-type]
+        reject_per_request=reject_per_request,
     )

@@ -193,7 +193,12 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
     model_mode = opts.mode in ("answer-driven", "automated")
     client = (
         client_from_settings(
-            cot, model=opts.model, base_url=opts.base_url, concurrency=opts.concurrency, max_cost=opts.max_cost
+            cot,
+            model=opts.model,
+            base_url=opts.base_url,
+            concurrency=opts.concurrency,
+            max_cost=opts.max_cost,
+            reject_per_request=True,  # a sample the endpoint refuses is stored as failed, the run goes on
         )
         if model_mode
         else None

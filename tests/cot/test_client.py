@@ -16,6 +16,7 @@ from aesdata.cot.client import (
     LLMClient,
     PriceTable,
     RequestFailed,
+    RequestRejected,
     RetryPolicy,
     api_key_from_env,
     retry_after_s,
@@ -162,3 +163,16 @@ def test_server_in_a_subprocess(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(("per_request", "expected"), [(False, EndpointRejected), (True, RequestRejected)])
+def test_a_later_refusal_stops_the_run_unless_per_request(per_request: bool, expected: type) -> None:
+    async def run(server: OpenAIServer) -> None:
+        async with client(server, reject_per_request=per_request) as c:
+            await c.chat([user_message("q")])  # answered
+            await c.chat([user_message("q")])  # refused
+
+    with OpenAIServer(lambda body, i: "{}" if i == 0 else Reply.fail(400, "too long")) as server:
+        with pytest.raises(expected, match="HTTP 400: too long"):
+            asyncio.run(run(server))
+        assert server.calls == 2  # never retried
