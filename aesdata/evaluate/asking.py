@@ -68,6 +68,7 @@ async def open_client(cot: CotSettings, endpoint: Endpoint) -> AsyncIterator[LLM
         base_url=endpoint.base_url,
         concurrency=endpoint.concurrency,
         max_cost=endpoint.max_cost,
+        reject_per_request=True,  # a sample the endpoint refuses (an image too large) fails alone
     )
     client.temperature, client.max_tokens = endpoint.temperature, endpoint.max_tokens
     async with client:

@@ -313,23 +313,21 @@ def read_report(path: Path) -> dict[str, Any]:
 
 
 def table_rows(report: dict[str, Any]) -> Iterator[dict[str, str]]:
-    """The report's figures as table rows: metric, the run's value, the random baseline's."""
+    """The report's figures as table rows: metric, the run's value, and the random baseline's beside a model's."""
 
     def fmt(value: Any) -> str:
         return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
     m, b = report["metrics"], report["baseline_random"]
-    label = str(report.get("model"))
+    label, beside = str(report.get("model")), report.get("kind") == "model"
+
+    def row(metric: str, value: Any, base: Any) -> dict[str, str]:
+        return {"metric": metric, label: fmt(value), **({"random baseline": fmt(base)} if beside else {})}
+
     for key in ("samples", "exact", "proportional", "pass_at_k", "unparseable"):
         if key == "pass_at_k" and report["rollouts"] == 1:
             continue
-        name = f"pass@{report['rollouts']}" if key == "pass_at_k" else key
-        yield {"metric": name, label: fmt(m[key]), "random": fmt(b[key])}
+        yield row(f"pass@{report['rollouts']}" if key == "pass_at_k" else key, m[key], b[key])
     for dim, fig in m["per_dimension"].items():
-        base = b["per_dimension"][dim]
         for key in ("exact", "caught"):
-            yield {
-                "metric": f"{dim} {key} (n={fig['samples']})",
-                label: fmt(fig[key]),
-                "random": fmt(base[key]),
-            }
+            yield row(f"{dim} {key} (n={fig['samples']})", fig[key], b["per_dimension"][dim][key])

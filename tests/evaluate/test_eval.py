@@ -155,8 +155,9 @@ def test_a_stopped_eval_resumes_from_its_journal(published: tuple[Path, dict], w
 
     out = tmp_path / "resumed.json"
     args = ["eval", "--model", "m", "--version", "1.0.0", "--concurrency", "1", "--out", str(out)]
-    # the endpoint starts refusing after three answers: the run stops, three samples are journalled
-    with OpenAIServer(lambda body, i: oracle(body, i) if i < 3 else Reply.fail(400, "model unloaded")) as server:
+    # the model disappears after three answers (404: every request would fail alike): the run stops,
+    # three samples are journalled
+    with OpenAIServer(lambda body, i: oracle(body, i) if i < 3 else Reply.fail(404, "model unloaded")) as server:
         res = cli.invoke(app, [*args, "--base-url", server.base_url])
     assert res.exit_code == 1 and "model unloaded" in res.output
     assert not out.exists()
@@ -181,6 +182,27 @@ def test_a_stopped_eval_resumes_from_its_journal(published: tuple[Path, dict], w
     assert report["usage"]["calls"] == len(rows) and report["usage"]["cost_usd"] > 1.0 and not journal.exists()
     costly_id = next(s for s in report["samples"] if s["replies"] == ["<answer>none</answer>"])
     assert report["metrics"]["exact"] == pytest.approx((len(rows) - 1 + (costly_id["answer"] == "none")) / len(rows))
+
+
+def test_a_refused_sample_fails_alone(published: tuple[Path, dict], ws_path: Path, cli: CliRunner,
+                                      tmp_path: Path) -> None:
+    rows = split_rows(Workspace.open(ws_path), "test")
+    right = {source_url(r.images[0]): r for r in rows}
+    refused = rows[-1]
+
+    def policy(body: dict, call_index: int) -> Reply | str:
+        row = right[request_images(body)[0]]
+        return Reply.fail(400, "image too large") if row is refused else reply_for(0, row.answer)[0]
+
+    out = tmp_path / "refused.json"
+    with OpenAIServer(policy) as server:
+        res = cli.invoke(app, ["eval", "--model", "m", "--version", "1.0.0", "--concurrency", "1", "--out", str(out),
+                               "--base-url", server.base_url])
+    assert res.exit_code == 0, res.output
+    assert f"sample {refused.sample_id}" in res.stderr and "image too large" in res.stderr
+    report = json.loads(out.read_text())
+    assert [f["sample_id"] for f in report["failed"]] == [refused.sample_id]
+    assert report["metrics"]["samples"] == len(rows) - 1 and report["metrics"]["exact"] == 1.0
 
 
 def test_random_baseline_and_compare(published: tuple[Path, dict], ws_path: Path, cli: CliRunner,
