@@ -9,7 +9,7 @@ Models answer in many shapes: ``<answer>A,C</answer>``, ``A and C``, ``a, c``, `
 4. the whole reply, when it is a single line.
 
 The region found must then consist of slot letters, separators and a few filler words
-(``candidates A and C``), or be a "none" phrase. Anything else, a contradiction like ``A or C`` or
+(``candidates A and C``, ``\\boxed{A,C}``), or be a "none" phrase. Anything else, a contradiction like ``A or C`` or
 ``none, A`` included, is unparseable: guessing would score a model for an answer it did not give.
 """
 
@@ -49,6 +49,8 @@ _FILLER = {
 _NONE_WORDS = {"none", "nothing", "neither", "no", "empty", "∅"}
 _NONE_FILLER = _FILLER | {"of", "them", "one", "is", "acceptable"}
 _COMPACT = re.compile(r"^[A-D]{2,4}$")
+_LATEX = re.compile(r"\\(?:boxed|text|mathrm|textbf)\s*\{([^{}]*)\}")
+_ASIDE = re.compile(r"\([^()]*\)")
 
 
 def _tokens(region: str) -> list[str]:
@@ -56,8 +58,15 @@ def _tokens(region: str) -> list[str]:
 
 
 def parse_slots(region: str) -> Prediction:
-    """Parse a short answer region: slot letters and separators, or a none phrase; else None."""
-    tokens = _tokens(region)
+    """Parse a short answer region: slot letters and separators, or a none phrase; else None.
+
+    LaTeX wrappers (``\\boxed{A, C}``, ``\\text{none}``) are unwrapped, and an aside in parentheses after
+    the answer (``A, C (B and D are warped)``) is left out.
+    """
+    for _ in range(3):  # innermost first: \\boxed{\\text{none}}
+        region = _LATEX.sub(r" \1 ", region)
+    without_asides = _ASIDE.sub(" ", region)
+    tokens = _tokens(without_asides) or _tokens(region)
     if not tokens:
         return None
     lowered = [t.lower() for t in tokens]
