@@ -5,7 +5,9 @@ client is the real stage (``run_cot`` in answer-driven mode: prompt building, im
 openai client, parsing, validation, ledger and rationale writes). For each concurrency the table
 shows rationales/s beside the ideal (concurrency / latency) and the client's CPU time per request,
 first with a cold image cache (every image decoded, resized and JPEG-encoded in the run) and then
-warm (renditions read back from ``cache/cot-images``). Figures only: nothing passes or fails on time.
+warm (renditions read back from ``cache/cot-images``). Baselines in the same run: the same request at 64
+in flight sent by plain aiohttp (the transport floor) and by the openai client alone. Figures only:
+nothing passes or fails on time.
 
 Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 256; cold costs grow with pixels),
 BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (8 requests per worker, so a run is mostly steady state)
@@ -14,8 +16,10 @@ and BENCH_COT_MAX_SAMPLES (1024, which caps the rounds at 256).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -25,6 +29,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 from PIL import Image
 
@@ -32,8 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aesdata import store  # noqa: E402
+from aesdata.cot.client import LLMClient  # noqa: E402
 from aesdata.cot.images import ImageEncoder  # noqa: E402
+from aesdata.cot.prompts import Conversation  # noqa: E402
 from aesdata.cot.stage import CotOptions, image_cache, run_cot  # noqa: E402
+from aesdata.cot.validate import Limits  # noqa: E402
 from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Label, Layout, Sample, Source, utcnow  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
 from tests.cot.scripted import ScriptedModel, save_truth  # noqa: E402
@@ -158,6 +166,42 @@ def encode_cost(ws: Workspace, k: int = 20) -> float:
     return 1000 * (time.process_time() - cpu) / len(samples)
 
 
+async def _bare(base_url: str, messages: list[dict], concurrency: int, n: int, openai_client: bool) -> float:
+    """Requests/s for the same request body without the stage: the openai client alone, or plain aiohttp."""
+    if openai_client:
+        async with LLMClient(base_url=base_url, model="bench", api_key="bench", concurrency=concurrency) as c:
+            start = time.perf_counter()
+            await asyncio.gather(*(c.chat(messages) for _ in range(n)))
+            return n / (time.perf_counter() - start)
+    gate = asyncio.Semaphore(concurrency)
+    body = json.dumps({"model": "bench", "messages": messages})
+    headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 8)) as session:
+
+        async def one() -> None:
+            async with gate, session.post(f"{base_url}/chat/completions", data=body, headers=headers) as resp:
+                resp.raise_for_status()
+                await resp.json()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        return n / (time.perf_counter() - start)
+
+
+def baselines(ws: Workspace, base_url: str, concurrency: int) -> str:
+    """The transport floor and the openai client's own cost, on one sample's real request."""
+    sample = next(store.iter_samples(ws.db))
+    encoder = ImageEncoder(ws.blobs, max_side=MAX_SIDE)
+    urls = [encoder.url(sample.source_id), *(encoder.url(c.sha256) for c in store.get_candidates(ws.db, sample.id))]
+    messages = Conversation("automated", Limits()).messages(urls, None)
+    n, ideal = samples_for(concurrency), concurrency / LATENCY
+    rates = [asyncio.run(_bare(base_url, messages, concurrency, n, via)) for via in (False, True)]
+    return (
+        f"same request at {concurrency} in flight without the stage: plain aiohttp {rates[0]:.1f}/s "
+        f"({rates[0] / ideal:.0%} of ideal), openai client {rates[1]:.1f}/s ({rates[1] / ideal:.0%})"
+    )
+
+
 def row(m: dict[str, float], ideal: float) -> str:
     return f"{m['rate']:>7.1f} {m['rate'] / ideal:>8.0%} {m['steady'] / ideal:>7.0%} {m['cpu_ms']:>7.1f}"
 
@@ -188,6 +232,7 @@ def main() -> None:
                 ideal = c / LATENCY
                 bad = "" if cold["valid"] == warm["valid"] == samples_for(c) else "  (not all valid!)"
                 print(f"{c:>11} {ideal:>8.1f} | {row(cold, ideal)} | {row(warm, ideal)}{bad}")
+            print(baselines(ws, base_url, 64))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
