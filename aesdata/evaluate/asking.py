@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from aesdata.config import CotSettings
@@ -158,13 +158,14 @@ def ask_each(
     total: int | None,
     description: str,
     reporter: Reporter,
-) -> None:
-    """Ask every item ``rollouts`` times through one client, a bounded number of items at a time.
+) -> dict[str, int]:
+    """Ask every item ``rollouts`` times through one client, a bounded number of items at a time; return
+    the client's request statistics (requests, retries, timeouts, rate-limited, server errors).
 
     ``items`` may be a stream: it is read only as workers become free.
     """
 
-    async def main() -> None:
+    async def main() -> dict[str, int]:
         async with open_client(cot, endpoint) as client:
             with reporter.task(f"{description} {client.model}", total) as task:
 
@@ -178,8 +179,9 @@ def ask_each(
                     task.advance()
 
                 await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+            return asdict(client.stats)
 
-    asyncio.run(main())
+    return asyncio.run(main())
 
 
 def check_rollouts(rollouts: int, temperature: float | None, *, need_sampling: bool) -> float:

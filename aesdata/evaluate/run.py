@@ -12,6 +12,7 @@ Report (JSON, ``REPORT_FORMAT``)::
      "rollouts", "temperature", "prompt_hash", "created_at",
      "metrics": {...summarise()}, "baseline_random": {...summarise()},
      "usage": {"calls", "prompt_tokens", "completion_tokens", "cost_usd"},
+     "requests": {"requests", "retries", "timeouts", "rate_limited", "server_errors", ...} (this run's),
      "failed": [{"sample_id", "error"}],
      "samples": [{"sample_id", "answer", "predictions": ["A,C" | null, ...], "replies": [...],
                   "exact", "proportional"}]}
@@ -246,7 +247,7 @@ def evaluate(
         async def messages(row: Row) -> list[dict[str, Any]]:
             return screening_messages(row.question, await asyncio.to_thread(images.urls, row))
 
-        ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
+        stats = ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
                  total=rows.total, description="eval", reporter=reporter)
         scored = rows.ordered(results)
         failed = rows.failures() + failed
@@ -257,6 +258,7 @@ def evaluate(
     if not scored:
         raise AesdataError(f"no sample of {ref.name} {split!r} got an answer from the model ({len(failed)} failed)")
     report = _report("model", ref, split, rollouts, scored, failed, key)
+    report["requests"] = stats  # this run's: retries, timeouts, rate limits, server errors
     # 3. the report, then the journal goes (a kill in between keeps the journal: nothing is lost)
     if out is not None and journal is not None:
         write_report(report, out)

@@ -138,6 +138,7 @@ def test_eval_figures_match_the_policy(published: tuple[Path, dict], ws_path: Pa
     assert all(len(s["predictions"]) == len(s["replies"]) == 2 for s in report["samples"])
     assert report["baseline_random"]["exact"] == pytest.approx(1 / 16)
     assert report["temperature"] == 1.0 and report["usage"]["calls"] == 2 * len(rows)
+    assert report["requests"]["server_errors"] == report["requests"]["retries"] == 1
     summary = json.loads(res.stdout)
     assert summary["report"] == str(out) and summary["failed"] == 0
     with Workspace.open(ws_path) as ws:
