@@ -34,7 +34,7 @@ from aesdata.cot.manual import manual_rationale
 from aesdata.cot.prompts import mode_hash
 from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
-from aesdata.errors import AesdataError
+from aesdata.errors import AesdataError, InputRejected
 from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
 from aesdata.workspace import RunRecorder, Workspace
@@ -135,24 +135,24 @@ class _ModelRun:
         with self.ws.transaction() as db:
             ledger.record(db, call)
 
-    def _images(self, sample: Sample) -> list[str] | None:
-        """Source then candidate A-D blob ids, or None (reported) when the sample is incomplete."""
+    async def _images(self, sample: Sample) -> list[str]:
+        """Data URLs of the source then candidates A-D; :class:`InputRejected` when one is unusable."""
         shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
-        missing = [sha[:12] for sha in shas if not self.ws.blobs.exists(sha)]
-        if len(shas) != 5 or missing:
-            why = f"missing image blob(s) {', '.join(missing)}" if missing else f"{len(shas) - 1} candidates, not 4"
-            self.reporter.problem(f"sample {sample.id}: {why}")
-            self.run.count("skipped")
-            return None
-        return shas
+        if len(shas) != 5:
+            raise InputRejected(f"sample {sample.id}: {len(shas) - 1} candidates, not 4")
+        try:
+            return await self.encoder.urls(shas)
+        except OSError as exc:  # a blob deleted or damaged since it was stored
+            raise InputRejected(f"sample {sample.id}: cannot read an image: {exc}") from None
 
     async def one(self, sample: Sample, label: Label, task: Task) -> None:
-        shas = self._images(sample)
-        if shas is None:
+        try:
+            rationale = await self.writer.write(sample.id, label.judgement, await self._images(sample))
+        except InputRejected as exc:
+            self.reporter.problem(str(exc))
+            self.run.count("skipped")
             task.advance()
             return
-        try:
-            rationale = await self.writer.write(sample.id, label.judgement, await self.encoder.urls(shas))
         except RequestRejected as exc:
             rationale = self.writer.refused(sample.id, exc)
         except RequestFailed as exc:

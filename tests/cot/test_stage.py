@@ -248,3 +248,17 @@ def test_a_refused_request_fails_its_sample_only(cot_ws_path: Path) -> None:
             assert got[ids[2]].errors == ["the endpoint refused the request: HTTP 400: the image is too large"]
             again = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, redo="failed"))
         assert again["selected"] == 1 and rationales(ws, "answer-driven")[ids[2]].status == "valid"
+
+
+def test_a_sample_with_a_missing_image_is_skipped_and_reported(
+    cot_ws_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Workspace.open(cot_ws_path) as ws:
+        ids = make_samples(ws, 3)
+        ws.blobs.path(store.get_candidates(ws.db, ids[1])[2].sha256).unlink()
+        server, _ = serve(ws, {})
+        with server:
+            summary = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url))
+        assert summary["valid"] == 2 and summary["skipped"] == 1
+        assert set(rationales(ws, "answer-driven")) == {ids[0], ids[2]}  # nothing stored for it: a re-run retries
+    assert any(f"sample {ids[1]}: cannot read an image" in r.message for r in caplog.records)
