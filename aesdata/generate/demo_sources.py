@@ -8,13 +8,16 @@ studio background, which the background-estimate mask rule handles. Deterministi
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
+import imagehash
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from aesdata.blobs import encode_png
+from aesdata.imageio import flatten
 
 SIZE = 512
 SS = 2  # supersampling factor: drawn at 2x, downsampled, for smooth edges
@@ -26,6 +29,8 @@ AMOUNTS = ("30 tablets", "200 ml", "50 g", "60 capsules", "100 ml", "12 sachets"
 PALETTE = ((38, 92, 170), (200, 52, 60), (46, 140, 90), (240, 170, 40), (120, 70, 160), (20, 150, 160),
            (230, 110, 40), (60, 60, 70), (240, 240, 236), (170, 200, 60))
 KINDS = ("box", "bottle", "tube", "blister")
+#: Demo photos differ pairwise by more than this many pHash bits (of 64).
+DISTINCT_BITS = 10
 
 
 def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -170,10 +175,12 @@ def _blister(rng: random.Random, s: int) -> Image.Image:
 
 
 def _studio(rng: random.Random, s: int) -> Image.Image:
-    """A seamless studio backdrop: light grey, brighter behind the product, a touch of warmth."""
-    base = np.array([rng.uniform(225, 242)] * 3) + np.array([3, 1, -2]) * rng.uniform(0, 2)
+    """A seamless studio backdrop: light grey with a tint, a soft spot of light, darker toward the floor."""
+    tint = rng.choice((np.array([3, 1, -2]), np.array([-2, 0, 3]), np.array([0, 0, 0]), np.array([2, 3, -1])))
+    base = np.array([rng.uniform(205, 242)] * 3) + tint * rng.uniform(1, 4)
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
-    glow = 1.0 + 0.05 * np.exp(-((xx - 0.45) ** 2 + (yy - 0.45) ** 2) / 0.12) - 0.04 * yy
+    gx, gy = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.6)
+    glow = 1.0 + 0.07 * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / 0.1) - 0.05 * yy
     return Image.fromarray(np.clip(base * glow[..., None], 0, 255).astype(np.uint8), "RGB")
 
 
@@ -182,7 +189,12 @@ def draw_product(seed: int, *, size: int = SIZE, alpha: bool = True) -> Image.Im
     rng = random.Random(seed)
     kind = KINDS[seed % len(KINDS)] if rng.random() < 0.5 else rng.choice(KINDS)
     big = {"box": _box, "bottle": _bottle, "tube": _tube, "blister": _blister}[kind](rng, size * SS)
-    product = big.resize((size, size), Image.Resampling.LANCZOS)
+    # framing varies like real shots: the product a bit smaller or larger, off-centre
+    k = rng.uniform(0.55, 1.0)
+    side = round(size * k)
+    product = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    product.alpha_composite(big.resize((side, side), Image.Resampling.LANCZOS),
+                            (round((size - side) / 2 + rng.uniform(-0.2, 0.2) * size * k), round((size - side) * 0.7)))
     studio = _studio(rng, size).convert("RGBA")
     shot = Image.alpha_composite(studio, product)
     if not alpha:
@@ -192,12 +204,24 @@ def draw_product(seed: int, *, size: int = SIZE, alpha: bool = True) -> Image.Im
 
 
 def write_demo_sources(folder: Path, n: int, *, seed: int = 0, alpha: bool = True) -> list[Path]:
-    """Write ``n`` product photos to ``folder`` (``product_0000.png``...); existing equal files are kept."""
+    """Write ``n`` product photos to ``folder`` (``product_0000.png``...); existing equal files are kept.
+
+    A drawing within ``DISTINCT_BITS`` of an earlier one by pHash is passed over, so ingest (whose
+    near-duplicate distance defaults to 6) accepts every photo as its own source.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"product_{i:04d}.png"
-        data = encode_png(draw_product(seed * 1_000_003 + i, alpha=alpha))
+    paths: list[Path] = []
+    kept: list[imagehash.ImageHash] = []
+    for k in itertools.count(seed * 1_000_003):
+        if len(paths) == n:
+            break
+        img = draw_product(k, alpha=alpha)
+        phash = imagehash.phash(flatten(img))
+        if any(phash - other <= DISTINCT_BITS for other in kept):
+            continue
+        kept.append(phash)
+        path = folder / f"product_{len(paths):04d}.png"
+        data = encode_png(img)
         if not path.is_file() or path.read_bytes() != data:
             path.write_bytes(data)
         paths.append(path)

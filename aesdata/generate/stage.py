@@ -29,6 +29,8 @@ from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Judgement, Label, Sample, Slot, Source
 from aesdata.workspace import Workspace
 
+#: What a run reports (and records in its ``runs`` row).
+SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped")
 #: Sources per batch when --batch-size is not given.
 DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16}
 
@@ -94,17 +96,13 @@ def product_of(ws: Workspace, source: Source) -> tuple[Image.Image, str]:
     return layoutmod.cutout(img, mask), how
 
 
-def _phash(img: Image.Image) -> imagehash.ImageHash:
-    return imagehash.phash(img)
-
-
 def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tuple[list[Job], list[Rendered],
                                                                                       list[int]]:
     """Render ``jobs``; a candidate within the preset's pHash distance of an earlier sibling is redrawn
     with the next seed, at most ``max_redraws`` times (then kept). Returns final jobs, images, redraws."""
     jobs = list(jobs)
     out = backend.render(jobs)
-    hashes = [_phash(r.image) for r in out]
+    hashes = [imagehash.phash(r.image) for r in out]
     redraws = [0] * len(jobs)
     limit = planner.preset.near_duplicate_distance
     for _ in range(planner.preset.max_redraws):
@@ -117,7 +115,7 @@ def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tupl
             jobs[i] = planner.job(j.source_id, j.slot, j.seed + 1, j.product, j.injected)
             redraws[i] += 1
         for i, r in zip(again, backend.render([jobs[i] for i in again]), strict=True):
-            out[i], hashes[i] = r, _phash(r.image)
+            out[i], hashes[i] = r, imagehash.phash(r.image)
     return jobs, out, redraws
 
 
@@ -188,18 +186,18 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
     params = dict(backend=chosen.backend, preset=chosen.name, model=identity["model_id"], revision=identity["revision"],
                   signature=signature, seed=base_seed, steps=chosen.steps, size=chosen.size, limit=limit,
                   batch_size=per_batch, device=device, compile=compile)
-    summary = {"sources": len(pending), "samples": 0, "candidates": 0, "redraws": 0, "skipped": 0}
-    # 3. batches
+    # 3. batches; the counts live in the run record, so a killed run still says what it did
     with ws.run("generate", params) as run, reporter.task("generating", len(pending)) as task:
+        for key in SUMMARY_KEYS:
+            run.count(key, len(pending) if key == "sources" else 0)
         for start in range(0, len(pending), per_batch):
-            chunk = pending[start:start + per_batch]
             batch: list[_Prepared] = []
-            for source in chunk:
+            for source in pending[start:start + per_batch]:
                 try:
                     product, rule = product_of(ws, source)
                 except InputRejected as exc:
                     reporter.problem(str(exc))
-                    summary["skipped"] += 1
+                    run.count("skipped")
                     task.advance()
                     continue
                 injected = _injections(chosen, base_seed, source.id)
@@ -210,14 +208,12 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
                 continue
             jobs, out, redraws = render_distinct(engine, planner, [j for p in batch for j in p.jobs])
             made = _persist(ws, batch, jobs, out, redraws, identity, signature)
-            summary["redraws"] += sum(redraws)
-            summary["samples"] += made
-            summary["candidates"] += 4 * made
-            summary["skipped"] += len(batch) - made
+            run.count("redraws", sum(redraws))
+            run.count("samples", made)
+            run.count("candidates", 4 * made)
+            run.count("skipped", len(batch) - made)
             task.advance(len(batch))
-        for key, value in summary.items():
-            run.count(key, value)
-    return summary
+        return dict(run.counts)
 
 
 def regenerate(ws: Workspace, engine: Backend, preset: Preset, sample_id: str, slot: Slot) -> Image.Image:

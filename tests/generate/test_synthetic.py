@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -148,3 +150,26 @@ def test_two_runs_at_once_make_each_sample_once(ws_path: Path, tmp_path: Path) -
         assert ws.db.execute("SELECT count(*) FROM samples").fetchone()[0] == 6
         assert ws.db.execute("SELECT count(*) FROM candidates").fetchone()[0] == 24
         assert ws.db.execute("SELECT count(*) FROM labels").fetchone()[0] == 6
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_batches_and_records_them(ws_path: Path, tmp_path: Path) -> None:
+    with Workspace.open(ws_path) as ws:
+        add_sources(ws, tmp_path / "photos", 12)
+    args = ["generate", "--backend", "synthetic", "--size", "384", "--batch-size", "1"]
+    proc = subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
+                            env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    with Workspace.open(ws_path) as ws:
+        deadline = time.monotonic() + 120
+        while ws.db.execute("SELECT count(*) FROM samples").fetchone()[0] < 1:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: work committed so far is kept" in err
+    with Workspace.open(ws_path) as ws:
+        done = ws.db.execute("SELECT count(*) FROM samples").fetchone()[0]
+        status, summary = ws.db.execute("SELECT status, summary FROM runs WHERE stage = 'generate'").fetchone()
+        assert 1 <= done < 12 and status == "interrupted" and json.loads(summary)["samples"] == done
+        assert generate(ws, backend="synthetic", size=384)["samples"] == 12 - done
