@@ -25,7 +25,7 @@ from PIL import Image
 
 from aesdata.errors import AesdataError
 from aesdata.generate.backend import Job, Rendered
-from aesdata.generate.layout import inpaint_inputs
+from aesdata.generate.layout import inpaint_inputs, layout_of, place
 from aesdata.generate.presets import Preset
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -154,5 +154,6 @@ class DiffusersBackend:
 
     def render(self, jobs: Sequence[Job]) -> list[Rendered]:
         images = (np.clip(self.arrays(jobs), 0, 1) * 255).round().astype(np.uint8)
-        return [Rendered(image=Image.fromarray(img, "RGB"), layout=j.layout, prompt=j.prompt)
-                for img, j in zip(images, jobs, strict=True)]
+        size = self.preset.size
+        return [Rendered(image=Image.fromarray(img, "RGB"), layout=layout_of(place(j.product, j.layout, size), size),
+                         prompt=j.prompt) for img, j in zip(images, jobs, strict=True)]

@@ -43,10 +43,6 @@ class Placement:
     width: int
     height: int
 
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        return self.x0, self.y0, self.x0 + self.width, self.y0 + self.height
-
 
 def place(product: Image.Image, layout: Layout, size: int, *, max_width: float = 0.95) -> Placement:
     """Pixel box for ``product`` under ``layout``: height = scale x canvas, aspect kept, width capped."""
@@ -57,6 +53,12 @@ def place(product: Image.Image, layout: Layout, size: int, *, max_width: float =
     w, h = max(1, round(height * aspect)), max(1, round(height))
     return Placement(x0=round(layout.offset_x * size - w / 2), y0=round(layout.offset_y * size - h / 2),
                      width=w, height=h)
+
+
+def layout_of(where: Placement, size: int) -> Layout:
+    """The layout a placement actually realises (a capped width or a synthetic move changes it)."""
+    return Layout(scale=where.height / size, offset_x=min(1.0, max(0.0, (where.x0 + where.width / 2) / size)),
+                  offset_y=min(1.0, max(0.0, (where.y0 + where.height / 2) / size)))
 
 
 def product_layer(product: Image.Image, where: Placement, size: int) -> Image.Image:

@@ -26,9 +26,9 @@ from scipy import ndimage
 
 from aesdata import __version__
 from aesdata.generate.backend import Job, Rendered
-from aesdata.generate.layout import Placement, place, product_layer
+from aesdata.generate.layout import Placement, layout_of, place, product_layer
 from aesdata.generate.presets import Preset
-from aesdata.schema import DIMENSIONS, SLOTS, Dimension, Layout, Slot
+from aesdata.schema import DIMENSIONS, SLOTS, Dimension, Slot
 
 # (name, wall RGB, floor RGB, floor texture); colours are jittered per candidate.
 MATERIALS: tuple[tuple[str, tuple[int, int, int], tuple[int, int, int], str], ...] = (
@@ -365,8 +365,7 @@ def render_one(job: Job, size: int) -> tuple[Rendered, np.ndarray]:
         where = Placement(where.x0, floor_y - where.height, where.width, where.height)
     if "placement_layout" in injected:
         where = _misplace(where, size, floor_y, drng)
-    layout = Layout(scale=where.height / size, offset_x=float(np.clip((where.x0 + where.width / 2) / size, 0, 1)),
-                    offset_y=float(np.clip((where.y0 + where.height / 2) / size, 0, 1)))
+    layout = layout_of(where, size)
     drawn, box = product, where
     if "extension_rationality" in injected:
         drawn, at = _extend(product, drng)
