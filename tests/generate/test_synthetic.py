@@ -21,7 +21,7 @@ from aesdata import store
 from aesdata.generate.demo_sources import draw_product
 from aesdata.generate.layout import cutout
 from aesdata.generate.presets import load_preset
-from aesdata.generate.stage import Planner, generate, make_backend, regenerate, settle_preset
+from aesdata.generate.stage import Planner, generate, make_backend, product_of, regenerate, settle_preset
 from aesdata.generate.synthetic import draw_defects, render_one
 from aesdata.schema import DIMENSIONS, SLOTS, Judgement
 from aesdata.workspace import Workspace
@@ -46,13 +46,18 @@ def test_stage_stores_the_injected_defects_as_synthetic_labels(ws: Workspace, tm
             assert c.provenance.model_id == "aesdata-synthetic" and c.provenance.mask == "alpha"
             assert c.provenance.prompt.startswith("a product photo on a")
     assert len(answers) >= 2  # the number of acceptable candidates varies between samples
-    # every stored image is reproducible from its seed
+    # every stored image is reproducible from its seed, and differs from its clean twin exactly when labelled
     preset = settle_preset(ws, backend="synthetic", size=SIZE)
-    engine = make_backend(preset)
-    sample = next(store.iter_samples(ws.db))
-    for c in store.get_candidates(ws.db, sample.id):
-        again = regenerate(ws, engine, preset, sample.id, c.slot)
-        assert np.array_equal(np.asarray(again), np.asarray(ws.blobs.open(c.sha256)))
+    engine, planner = make_backend(preset), Planner.of(preset)
+    for sample in list(store.iter_samples(ws.db))[:3]:
+        source = store.get_source(ws.db, sample.source_id)
+        assert source is not None
+        product, _ = product_of(ws, source)
+        for c in store.get_candidates(ws.db, sample.id):
+            stored = np.asarray(ws.blobs.open(c.sha256))
+            assert np.array_equal(np.asarray(regenerate(ws, engine, preset, sample.id, c.slot)), stored)
+            twin, _ = render_one(planner.job(source.id, c.slot, c.seed, product), SIZE)
+            assert np.array_equal(np.asarray(twin.image), stored) == (not c.provenance.injected)
 
 
 def test_defect_count_is_uniform_over_zero_to_four_and_covers_every_dimension() -> None:
