@@ -79,6 +79,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    raw: str | None = None  # sent as the whole body instead of a chat completion (a broken proxy)
 
     @classmethod
     def fail(cls, status: int, message: str = "", *, retry_after: float | None = None) -> Reply:
@@ -291,7 +292,7 @@ class OpenAIServer:
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
                 status, extra, payload = await self._dispatch(method, path.split("?")[0], headers, body)
-                data = json.dumps(payload).encode()
+                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
                 lines = [
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
                     "Content-Type: application/json",
@@ -313,7 +314,7 @@ class OpenAIServer:
 
     async def _dispatch(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+    ) -> tuple[int, dict[str, str], dict[str, Any] | str]:
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {}, _error("invalid API key", "invalid_request_error")
         if method == "GET" and path == "/v1/models":
@@ -349,6 +350,8 @@ class OpenAIServer:
             extra = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             kind = "rate_limit_exceeded" if reply.status == 429 else "server_error"
             return reply.status, extra, _error(reply.message, kind)
+        if reply.raw is not None:
+            return 200, {}, reply.raw
         prompt = reply.prompt_tokens
         if prompt is None:
             prompt = _estimate_tokens(request_text(body)) + 85 * len(request_images(body))

@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
@@ -77,6 +76,10 @@ class RequestFailed(AesdataError):
 
 class RequestRejected(RequestFailed):
     """One request was refused (a 4xx other than 429) by an endpoint that has answered others."""
+
+
+class MalformedResponse(Exception):
+    """A 200 whose body is not a chat completion (a proxy's error page, a truncated body): retried."""
 
 
 # --------------------------------------------------------------------------- prices and the ledger
@@ -170,6 +173,8 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
 
 def _retryable(exc: Exception) -> tuple[bool, float | None, str]:
     """(retry it?, Retry-After seconds, short reason)."""
+    if isinstance(exc, MalformedResponse):
+        return True, None, f"malformed response ({exc})"
     if isinstance(exc, openai.APITimeoutError):
         return True, None, "timeout"
     if isinstance(exc, openai.APIConnectionError):
@@ -346,7 +351,7 @@ class LLMClient:
                 self.stats.requests += 1
                 try:
                     return await self._once(messages, json_schema, schema_name, tries)
-                except (openai.APIError, openai.APITimeoutError) as exc:
+                except (openai.APIError, openai.APITimeoutError, MalformedResponse) as exc:
                     if json_schema is not None and self.structured == "auto" and _refuses_response_format(exc):
                         if not self.schema_refused:  # several requests in flight may learn it at once
                             self.schema_refused = True
@@ -395,14 +400,14 @@ class LLMClient:
             extra["temperature"] = self.temperature
         if self.max_tokens is not None:
             extra["max_tokens"] = self.max_tokens
-        # The client's documented low-level call: ``chat.completions.create`` would walk every message part
-        # (base64 images included) through its typed-dict transform, ~10 ms of CPU per request.
-        resp = await self._openai.post(
-            "/chat/completions", cast_to=ChatCompletion, body={"model": self.model, "messages": messages, **extra}
+        # The client's documented low-level call, with the body serialised here and the reply read here:
+        # ``chat.completions.create`` walks every message part (base64 images included) through its
+        # typed-dict transform and builds typed models of the reply, several ms of CPU per request.
+        body = json.dumps({"model": self.model, "messages": messages, **extra}, ensure_ascii=False).encode()
+        text = await self._openai.post(
+            "/chat/completions", cast_to=str, content=body, options={"headers": {"Content-Type": "application/json"}}
         )
-        choice = resp.choices[0] if resp.choices else None
-        prompt = resp.usage.prompt_tokens if resp.usage else 0
-        completion = resp.usage.completion_tokens if resp.usage else 0
+        content, finish_reason, model, prompt, completion = _read_completion(text)
         usage = Usage(
             prompt_tokens=prompt,
             completion_tokens=completion,
@@ -410,12 +415,21 @@ class LLMClient:
         )
         self.ledger.add(usage)
         return ChatResult(
-            text=(choice.message.content or "") if choice else "",
-            usage=usage,
-            model=resp.model or self.model,
-            finish_reason=choice.finish_reason if choice else None,
-            tries=tries,
+            text=content, usage=usage, model=model or self.model, finish_reason=finish_reason, tries=tries
         )
+
+
+def _read_completion(text: str) -> tuple[str, str | None, str | None, int, int]:
+    """(content, finish_reason, model, prompt_tokens, completion_tokens) of a chat completion body."""
+    try:
+        data = json.loads(text)
+        choice = data["choices"][0]
+        content = choice["message"].get("content") or ""
+        usage = data.get("usage") or {}
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise MalformedResponse(f"not a chat completion: {text[:120]!r}") from exc
+    return content, choice.get("finish_reason"), data.get("model"), prompt, completion
 
 
 def client_from_settings(

@@ -57,6 +57,13 @@ def test_faults_are_retried_and_retry_after_is_honoured() -> None:
     assert all(r.body["response_format"]["type"] == "json_schema" for r in server.requests)
 
 
+def test_a_body_that_is_not_a_completion_is_retried() -> None:
+    script = [Reply(raw="<html>502 Bad Gateway</html>"), Reply(raw='{"choices": []}'), "{}"]
+    with OpenAIServer(lambda body, i: script[i]) as server:
+        result, c = asyncio.run(one(server))
+    assert result.text == "{}" and result.tries == 3 and c.stats.retries == 2
+
+
 def test_usage_is_priced_and_ledgered() -> None:
     reply = Reply(content="{}", prompt_tokens=1000, completion_tokens=500)
     with OpenAIServer(lambda body, i: reply) as server:
