@@ -94,6 +94,7 @@ class Scene:
 
 
 def _scene(rng: random.Random, size: int, base_y: int) -> Scene:
+    """Materials, light side and a floor line above ``base_y`` (where the product stands)."""
     name, wall, floor, texture = rng.choice(MATERIALS)
     jitter = np.array([rng.uniform(-10, 10) for _ in range(3)])
     horizon = int(np.clip(base_y - rng.uniform(0.14, 0.32) * size, 0.3 * size, base_y - 0.08 * size))
@@ -123,6 +124,7 @@ def _floor_texture(kind: str, h: int, w: int, rng: np.random.Generator) -> np.nd
 
 
 def _background(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Wall and floor (float RGB), brighter on the lit side, with the floor's texture."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     side = (xx - 0.5) * -scene.light  # +0.5 on the lit side
     img = np.empty((size, size, 3), np.float32)
@@ -183,7 +185,7 @@ def _prop(kind: str, width: int, height: int, light: int, rng: random.Random) ->
 
 def _cast_shadow(silhouette: np.ndarray, base_y: float, light: int, length: float, squash: float,
                  blur: float, horizon: int) -> np.ndarray:
-    """The silhouette laid onto the floor behind its base, leaning away from (``light`` > 0) the light.
+    """The silhouette laid onto the floor behind its base, leaning away from the side ``light`` names.
 
     A point ``h`` pixels above the base lands ``squash * h`` above it and ``length * h`` to the side;
     the shadow ends softly where the floor meets the wall.
@@ -202,6 +204,7 @@ def _cast_shadow(silhouette: np.ndarray, base_y: float, light: int, length: floa
 
 
 def _contact_shadow(silhouette: np.ndarray, base_y: float, size: int) -> np.ndarray:
+    """The dark, soft ellipse right under an object's base (what makes it stand, not hover)."""
     cols = np.where(silhouette[max(0, int(base_y) - 6):int(base_y) + 1].max(axis=0, initial=0) > 0.5)[0]
     out = np.zeros((size, size), np.float32)
     if cols.size == 0:
