@@ -7,7 +7,11 @@ saved with ``save_pretrained`` so tests load it the way a user would: ``aesdata 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +39,9 @@ def add_sources(ws: Workspace, folder: Path, n: int, *, seed: int = 0) -> list[P
     summary = ingest(ws, [folder], workers=1)
     assert summary.added == n
     return paths
+
+
+def aesdata_process(args: list[str], ws_path: Path, **popen: Any) -> subprocess.Popen[str]:
+    """``aesdata ARGS`` as a separate process on the workspace at ``ws_path`` (to kill or race it)."""
+    return subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
+                            env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)}, text=True, **popen)

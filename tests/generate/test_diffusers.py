@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from aesdata.generate.presets import load_preset
 from aesdata.generate.stage import Planner, candidate_seed, make_backend, product_of, regenerate, settle_preset
 from aesdata.schema import SLOTS
 from aesdata.workspace import Workspace
-from tests.generate.conftest import TINY, add_sources
+from tests.generate.conftest import TINY, add_sources, aesdata_process
 
 
 def _summary(result: object) -> dict[str, int]:
@@ -116,9 +114,7 @@ def test_sigkill_loses_at_most_the_batch_in_flight(ws_path: Path, cli: CliRunner
     with Workspace.open(ws_path) as ws:
         add_sources(ws, tmp_path / "photos", 5)
     args = ["generate", "--model", str(tiny_model), *TINY, "--batch-size", "1", "--device", "cpu"]
-    proc = subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
-                            env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = aesdata_process(args, ws_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
         while _count(ws_path / "aesdata.db", "samples") < 1:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +23,7 @@ from aesdata.generate.stage import Planner, generate, make_backend, product_of, 
 from aesdata.generate.synthetic import draw_defects, render_one
 from aesdata.schema import DIMENSIONS, SLOTS, Judgement
 from aesdata.workspace import Workspace
-from tests.generate.conftest import add_sources
+from tests.generate.conftest import add_sources, aesdata_process
 
 SIZE = 192
 
@@ -144,9 +142,7 @@ def test_two_runs_at_once_make_each_sample_once(ws_path: Path, tmp_path: Path) -
     with Workspace.open(ws_path) as ws:
         add_sources(ws, tmp_path / "photos", 6)
     args = ["generate", "--backend", "synthetic", "--size", "96", "--batch-size", "1", "--json"]
-    procs = [subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
-                              env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [aesdata_process(args, ws_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     made = [json.loads(out.strip().splitlines()[-1])["samples"] for out, _ in outs]
@@ -162,9 +158,7 @@ def test_ctrl_c_keeps_finished_batches_and_records_them(ws_path: Path, tmp_path:
     with Workspace.open(ws_path) as ws:
         add_sources(ws, tmp_path / "photos", 12)
     args = ["generate", "--backend", "synthetic", "--size", "384", "--batch-size", "1"]
-    proc = subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", *args],
-                            env=os.environ | {"AESDATA_WORKSPACE": str(ws_path)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = aesdata_process(args, ws_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with Workspace.open(ws_path) as ws:
         deadline = time.monotonic() + 120
         while ws.db.execute("SELECT count(*) FROM samples").fetchone()[0] < 1:
