@@ -349,10 +349,11 @@ class LLMClient:
                 self.ledger.check()
                 tries += 1
                 self.stats.requests += 1
+                sent_schema = json_schema is not None and self.sends_schema
                 try:
                     return await self._once(messages, json_schema, schema_name, tries)
                 except (openai.APIError, openai.APITimeoutError, MalformedResponse) as exc:
-                    if json_schema is not None and self.structured == "auto" and _refuses_response_format(exc):
+                    if sent_schema and self.structured == "auto" and _refuses_response_format(exc):
                         if not self.schema_refused:  # several requests in flight may learn it at once
                             self.schema_refused = True
                             self.stats.schema_fallbacks += 1

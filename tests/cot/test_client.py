@@ -183,3 +183,11 @@ def test_a_later_refusal_stops_the_run_unless_per_request(per_request: bool, exp
         with pytest.raises(expected, match="HTTP 400: too long"):
             asyncio.run(run(server))
         assert server.calls == 2  # never retried
+
+
+def test_a_refusal_naming_response_format_without_one_is_not_looped_on() -> None:
+    refusal = Reply.fail(400, "response_format: this model cannot do that")
+    with OpenAIServer(lambda body, i: refusal) as server:
+        with pytest.raises(EndpointRejected):
+            asyncio.run(one(server, structured="instructed"))
+        assert server.calls == 1
