@@ -171,8 +171,9 @@ class _ModelRun:
                 try:
                     await self.one(sample, label, task)
                 except BudgetExceeded as exc:
+                    if self.stopped is None:  # said once, however many workers reach the cap
+                        self.reporter.info(f"{exc}; {exc.hint}")
                     self.stopped = "max-cost"
-                    self.reporter.problem(str(exc))
 
         # Twice as many samples in progress as requests in flight: the extra ones encode their images
         # and build their prompts while they wait, so a freed request slot is refilled at once.
