@@ -290,3 +290,19 @@ migration(
         CREATE INDEX cot_calls_sample ON cot_calls(sample_id, mode);
     """,
 )
+
+
+migration(
+    "m201_annotate_pending_projects",
+    """
+        -- a project about to be created: its nonce goes into the project's description first, so a
+        -- push that crashed between creating the project and recording it adopts it instead of
+        -- creating a second one
+        CREATE TABLE ls_pending_projects (
+            url TEXT NOT NULL,
+            title TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            PRIMARY KEY (url, title)
+        );
+    """,
+)

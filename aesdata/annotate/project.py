@@ -2,12 +2,15 @@
 
 A project is identified locally by (server URL, title). The labeling config is sent when the
 project is made and again whenever its hash changes, so an edited ``label_studio_config.xml``
-reaches the server on the next push.
+reaches the server on the next push. A nonce is committed before a project is created and written
+into its description, so a push killed between creating the project and recording it adopts that
+project on the next run instead of creating a second one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,7 @@ from aesdata.schema import utcnow
 from aesdata.workspace import Workspace
 
 CONFIG_FILE = "label_studio_config.xml"
+MARKER = "aesdata-project:"  # followed by the nonce recorded in ls_pending_projects
 LIST_PAGE_SIZE = 1000
 
 
@@ -68,6 +72,28 @@ def _exists(client: LabelStudio, url: str, project_id: int) -> bool:
     return True
 
 
+def _claim(ws: Workspace, url: str, title: str) -> str:
+    """The nonce marking the project this workspace is about to create (committed before creating it)."""
+    row = ws.db.execute(
+        "SELECT nonce FROM ls_pending_projects WHERE url = ? AND title = ?", (url, title)
+    ).fetchone()
+    if row:
+        return str(row[0])
+    nonce = secrets.token_hex(8)
+    with ws.transaction() as db:
+        db.execute("INSERT INTO ls_pending_projects (url, title, nonce) VALUES (?, ?, ?)", (url, title, nonce))
+    return nonce
+
+
+def _adopt(client: LabelStudio, url: str, title: str, nonce: str) -> int | None:
+    """A project an interrupted push created (its description carries ``nonce``), if there is one."""
+    with api_errors(url, "list projects"):
+        for project in client.projects.list(title=title):
+            if project.id is not None and f"{MARKER}{nonce}" in (client.projects.get(id=project.id).description or ""):
+                return int(project.id)
+    return None
+
+
 def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter) -> ProjectRef:
     """The recorded project (config updated when it changed), or a new one when none exists yet."""
     config = label_config()
@@ -90,29 +116,37 @@ def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, rep
             f"project {ref.project_id} ({title!r}) no longer exists at {url}: creating a new "
             "one and pushing every sample to it again"
         )
-    created = call(
-        url,
-        "create the project",
-        lambda: client.projects.create(
-            title=title,
-            label_config=config,
-            description="aesdata screening: pick the acceptable candidates, tag the defects of the others",
-        ),
-    )
-    assert created.id is not None
+    nonce = _claim(ws, url, title)
+    project_id = _adopt(client, url, title, nonce)
+    if project_id is None:
+        created = call(
+            url,
+            "create the project",
+            lambda: client.projects.create(
+                title=title,
+                label_config=config,
+                description="aesdata screening: pick the acceptable candidates, tag the defects of the others"
+                f" [{MARKER}{nonce}]",
+            ),
+        )
+        assert created.id is not None
+        project_id = created.id
+    else:
+        reporter.info(f"adopted project {project_id} ({title!r}), created by a push that stopped before recording it")
     with ws.transaction() as db:
+        db.execute("DELETE FROM ls_pending_projects WHERE url = ? AND title = ?", (url, title))
         if ref is not None:
             db.execute("DELETE FROM ls_tasks WHERE project = ?", (ref.local_id,))
             db.execute(
                 "UPDATE ls_projects SET project_id = ?, config_hash = ? WHERE id = ?",
-                (created.id, digest, ref.local_id),
+                (project_id, digest, ref.local_id),
             )
-            return ProjectRef(ref.local_id, created.id, url, title)
+            return ProjectRef(ref.local_id, project_id, url, title)
         cur = db.execute(
             "INSERT INTO ls_projects (url, title, project_id, config_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-            (url, title, created.id, digest, utcnow().isoformat()),
+            (url, title, project_id, digest, utcnow().isoformat()),
         )
-    return ProjectRef(int(cur.lastrowid or 0), created.id, url, title)
+    return ProjectRef(int(cur.lastrowid or 0), project_id, url, title)
 
 
 def list_tasks(client: LabelStudio, ref: ProjectRef, include: str) -> list[Any]:

@@ -15,6 +15,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from aesdata import store
+from aesdata.annotate import project as project_mod
 from aesdata.annotate import push as push_mod
 from aesdata.annotate.pseudonym import pseudonym
 from aesdata.annotate.pull import pull
@@ -269,6 +270,32 @@ def test_a_project_deleted_in_label_studio_is_made_again_with_every_sample(label
     assert json.loads(result.stdout.strip().splitlines()[-1])["pushed"] == 2
     assert project_id(ls_ws) != old and set(task_ids(ls_ws)) == set(ids)
     assert ls_ws.db.execute("SELECT COUNT(*) FROM ls_projects").fetchone()[0] == 1
+
+
+def test_a_crash_between_creating_the_project_and_recording_it_adopts_that_project(label_studio, ls_ws,
+                                                                                     monkeypatch):
+    ids = make_samples(ls_ws, 2)
+    real_call = project_mod.call
+
+    def crash_after_create(url, what, fn):
+        result = real_call(url, what, fn)
+        if what == "create the project":
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(project_mod, "call", crash_after_create)
+    with pytest.raises(KeyboardInterrupt):
+        push(ls_ws, files_root=label_studio.server.files_root)
+    assert ls_ws.db.execute("SELECT COUNT(*) FROM ls_projects").fetchone()[0] == 0
+    monkeypatch.undo()
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+
+    summary = push(ls_ws, files_root=label_studio.server.files_root)
+    assert summary["pushed"] == 2 and set(task_ids(ls_ws)) == set(ids)
+    title = ls_ws.settings.annotate.project_title
+    same_title = [p.id for p in label_studio.client.projects.list(title=title)]
+    assert same_title == [project_id(ls_ws)], "the interrupted push's project was adopted, not duplicated"
+    assert ls_ws.db.execute("SELECT COUNT(*) FROM ls_pending_projects").fetchone()[0] == 0
 
 
 def test_serve_on_a_data_folder_made_with_another_token_says_so_and_stops(label_studio, ls_ws, tmp_path):
