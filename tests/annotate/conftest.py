@@ -117,6 +117,6 @@ def ls_ws(label_studio: LS, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspa
     monkeypatch.setenv(TOKEN_ENV, label_studio.token)
     monkeypatch.setenv(PASSWORD_ENV, label_studio.server.password)
     monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(label_studio.server.files_root))
-    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "test-key")
+    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "test-key-of-at-least-32-bytes-for-hmac")
     with Workspace.open(path) as ws:
         yield ws

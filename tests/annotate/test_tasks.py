@@ -90,5 +90,5 @@ def test_pseudonyms_are_keyed_stable_and_never_the_user_id(tmp_path, monkeypatch
     assert p1 == pseudonym(key, "http://127.0.0.1:9999", 1)  # same server, another port
     assert p1 != pseudonym(key, "http://127.0.0.1:8080", 2)
     assert p1 != pseudonym(b"another key", "http://127.0.0.1:8080", 1)
-    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "shared")
-    assert load_key(tmp_path) == b"shared"
+    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "shared-key-of-at-least-32-bytes-for-hmac")
+    assert load_key(tmp_path) == b"shared-key-of-at-least-32-bytes-for-hmac"
