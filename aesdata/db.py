@@ -306,3 +306,17 @@ migration(
         );
     """,
 )
+
+
+migration(
+    "m600_runs_owner",
+    """
+        -- the process that started a run (aesdata.runowner): a run left 'running' by a process that is
+        -- gone is marked 'interrupted' when the workspace is next opened
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host TEXT;        -- sha256 of the host name, first 16 hex digits
+        ALTER TABLE runs ADD COLUMN boot_id TEXT;
+        ALTER TABLE runs ADD COLUMN proc_start TEXT;  -- process start, clock ticks since boot
+        CREATE INDEX runs_status ON runs(status);
+    """,
+)

@@ -23,9 +23,16 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder to create the wo
 
 @handle_errors
 def status_cmd(workspace: WorkspaceOpt = None, json: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Counts per stage: sources, duplicates, candidates, labels, rationales, versions."""
+    """Counts per stage: sources, duplicates, candidates, labels, rationales, versions; interrupted runs."""
     with Workspace.open(workspace) as ws:
-        output(json, quiet).result(status.counts(ws), title=f"aesdata workspace {ws.root}")
+        report, out = status.report(ws), output(json, quiet)
+        if out.json_mode:
+            out.result(report)
+            return
+        runs = report.pop("interrupted")
+        out.result(report, title=f"aesdata workspace {ws.root}")
+        if runs:
+            out.table(runs, title="interrupted runs (killed before they ended; run the stage again to finish)")
 
 
 @handle_errors

@@ -61,6 +61,6 @@ def test_sigkill_then_resume(cot_ws_path: Path, cli: CliRunner) -> None:
         assert set(got) == set(ids) and all(r.status == "valid" for r in got.values())
         assert ws.db.execute("SELECT COUNT(*) FROM rationales").fetchone()[0] == N
         runs = [r["status"] for r in ws.db.execute("SELECT status FROM runs WHERE stage = 'cot' ORDER BY id")]
-        assert runs == ["running", "done"]  # the killed run never got to record an ending
+        assert runs == ["interrupted", "done"]  # marked when the workspace was opened again
         calls = ws.db.execute("SELECT COUNT(*) FROM cot_calls").fetchone()[0]
         assert calls >= N + 1  # every answered request is in the ledger, the killed run's included
