@@ -38,6 +38,10 @@ Split = Literal["train", "test"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="hex sha256 of the stored PNG blob")]
 Hash64 = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="64-bit perceptual hash, hex")]
 SemVer = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+#: A sample id: 16 hex digits derived from the source id. Ids read from a dataset are checked against it
+#: before they name a file (``export`` writes ``images/<sample_id>/``).
+SAMPLE_ID_PATTERN = r"^[0-9a-f]{16}$"
+SampleId = Annotated[str, Field(pattern=SAMPLE_ID_PATTERN, description="stable id derived from the source id")]
 
 
 def utcnow() -> datetime:
@@ -206,7 +210,7 @@ class Candidate(Record):
 class Sample(Record):
     """One source and its four candidates: the unit of annotation and publication."""
 
-    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="stable id derived from the source id")
+    id: SampleId
     source_id: Sha256
     backend: Literal["diffusers", "synthetic"]
     signature: str = Field(description="hash of the generation settings that made the candidates")
@@ -346,7 +350,7 @@ class Provenance(Record):
 class PublishedRow(Record):
     """One row of a published dataset, before its images are embedded."""
 
-    sample_id: str
+    sample_id: SampleId
     split: Split
     question: str
     answer: str = Field(description="canonical answer text, e.g. 'A,C' or 'none'")
