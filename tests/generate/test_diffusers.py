@@ -51,7 +51,7 @@ def test_four_distinct_candidates_with_full_provenance(ws: Workspace, cli: CliRu
         for c in cands:
             p = c.provenance
             assert (c.width, c.height) == (64, 64) and p.size == 64 and p.steps == 2
-            assert p.backend == "diffusers" and p.model_id == str(tiny_model.resolve())
+            assert p.backend == "diffusers" and p.model_id == f"{tiny_model.name}@{p.revision}"  # never its path
             assert p.revision and p.revision.startswith("folder-sha256:")
             assert p.pipeline_class == "StableDiffusionInpaintPipeline" and p.scheduler == "PNDMScheduler"
             assert p.diffusers_version and p.torch_version
