@@ -176,8 +176,8 @@ def _try(stage_name: str, seed: int, n: int, tmp_path: Path, monkeypatch: pytest
             assert _hub_state(svc.hub) == want_hub, f"{point}: the Hub differs from the uninterrupted run's"
             if stage_name == "publish":
                 assert _published(ws_path) == _published(base), f"{point}: published shards differ"
-            if code == -signal.SIGKILL:
-                assert "interrupted" in got.runs, f"{point}: the killed run is not marked interrupted"
+            # a killed run is marked interrupted (or had ended before the kill); the resumed one is done
+            assert set(got.runs) <= {"done", "interrupted"} and got.runs[-1] == "done", f"{point}: runs {got.runs}"
             figures["equal"] += 1
     print(f"kill harness {stage_name}: {events} events, {figures}")
     return figures
