@@ -30,6 +30,8 @@ from tests.openai_server import OpenAIServer
 from tests.publish.hub_server import FakeHub, fake_hub
 
 REPO = "acme/screening"
+#: cot --concurrency 2, at most 2 requests per sample (first + repair): what one kill can cost again
+LOST_AT_A_KILL = 4
 BLOB_PUT = "aesdata.blobs:BlobStore.put"  # every image written is an event: kills land mid-write too
 
 
@@ -149,6 +151,7 @@ def _try(stage_name: str, seed: int, n: int, tmp_path: Path, monkeypatch: pytest
         harness.run_cli(svc.fill(stage.args), base)
         want, want_hub = harness.state(base, stage.tables, drop=stage.drop), _hub_state(svc.hub)
         hub_calls = len(svc.hub.calls) if svc.hub else 0
+        requests = svc.server.calls if svc.server else 0
     events = seen[0]
     assert events >= 3, f"{stage_name}: only {events} events; the workload is too small to kill inside"
 
@@ -169,11 +172,12 @@ def _try(stage_name: str, seed: int, n: int, tmp_path: Path, monkeypatch: pytest
                                    env={**stage.env, **svc.env()}, on_start=on_start)
             figures["tried"] += 1
             figures["killed"] += code == -signal.SIGKILL
-            print(f"point {point}: exit {code}")
             harness.run_cli(svc.fill(stage.args), ws_path)
             got = harness.state(ws_path, stage.tables, drop=stage.drop)
             harness.assert_same(got, want, point)
             assert _hub_state(svc.hub) == want_hub, f"{point}: the Hub differs from the uninterrupted run's"
+            if svc.server is not None:  # paid requests: only those in flight at the kill are asked again
+                assert svc.server.calls <= requests + LOST_AT_A_KILL, f"{point}: {svc.server.calls} requests"
             if stage_name == "publish":
                 assert _published(ws_path) == _published(base), f"{point}: published shards differ"
             # a killed run is marked interrupted (or had ended before the kill); the resumed one is done
