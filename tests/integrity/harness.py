@@ -202,6 +202,7 @@ class State:
     tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     blobs: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    orphans: int = 0  # temporary blob files left by a kill
 
 
 def state(ws_path: Path, tables: tuple[str, ...], *, drop: tuple[str, ...] = ()) -> State:
@@ -218,8 +219,10 @@ def state(ws_path: Path, tables: tuple[str, ...], *, drop: tuple[str, ...] = ())
         out.runs = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")]
     finally:
         db.close()
-    out.blobs = sorted(p.relative_to(ws_path / "blobs").as_posix() for p in (ws_path / "blobs").rglob("*")
-                       if p.is_file())
+    files = [p for p in (ws_path / "blobs").rglob("*") if p.is_file()]
+    # a blob write killed before its rename leaves its temporary file: an orphan, never named by a row
+    out.blobs = sorted(p.relative_to(ws_path / "blobs").as_posix() for p in files if not p.name.startswith(".tmp-"))
+    out.orphans = sum(p.name.startswith(".tmp-") for p in files)
     return out
 
 
