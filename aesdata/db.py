@@ -306,3 +306,59 @@ migration(
         );
     """,
 )
+
+
+migration(
+    "m310_rationale_judgement_hash",
+    """
+        -- the hash of the judgement (answer and defects) each rationale was written from; a label with
+        -- another hash makes it stale. NULL for rationales written before it was recorded: stale.
+        ALTER TABLE rationales ADD COLUMN judgement_hash TEXT;
+    """,
+)
+
+
+migration(
+    "m310_work_claims",
+    """
+        -- a process working on the workspace: claims and locks die with it (its pid is gone on this host
+        -- and boot, or it stopped renewing its lease). Owners of one stage alive at the same time share
+        -- a session (the cot budget is per session).
+        CREATE TABLE work_owners (
+            id TEXT PRIMARY KEY,
+            stage TEXT NOT NULL,
+            session TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            expires_at REAL NOT NULL          -- unix time; the heartbeat pushes it forward
+        );
+        -- one item (a sample in a cot mode, a workspace-wide lock) worked on by one owner at a time
+        CREATE TABLE work_claims (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            owner TEXT NOT NULL REFERENCES work_owners(id) ON DELETE CASCADE,
+            PRIMARY KEY (scope, key)
+        );
+        CREATE INDEX work_claims_owner ON work_claims(owner);
+    """,
+)
+
+
+migration(
+    "m310_cot_budget",
+    """
+        -- --max-cost per workspace: each answered request counts toward its session; a request in
+        -- flight holds an estimate of its cost until its reply settles it
+        ALTER TABLE cot_calls ADD COLUMN session TEXT;
+        CREATE INDEX cot_calls_session ON cot_calls(session);
+        CREATE TABLE cot_holds (
+            owner TEXT NOT NULL REFERENCES work_owners(id) ON DELETE CASCADE,
+            sample_id TEXT NOT NULL,
+            session TEXT NOT NULL,
+            amount REAL NOT NULL,
+            PRIMARY KEY (owner, sample_id)
+        );
+    """,
+)
