@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from aesdata.db import to_signed64, to_unsigned64
@@ -198,6 +199,65 @@ def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:
         label = get_label(db, sample.id)
         if label is not None:
             yield sample, label
+
+
+# --------------------------------------------------------------------------- mined difficulty
+
+
+#: A sample is hard for a model that answers it exactly right in fewer than half of its rollouts.
+HARD_BELOW = 0.5
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """One sample's mined figures for one model."""
+
+    sample_id: str
+    model: str
+    rollouts: int
+    pass_rate: float
+    proportional: float
+
+    @property
+    def difficulty(self) -> float:
+        return 1.0 - self.pass_rate
+
+    @property
+    def hard(self) -> bool:
+        return self.pass_rate < HARD_BELOW
+
+
+def mined_models(db: sqlite3.Connection) -> list[str]:
+    """Models with mined rows, the most recently mined first."""
+    rows = db.execute("SELECT model FROM difficulty GROUP BY model ORDER BY MAX(updated_at) DESC").fetchall()
+    return [r["model"] for r in rows]
+
+
+def difficulties(db: sqlite3.Connection, model: str | None = None) -> dict[str, Difficulty]:
+    """Sample id -> current difficulty for ``model`` (default: the model mined most recently).
+
+    Rows mined against an answer the sample no longer has (relabelled since) are left out: their
+    pass rate measured a different question.
+    """
+    if model is None:
+        models = mined_models(db)
+        if not models:
+            return {}
+        model = models[0]
+    out = {}
+    rows = db.execute("SELECT * FROM difficulty WHERE model = ?", (model,)).fetchall()
+    for r in rows:
+        label = get_label(db, r["sample_id"])
+        if label is None or label.judgement.answer_text != r["answer"]:
+            continue
+        out[r["sample_id"]] = Difficulty(
+            sample_id=r["sample_id"],
+            model=model,
+            rollouts=r["rollouts"],
+            pass_rate=r["pass_rate"],
+            proportional=r["proportional"],
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- rationales and versions

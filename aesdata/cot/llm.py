@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aesdata.cot.client import ChatResult, LLMClient
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
 from aesdata.cot.prompts import Conversation, mode_hash
 from aesdata.cot.validate import Limits, Problem, validate
+from aesdata.llm.client import ChatResult, LLMClient
 from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
 
 #: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)

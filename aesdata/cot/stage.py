@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from aesdata import store
-from aesdata.cot import ledger
-from aesdata.cot.client import (
+from aesdata.cot.llm import LLMWriter
+from aesdata.cot.manual import manual_rationale
+from aesdata.cot.prompts import mode_hash
+from aesdata.cot.template import template_rationale
+from aesdata.cot.validate import Limits
+from aesdata.errors import AesdataError, InputRejected
+from aesdata.llm import ledger
+from aesdata.llm.client import (
     BudgetExceeded,
     ChatResult,
     LLMClient,
@@ -28,13 +33,7 @@ from aesdata.cot.client import (
     RequestRejected,
     client_from_settings,
 )
-from aesdata.cot.images import ImageEncoder
-from aesdata.cot.llm import LLMWriter
-from aesdata.cot.manual import manual_rationale
-from aesdata.cot.prompts import mode_hash
-from aesdata.cot.template import template_rationale
-from aesdata.cot.validate import Limits
-from aesdata.errors import AesdataError, InputRejected
+from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
 from aesdata.workspace import RunRecorder, Workspace
@@ -65,11 +64,6 @@ class CotOptions:
             raise AesdataError(f"--redo {self.redo!r}: expected one of {', '.join(REDO)}")
         if self.limits.min_chars > self.limits.max_chars:
             raise AesdataError("--min-chars must not exceed --max-chars")
-
-
-def image_cache(ws: Workspace) -> Path:
-    """Where the workspace keeps the JPEG renditions sent to models (derived, safe to delete)."""
-    return ws.root / "cache" / "cot-images"
 
 
 def _redo(redo: Redo | None, status: str, prompt_hash: str | None, current: str) -> bool:

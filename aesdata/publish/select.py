@@ -13,16 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aesdata import store
+from aesdata.prompting import QUESTION
 from aesdata.schema import DIMENSIONS, Candidate, Label, Provenance, PublishedRow, Rationale, Sample, Split
-
-#: The question every row asks; models see the source first, then candidates A-D in slot order.
-QUESTION = (
-    "The first image is a product photo. Images A, B, C and D were generated from it by placing the "
-    "product in a new scene. A candidate is acceptable only if it has no defect in appearance (the product "
-    "deformed or altered), physical shadow (lighting or shadows inconsistent), placement layout (wrong "
-    "scale, position or perspective) or extension rationality (an implausible or broken generated scene). "
-    "Which candidates are acceptable? Answer with the acceptable letters separated by commas, or 'none'."
-)
 
 #: Samples are read in pages of this many ids, so the id list itself never sits in memory.
 _PAGE = 2000

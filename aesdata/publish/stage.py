@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aesdata import dedup
+from aesdata import dedup, store
 from aesdata.errors import AesdataError
-from aesdata.evaluate import mining
 from aesdata.progress import LogReporter, Reporter
 from aesdata.publish import card, hub, split, versions
 from aesdata.publish.select import SelectCounts, Selection, iter_selected
@@ -96,13 +95,13 @@ class _Source:
 
     @classmethod
     def of(cls, ws: Workspace, require_rationale: bool) -> _Source:
-        mined = mining.difficulties(ws.db)
+        mined = store.difficulties(ws.db)
         return cls(
             ws,
             require_rationale,
             {s: d.difficulty for s, d in mined.items()},
             frozenset(s for s, d in mined.items() if d.hard),
-            next(iter(mining.mined_models(ws.db)), None),
+            next(iter(store.mined_models(ws.db)), None),
         )
 
     def rows(self, counts: SelectCounts | None = None) -> Iterator[Selection]:

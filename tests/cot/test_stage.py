@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from aesdata import store
 from aesdata.cli.main import app
-from aesdata.cot import ledger
 from aesdata.cot.stage import CotOptions, run_cot
+from aesdata.llm import ledger
 from aesdata.schema import Annotation, Rationale
 from aesdata.workspace import Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aesdata.cot import ledger
+from aesdata.llm import ledger
 from aesdata.schema import Usage
 from aesdata.workspace import Workspace
 from tests.factories import make_samples
