@@ -235,6 +235,7 @@ def publish(
                 "skipped_needs_review": plan.counts.needs_review,
                 "skipped_no_rationale": plan.counts.no_rationale,
                 "skipped_bad": plan.counts.bad,
+                "stale_rationales": plan.counts.stale_rationale,
                 "content_hash": plan.content_hash,
             }
             # 3. the rules: a version is never overwritten; the same content twice is a no-op
@@ -364,6 +365,7 @@ def _write_folder(
             test_fraction=fraction,
             repo_id=repo_id,
             mined_by=plan.source.mined_by,
+            left_out=plan.counts,
         )
         (tmp / "README.md").write_text(text, encoding="utf-8")
         tmp.rename(out_dir)
