@@ -32,15 +32,18 @@ def test_two_owners_split_items_and_share_a_session(ws_path: Path) -> None:
 
 
 def test_lock_refuses_a_second_holder_in_one_line(ws_path: Path) -> None:
-    with Workspace.open(ws_path) as a_ws, Workspace.open(ws_path) as b_ws:
-        with claims.owner(a_ws.db, "publish") as a, claims.owner(b_ws.db, "publish") as b:
-            with a.lock("publish"):
-                with pytest.raises(claims.Busy) as err, b.lock("publish"):
-                    pass
-                assert "another publish is running on this workspace (pid" in str(err.value)
-                assert "\n" not in str(err.value)
-            with b.lock("publish"):  # released when the block ended
-                pass
+    with (
+        Workspace.open(ws_path) as a_ws,
+        Workspace.open(ws_path) as b_ws,
+        claims.owner(a_ws.db, "publish") as a,
+        claims.owner(b_ws.db, "publish") as b,
+    ):
+        with a.lock("publish"), pytest.raises(claims.Busy) as err, b.lock("publish"):
+            pass
+        assert "another publish is running on this workspace (pid" in str(err.value)
+        assert "\n" not in str(err.value)
+        with b.lock("publish"):  # released when a's block ended
+            pass
 
 
 HOLD = """
@@ -70,17 +73,21 @@ def test_a_killed_owner_frees_its_claims_at_once(ws_path: Path) -> None:
 
 
 def test_an_owner_elsewhere_is_dead_once_its_lease_runs_out(ws_path: Path) -> None:
-    with Workspace.open(ws_path) as a_ws, Workspace.open(ws_path) as b_ws:
-        with claims.owner(a_ws.db, "cot", lease_s=3600) as a, claims.owner(b_ws.db, "cot") as b:
-            assert a.claim("cot:template", "s1")
-            with a_ws.transaction() as db:  # as if a runs on another machine: no pid to look at
-                db.execute("UPDATE work_owners SET host = 'elsewhere' WHERE id = ?", (a.id,))
-            assert not b.claim("cot:template", "s1")
-            with a_ws.transaction() as db:
-                db.execute("UPDATE work_owners SET expires_at = ? WHERE id = ?", (time.time() - 1, a.id))
-            assert b.claim("cot:template", "s1")
-            with pytest.raises(claims.ClaimLost):
-                a.claim("cot:template", "s2")
+    with (
+        Workspace.open(ws_path) as a_ws,
+        Workspace.open(ws_path) as b_ws,
+        claims.owner(a_ws.db, "cot", lease_s=3600) as a,
+        claims.owner(b_ws.db, "cot") as b,
+    ):
+        assert a.claim("cot:template", "s1")
+        with a_ws.transaction() as db:  # as if a runs on another machine: no pid to look at
+            db.execute("UPDATE work_owners SET host = 'elsewhere' WHERE id = ?", (a.id,))
+        assert not b.claim("cot:template", "s1")
+        with a_ws.transaction() as db:
+            db.execute("UPDATE work_owners SET expires_at = ? WHERE id = ?", (time.time() - 1, a.id))
+        assert b.claim("cot:template", "s1")
+        with pytest.raises(claims.ClaimLost):
+            a.claim("cot:template", "s2")
 
 
 def test_the_heartbeat_renews_the_lease(ws_path: Path) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aesdata import claims, store
 from aesdata.publish import versions
 from aesdata.workspace import Workspace
@@ -45,6 +47,7 @@ def test_a_publish_while_another_holds_the_lock_is_refused_in_one_line(ws_path: 
         assert code == 0 and json.loads(out)["status"] == "published", err
 
 
+@pytest.mark.slow
 def test_two_publishes_at_once(ws_path: Path) -> None:
     with Workspace.open(ws_path) as ws:
         make_samples(ws, 40)

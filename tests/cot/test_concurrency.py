@@ -1,0 +1,119 @@
+"""Two ``aesdata cot`` processes at once on one workspace, against the scripted server.
+
+They split the work (claims), never pay twice for one sample, and share one ``--max-cost`` (holds in
+the workspace). The server holds its first reply until both processes are registered, so they are
+certain to overlap however slowly each one starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aesdata.workspace import DB_FILE, Workspace
+from tests.cot.conftest import API_KEY, MAX_SIDE, tune
+from tests.cot.scripted import ScriptedModel
+from tests.factories import make_samples
+from tests.openai_server import OpenAIServer, Reply
+
+EXE = str(Path(sys.executable).with_name("aesdata"))
+N = 40
+REPAIRED = 5  # samples whose first reply is wrong: one repair each
+
+
+class Gated:
+    """The scripted model, but no reply before ``gate`` is set (both runs have started)."""
+
+    def __init__(self, model: ScriptedModel) -> None:
+        self.model, self.gate = model, threading.Event()
+
+    def __call__(self, body: dict[str, Any], index: int) -> Reply | str:
+        self.gate.wait(120)
+        return self.model(body, index)
+
+
+def query(ws_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(ws_path / DB_FILE, timeout=30)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def run_pair(ws_path: Path, server: OpenAIServer, gated: Gated, *extra: str) -> list[dict[str, Any]]:
+    """Start two cot processes, open the gate once both are registered, return their summaries."""
+    gated.gate.clear()
+    args = [EXE, "cot", "--mode", "answer-driven", "--base-url", server.base_url, "--concurrency", "2", "--json"]
+    procs = [
+        subprocess.Popen([*args, *extra], env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for _ in range(2)
+    ]
+    deadline = time.monotonic() + 120
+    while query(ws_path, "SELECT COUNT(*) FROM work_owners WHERE stage = 'cot'")[0][0] < 2:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.05)
+    gated.gate.set()
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0 and "database is locked" not in err, err
+        summaries.append(json.loads(out))
+    return summaries
+
+
+def duplicates(ws_path: Path, session: str) -> list[tuple[Any, ...]]:
+    return query(
+        ws_path,
+        "SELECT sample_id, attempt, kind, COUNT(*) FROM cot_calls WHERE session = ?"
+        " GROUP BY sample_id, attempt, kind HAVING COUNT(*) > 1",
+        session,
+    )
+
+
+@pytest.mark.slow
+def test_two_cot_processes_split_the_work_and_share_the_budget(cot_ws_path: Path) -> None:
+    tune(cot_ws_path, timeout_s=120.0)  # the gate holds the first reply while the second run starts
+    with Workspace.open(cot_ws_path) as ws:
+        ids = make_samples(ws, N)
+        model = ScriptedModel.for_workspace(ws, MAX_SIDE, {sid: ["wrong", "correct"] for sid in ids[:REPAIRED]})
+    gated = Gated(model)
+    with OpenAIServer(gated, api_key=API_KEY, latency=0.05) as server:
+        # 1. both capped: together they spend no more than the cap, one session, no request twice
+        cap = 0.08
+        capped = run_pair(cot_ws_path, server, gated, "--max-cost", str(cap))
+        first_calls = server.calls
+        sessions = query(cot_ws_path, "SELECT session, COUNT(*), SUM(cost_usd) FROM cot_calls GROUP BY session")
+        assert len(sessions) == 1, sessions  # the two runs shared one budget session
+        session, rows, spent = sessions[0]
+        assert all(s.get("stopped") == "max-cost" for s in capped), capped
+        assert 0 < spent <= cap, (spent, cap)
+        assert rows == first_calls  # every answered request is in the ledger, once
+        assert duplicates(cot_ws_path, session) == []
+        done_first = sum(s["valid"] + s["failed"] for s in capped)
+        assert 0 < done_first < N
+
+        # 2. both uncapped: they finish the rest between them, each sample requested once (plus repairs)
+        rest = run_pair(cot_ws_path, server, gated)
+        second_calls = server.calls - first_calls
+    assert sum(s["valid"] for s in rest) == N - done_first
+    assert all(s["valid"] > 0 for s in rest), rest  # both did a share
+    assert sum(s.get("elsewhere", 0) for s in rest) > 0  # and each left the other's claims alone
+    later = query(cot_ws_path, "SELECT DISTINCT session FROM cot_calls WHERE session != ?", session)
+    assert len(later) == 1
+    assert duplicates(cot_ws_path, later[0][0]) == []
+    ledgered = query(cot_ws_path, "SELECT COUNT(*) FROM cot_calls WHERE session = ?", later[0][0])[0][0]
+    assert second_calls == ledgered <= (N - done_first) + REPAIRED
+    assert query(cot_ws_path, "SELECT COUNT(*), SUM(status = 'valid') FROM rationales") == [(N, N)]
+    assert query(cot_ws_path, "SELECT COUNT(*) FROM work_claims") == [(0,)]  # nothing left claimed
+    print(f"capped: {first_calls} requests, ${spent:.4f} of ${cap}; uncapped: {second_calls} requests for"
+          f" {N - done_first} samples; summaries {capped + rest}")
