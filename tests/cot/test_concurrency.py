@@ -22,12 +22,13 @@ import pytest
 from aesdata.workspace import DB_FILE, Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE, tune
 from tests.cot.scripted import ScriptedModel
-from tests.factories import make_samples
+from tests.factories import box_image, make_samples
 from tests.openai_server import OpenAIServer, Reply
 
 EXE = str(Path(sys.executable).with_name("aesdata"))
 N = 40
 REPAIRED = 5  # samples whose first reply is wrong: one repair each
+N_PHOTOS = 250
 
 
 class Gated:
@@ -117,3 +118,43 @@ def test_two_cot_processes_split_the_work_and_share_the_budget(cot_ws_path: Path
     assert query(cot_ws_path, "SELECT COUNT(*) FROM work_claims") == [(0,)]  # nothing left claimed
     print(f"capped: {first_calls} requests, ${spent:.4f} of ${cap}; uncapped: {second_calls} requests for"
           f" {N - done_first} samples; summaries {capped + rest}")
+
+
+@pytest.mark.slow
+def test_ingest_next_to_cot_never_locks_it_out(cot_ws_path: Path, tmp_path: Path) -> None:
+    """cot keeps storing while an ingest runs (no writer starves the other), and neither sees a lock error."""
+    tune(cot_ws_path, timeout_s=120.0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(N_PHOTOS):
+        box_image(50_000 + i, size=256).save(photos / f"p{i:03d}.png")
+    with Workspace.open(cot_ws_path) as ws:
+        make_samples(ws, 12)
+        gated = Gated(ScriptedModel.for_workspace(ws, MAX_SIDE))
+    with OpenAIServer(gated, api_key=API_KEY, latency=0.1) as server:
+        env = os.environ.copy()
+        cot = subprocess.Popen([EXE, "cot", "--mode", "answer-driven", "--base-url", server.base_url,
+                                "--concurrency", "1", "--json"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while server.calls == 0:  # cot is up and waits for its first reply
+            assert time.monotonic() < deadline and cot.poll() is None, cot.communicate()
+            time.sleep(0.02)
+        ingest = subprocess.Popen([EXE, "ingest", str(photos), "--workers", "1", "--json"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not query(cot_ws_path, "SELECT 1 FROM runs WHERE stage = 'ingest' AND status = 'running'"):
+            assert time.monotonic() < deadline and ingest.poll() is None, ingest.communicate()
+            time.sleep(0.02)
+        gated.gate.set()  # cot's replies come while ingest is writing
+        results = [(p, *p.communicate(timeout=180)) for p in (ingest, cot)]
+    for proc, _out, err in results:
+        assert proc.returncode == 0 and "database is locked" not in err, err
+    ingested = json.loads(results[0][1])
+    assert ingested["added"] + ingested["near_duplicates"] == N_PHOTOS and ingested["rejected"] == 0
+    assert json.loads(results[1][1])["valid"] == 12
+    started, finished = query(cot_ws_path, "SELECT started_at, finished_at FROM runs WHERE stage = 'ingest'")[0]
+    during = query(
+        cot_ws_path, "SELECT COUNT(*) FROM rationales WHERE created_at BETWEEN ? AND ?", started, finished
+    )[0][0]
+    print(f"ingest {started} .. {finished}; rationales stored meanwhile: {during} of 12")
+    assert during > 0  # cot's transactions got through while ingest was writing
