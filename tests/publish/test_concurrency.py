@@ -6,14 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from aesdata import claims, store
 from aesdata.publish import versions
+from aesdata.publish.stage import publish
 from aesdata.workspace import Workspace
-from tests.factories import make_samples
+from tests.factories import box_image, make_samples
 
 EXE = str(Path(sys.executable).with_name("aesdata"))
 REFUSAL = "another publish is running on this workspace"
@@ -75,3 +77,27 @@ def test_two_publishes_at_once(ws_path: Path) -> None:
             old_test = {s for s, r in old_rows.items() if r.split == "test"}
             new_test = {s for s, r in new_rows.items() if r.split == "test"}
             assert old_test <= new_test  # a test sample stays in test: the split was read under the lock
+
+
+@pytest.mark.slow
+def test_publish_next_to_ingest(ws_path: Path, tmp_path: Path) -> None:
+    """A publish while an ingest writes: neither sees a lock error, and the version is what was there."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(250):
+        box_image(70_000 + i, size=256).save(photos / f"p{i:03d}.png")
+    with Workspace.open(ws_path) as ws:
+        make_samples(ws, 12)
+        ingest = subprocess.Popen([EXE, "ingest", str(photos), "--workers", "1", "--json", "-w", str(ws_path)],
+                                  env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not ws.db.execute("SELECT 1 FROM runs WHERE stage = 'ingest' AND status = 'running'").fetchone():
+            assert time.monotonic() < deadline and ingest.poll() is None, ingest.communicate()
+            time.sleep(0.02)
+        summary = publish(ws, "1.0.0", out=tmp_path / "v1")
+        overlapped = ingest.poll() is None
+        out, err = ingest.communicate(timeout=180)
+    assert ingest.returncode == 0 and "database is locked" not in err, err
+    assert summary["status"] == "published" and summary["train"] + summary["test"] == 12
+    assert json.loads(out)["rejected"] == 0
+    assert overlapped  # the publish ran start to end while ingest was writing
