@@ -8,6 +8,7 @@ brings it up to date.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -190,7 +191,18 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=30000")
+    db.create_function("aesdata_judgement_hash", 1, _judgement_hash_sql, deterministic=True)
     return db
+
+
+def _judgement_hash_sql(text: str | None) -> str | None:
+    """SQL ``aesdata_judgement_hash(labels.judgement)``: the stored judgement's hash, for migrations."""
+    if text is None:
+        return None
+    from aesdata.store import judgement_digest  # store sits above db
+
+    data = json.loads(text)
+    return judgement_digest(data["answer"], data["defects"])
 
 
 @contextmanager
@@ -360,5 +372,31 @@ migration(
             amount REAL NOT NULL,
             PRIMARY KEY (owner, sample_id)
         );
+    """,
+)
+
+
+migration(
+    "m310_backfill_judgement_hash",
+    """
+        -- Rationales from before m310 get their sample's label hash only where it is provable that they
+        -- were written from that label: no label row of the sample changed since five minutes before
+        -- the earliest cot run of their mode that was running when they were created (its selection
+        -- read the labels after it started). The others stay NULL: stale, rewritten by the next cot.
+        UPDATE rationales SET judgement_hash = (
+            SELECT aesdata_judgement_hash(l.judgement) FROM labels l
+            WHERE l.sample_id = rationales.sample_id ORDER BY l.origin = 'human' DESC LIMIT 1
+        )
+        WHERE judgement_hash IS NULL
+          AND (
+            SELECT MIN(julianday(r.started_at)) FROM runs r
+            WHERE r.stage = 'cot' AND json_extract(r.params, '$.mode') = rationales.mode
+              AND julianday(r.started_at) <= julianday(rationales.created_at)
+              AND (r.finished_at IS NULL OR julianday(r.finished_at) >= julianday(rationales.created_at))
+          ) - 5.0 / 1440 > (
+            SELECT MAX(julianday(l.updated_at)) FROM labels l WHERE l.sample_id = rationales.sample_id
+          );
+        UPDATE rationales SET record = json_set(record, '$.judgement_hash', judgement_hash)
+        WHERE judgement_hash IS NOT NULL AND json_extract(record, '$.judgement_hash') IS NULL;
     """,
 )

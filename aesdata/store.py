@@ -174,7 +174,12 @@ def judgement_hash(judgement: Judgement) -> str:
     A rationale records the hash of the judgement it was written from; a label whose hash differs has
     changed since, and the rationale is stale. Published ``version_rows.label_hash`` is the same hash.
     """
-    canonical = json.dumps({"answer": judgement.answer, "defects": judgement.defects}, separators=(",", ":"))
+    return judgement_digest(judgement.answer, judgement.defects)
+
+
+def judgement_digest(answer: list[str], defects: dict[str, list[str]]) -> str:
+    """:func:`judgement_hash` of a judgement's parts, already in canonical order (slots, dimensions)."""
+    canonical = json.dumps({"answer": answer, "defects": defects}, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

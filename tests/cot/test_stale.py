@@ -112,3 +112,22 @@ def test_answer_driven_asks_again_only_for_the_relabelled_and_not_for_review(cot
         got = rationales(ws, "answer-driven")
         assert got[target].judgement_hash == store.judgement_hash(store.get_label(ws.db, target).judgement)  # type: ignore[union-attr]
         assert set(got) == set(ids)
+
+
+def test_the_migration_backfills_a_judgement_hash_only_where_provable(ws_path: Path) -> None:
+    with Workspace.open(ws_path) as ws:
+        ids = make_samples(ws, 3)
+        with ws.transaction() as db:  # labels settled long before the cot run, but for ids[1]
+            db.execute("UPDATE labels SET updated_at = '2026-01-01T00:00:00+00:00' WHERE sample_id != ?", (ids[1],))
+        run_cot(ws, CotOptions(mode="template"))
+        with ws.transaction() as db:  # as an older workspace holds them: no hash, and for ids[2] no run in sight
+            db.execute("UPDATE rationales SET judgement_hash = NULL, record = json_remove(record, '$.judgement_hash')")
+            db.execute("UPDATE rationales SET created_at = '2026-02-01T00:00:00+00:00' WHERE sample_id = ?", (ids[2],))
+            db.execute("DELETE FROM _migrations WHERE name = 'm310_backfill_judgement_hash'")
+    with Workspace.open(ws_path) as ws:  # opening applies the migration again
+        got = rationales(ws, "template")
+        label = store.get_label(ws.db, ids[0])
+        assert label is not None and got[ids[0]].judgement_hash == store.judgement_hash(label.judgement)
+        assert got[ids[1]].judgement_hash is None and got[ids[2]].judgement_hash is None
+        again = run_cot(ws, CotOptions(mode="template"))
+        assert (again["selected"], again["stale_label"]) == (2, 2)
