@@ -172,7 +172,8 @@ def judgement_hash(judgement: Judgement) -> str:
     """16 hex digits over the judgement's canonical JSON (answer and per-candidate defects).
 
     A rationale records the hash of the judgement it was written from; a label whose hash differs has
-    changed since, and the rationale is stale. Published ``version_rows.label_hash`` is the same hash.
+    changed since, and the rationale is stale. Regions (where a defect is) are not part of it: a
+    rationale argues over which candidates have which defects, not over boxes.
     """
     return judgement_digest(judgement.answer, judgement.defects)
 

@@ -34,7 +34,8 @@ class Selection:
 
     @property
     def label_hash(self) -> str:
-        return store.judgement_hash(self.label.judgement)
+        """The whole stored judgement (regions too): a changed one counts as relabelled in the changelog."""
+        return hashlib.sha256(self.label.judgement.model_dump_json().encode()).hexdigest()[:16]
 
     @property
     def stratum(self) -> str:
