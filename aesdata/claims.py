@@ -117,10 +117,13 @@ class Owner:
         db = dbmod.connect(self.path)
         try:
             while not self._stop.wait(self.lease_s / 3):
-                with dbmod.transaction(db):
-                    cur = db.execute(
-                        "UPDATE work_owners SET expires_at = ? WHERE id = ?", (time.time() + self.lease_s, self.id)
-                    )
+                try:
+                    with dbmod.transaction(db):
+                        cur = db.execute(
+                            "UPDATE work_owners SET expires_at = ? WHERE id = ?", (time.time() + self.lease_s, self.id)
+                        )
+                except sqlite3.OperationalError:  # the manifest was busy past the timeout: try at the next beat
+                    continue
                 if cur.rowcount == 0:
                     self.lost = True
                     return

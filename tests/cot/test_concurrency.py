@@ -7,6 +7,7 @@ certain to overlap however slowly each one starts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -19,6 +20,10 @@ from typing import Any
 
 import pytest
 
+from aesdata import claims
+from aesdata.llm import ledger
+from aesdata.llm.client import BudgetExceeded
+from aesdata.schema import Usage
 from aesdata.workspace import DB_FILE, Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE, tune
 from tests.cot.scripted import ScriptedModel
@@ -158,3 +163,41 @@ def test_ingest_next_to_cot_never_locks_it_out(cot_ws_path: Path, tmp_path: Path
     )[0][0]
     print(f"ingest {started} .. {finished}; rationales stored meanwhile: {during} of 12")
     assert during > 0  # cot's transactions got through while ingest was writing
+
+
+def test_budget_holds_wait_settle_and_stop(ws_path: Path) -> None:
+    """The workspace budget on its own: an unknown cost goes alone, holds wait for settlements, a cap stops."""
+    with Workspace.open(ws_path) as a_ws, Workspace.open(ws_path) as b_ws:
+        ids = make_samples(a_ws, 4)
+        with claims.owner(a_ws.db, "cot") as a, claims.owner(b_ws.db, "cot") as b:
+            budgets = [
+                ledger.Budget(w.db, owner=o.id, session=o.session, max_cost=1.0, model="m", mode="answer-driven")
+                for w, o in ((a_ws, a), (b_ws, b))
+            ]
+
+            def settle(i: int, ws: Workspace, sid: str, cost: float) -> None:
+                with ws.transaction() as db:
+                    call = ledger.Call(None, sid, "answer-driven", "m", 1, "first", Usage(cost_usd=cost),
+                                       session=a.session)
+                    ledger.record(db, call)
+                    budgets[i].settle(db, sid, "first", call.usage)
+
+            async def scenario() -> None:
+                await budgets[0].hold(ids[0], "first")  # no cost known yet: it holds all that is left
+                waiting = asyncio.create_task(budgets[1].hold(ids[1], "first"))
+                await asyncio.sleep(0.2)
+                assert not waiting.done()  # the other process waits for that reply
+                settle(0, a_ws, ids[0], 0.3)
+                await asyncio.wait_for(waiting, 5)  # now 0.3 spent + 1.25 x 0.3 fits
+                third = asyncio.create_task(budgets[0].hold(ids[2], "first"))
+                await asyncio.sleep(0.2)
+                assert not third.done()  # 0.3 + 0.375 held + 0.375 > 1.0: waits
+                with b_ws.transaction() as db:
+                    budgets[1].release(db, ids[1])  # that request got no reply
+                await asyncio.wait_for(third, 5)
+                settle(0, a_ws, ids[2], 0.6)
+                with pytest.raises(BudgetExceeded, match=r"spent \$0.9000 of the --max-cost \$1.0000"):
+                    await budgets[1].hold(ids[3], "first")  # 0.9 + 0.75 > 1.0 and nothing in flight
+
+            asyncio.run(scenario())
+        assert a_ws.db.execute("SELECT COUNT(*) FROM cot_holds").fetchone()[0] == 0
