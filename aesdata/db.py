@@ -8,7 +8,6 @@ brings it up to date.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,10 +198,10 @@ def _judgement_hash_sql(text: str | None) -> str | None:
     """SQL ``aesdata_judgement_hash(labels.judgement)``: the stored judgement's hash, for migrations."""
     if text is None:
         return None
-    from aesdata.store import judgement_digest  # store sits above db
+    from aesdata.schema import Judgement  # store and schema sit above db
+    from aesdata.store import judgement_hash
 
-    data = json.loads(text)
-    return judgement_digest(data["answer"], data["defects"])
+    return judgement_hash(Judgement.model_validate_json(text))
 
 
 @contextmanager

@@ -169,19 +169,15 @@ def upsert_label(db: sqlite3.Connection, label: Label) -> None:
 
 
 def judgement_hash(judgement: Judgement) -> str:
-    """16 hex digits over the judgement's canonical JSON (answer and per-candidate defects).
+    """16 hex digits over the judgement's canonical JSON: answer, per-candidate defects, and regions if any.
 
     A rationale records the hash of the judgement it was written from; a label whose hash differs has
-    changed since, and the rationale is stale. Regions (where a defect is) are not part of it: a
-    rationale argues over which candidates have which defects, not over boxes.
+    changed since, and the rationale is stale (answer-driven prompts and template rationales say where a
+    defect is, so moved regions count too). The validators put every field in canonical order, and a
+    judgement without regions serialises as before regions existed, so older hashes stay comparable.
+    Published ``version_rows.label_hash`` is the same hash.
     """
-    return judgement_digest(judgement.answer, judgement.defects)
-
-
-def judgement_digest(answer: list[str], defects: dict[str, list[str]]) -> str:
-    """:func:`judgement_hash` of a judgement's parts, already in canonical order (slots, dimensions)."""
-    canonical = json.dumps({"answer": answer, "defects": defects}, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(judgement.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _label(row: sqlite3.Row) -> Label:

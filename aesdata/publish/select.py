@@ -2,7 +2,7 @@
 
 A sample is published when it has a label that is not waiting for review. Its rationale is the
 first *valid* one in ``settings.publish.rationale_priority`` order that was written from the label's
-judgement as it is now (same answer *and* same defects, by :func:`aesdata.store.judgement_hash`): one
+judgement as it is now (same answer, defects and regions, by :func:`aesdata.store.judgement_hash`): one
 written before a relabel argues for defects the row no longer has, so it is left out (stale) and
 counted, never published. A rationale with no recorded judgement hash (older workspaces) counts as stale.
 """
@@ -34,8 +34,7 @@ class Selection:
 
     @property
     def label_hash(self) -> str:
-        """The whole stored judgement (regions too): a changed one counts as relabelled in the changelog."""
-        return hashlib.sha256(self.label.judgement.model_dump_json().encode()).hexdigest()[:16]
+        return store.judgement_hash(self.label.judgement)
 
     @property
     def stratum(self) -> str:
