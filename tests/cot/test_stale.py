@@ -9,7 +9,7 @@ from aesdata import store
 from aesdata.cot.stage import CotOptions, run_cot
 from aesdata.llm.images import ImageEncoder
 from aesdata.publish.stage import publish
-from aesdata.schema import DIMENSIONS, SLOTS, Judgement, Label
+from aesdata.schema import DIMENSIONS, SLOTS, Judgement, Label, Region
 from aesdata.workspace import Workspace
 from tests.cot.conftest import MAX_SIDE
 from tests.cot.test_stage import rationales, serve
@@ -131,3 +131,19 @@ def test_the_migration_backfills_a_judgement_hash_only_where_provable(ws_path: P
         assert got[ids[1]].judgement_hash is None and got[ids[2]].judgement_hash is None
         again = run_cot(ws, CotOptions(mode="template"))
         assert (again["selected"], again["stale_label"]) == (2, 2)
+
+
+def test_moving_a_region_makes_the_rationale_stale(ws: Workspace) -> None:
+    ids = make_samples(ws, 3)
+    run_cot(ws, CotOptions(mode="template"))
+    target = with_defect(ws, ids)
+    label = store.get_label(ws.db, target)
+    assert label is not None
+    slot = next(s for s in SLOTS if label.judgement.defects[s])
+    region = Region(dimension=label.judgement.defects[slot][0], box=(0.1, 0.1, 0.3, 0.3))
+    moved = Judgement.from_defects(label.judgement.defects, {slot: [region]})  # type: ignore[arg-type]
+    with ws.transaction() as db:
+        store.upsert_label(db, label.model_copy(update={"judgement": moved}))
+    again = run_cot(ws, CotOptions(mode="template"))  # template rationales say where a defect is
+    assert (again["selected"], again["stale_label"]) == (1, 1)
+    assert rationales(ws, "template")[target].judgement_hash == store.judgement_hash(moved)
