@@ -4,7 +4,8 @@ A run row records the process id, a hash of the host name (equality is all that 
 name itself is not stored), the boot id and the process's start time since boot (both Linux, from
 ``/proc``; ``None`` elsewhere). A ``running`` row is then known dead when it was started on this host
 and either the machine has rebooted since, or no process has that id, or the process with that id
-started at another time (the id was reused) or is a zombie.
+started at another time (the id was reused) or is a zombie. (``aesdata.claims`` judges its owners by
+pid and lease; this is the finer test a run needs, as no heartbeat renews it.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+from aesdata.claims import boot_id
 
 
 def _read(path: Path) -> str | None:
@@ -47,8 +48,8 @@ class Owner:
 
     @classmethod
     def current(cls) -> Owner:
-        stat = _stat(os.getpid())
-        return cls(os.getpid(), host_hash(), _read(_BOOT_ID), stat[1] if stat else None)
+        stat, boot = _stat(os.getpid()), boot_id()
+        return cls(os.getpid(), host_hash(), None if boot == "unknown" else boot, stat[1] if stat else None)
 
     def is_gone(self, here: Owner) -> bool:
         """True when this owner is certainly dead, judged from the process ``here`` on its host."""
