@@ -43,7 +43,7 @@ class Plan:
     device: str  # what each actor loads the backend on
     actors: int
     gpus_per_actor: int
-    cpus_per_actor: int
+    cpus_per_actor: int  # CPU actors: always 1 (see plan)
     kind: str  # cuda, cpu or synthetic: picks the default sources per render call
 
 
@@ -70,7 +70,9 @@ def _init(ray: Any, address: str | None) -> None:
 
 
 def plan(resources: dict[str, float], preset: Preset, *, device: str, actors: int | None) -> Plan:
-    """One actor per GPU for a diffusers backend on a cluster with GPUs; CPU actors otherwise."""
+    """One actor per GPU for a diffusers backend on a cluster with GPUs; CPU actors otherwise, one CPU
+    (one torch thread) each: PyTorch's CPU results change in the last bit with its thread count, so a
+    fixed count per actor is what keeps the bytes independent of how many actors there are."""
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     on_gpu = preset.backend == "diffusers" and not device.startswith("cpu") and (gpus > 0 or device != "auto")
     if on_gpu:
@@ -82,7 +84,7 @@ def plan(resources: dict[str, float], preset: Preset, *, device: str, actors: in
     if n > cpus:
         raise AesdataError(f"{n} actors asked for, the Ray cluster has {cpus} CPU(s)",
                            hint="lower [generate] ray_actors")
-    return Plan(preset, "cpu", n, 0, max(1, cpus // n), "synthetic" if preset.backend == "synthetic" else "cpu")
+    return Plan(preset, "cpu", n, 0, 1, "synthetic" if preset.backend == "synthetic" else "cpu")
 
 
 def _portable(preset: Preset) -> Preset:
@@ -111,6 +113,10 @@ class DrawActor:
     """One Ray Data actor: loads the backend once, then draws one group of sources per call."""
 
     def __init__(self, preset: Preset, base_seed: int, blob_url: str, device: str, compile: bool) -> None:
+        if device == "cpu" and preset.backend == "diffusers":
+            import torch
+
+            torch.set_num_threads(1)  # one CPU per actor (see plan), whatever OMP_NUM_THREADS says
         blobs = open_store(blob_url, Path(blob_url))
         self.drawer = Drawer(make_backend(preset, device=device, compile=compile), preset, base_seed, blobs)
 
@@ -139,9 +145,10 @@ def draw(plan: Plan, groups: Sequence[Sequence[SourceRef]], *, base_seed: int, b
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI draws its own
     ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"group": json.dumps([list(ref) for ref in group])} for group in groups]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        DrawActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.actors),
+        DrawActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(plan.actors, len(items))),
         fn_constructor_kwargs=dict(preset=plan.preset, base_seed=base_seed, blob_url=blob_url,
                                    device=plan.device, compile=compile),
         num_gpus=plan.gpus_per_actor, num_cpus=plan.cpus_per_actor)
