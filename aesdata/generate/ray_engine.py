@@ -147,8 +147,9 @@ def draw(plan: Plan, groups: Sequence[Sequence[SourceRef]], *, base_seed: int, b
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [{"group": json.dumps([list(ref) for ref in group])} for group in groups]
+    pool = ray.data.ActorPoolStrategy(size=min(plan.actors, len(items)))
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        DrawActor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(plan.actors, len(items))),
+        DrawActor, batch_size=1, batch_format="numpy", compute=pool,
         fn_constructor_kwargs=dict(preset=plan.preset, base_seed=base_seed, blob_url=blob_url,
                                    device=plan.device, compile=compile),
         num_gpus=plan.gpus_per_actor, num_cpus=plan.cpus_per_actor)
