@@ -205,10 +205,12 @@ class Drawer:
         for i in range(4 * n, 4 * n + 4):
             job, r = jobs[i], out[i]
             prov = GenerationProvenance(**self.identity, prompt=r.prompt, seed=job.seed, layout=r.layout,
-                                        redraws=redraws[i], injected=list(job.injected), mask=rule)
+                                        redraws=redraws[i], injected=list(job.injected), mask=rule,
+                                        regions=list(r.regions))
             cands.append(Candidate(sample_id=sample.id, slot=job.slot, sha256=self.blobs.put_image(r.image),
                                    width=r.image.width, height=r.image.height, seed=job.seed, provenance=prov))
-        judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands})
+        judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands},
+                                            {c.slot: c.provenance.regions for c in cands})
                      if backend == "synthetic" else None)
         return Record(sample=sample, candidates=cands, judgement=judgement)
 
