@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,14 +126,22 @@ class DrawActor:
                           for group in batch["group"]]}
 
 
+_RAISED = re.compile(r"aesdata\.errors\.\w+: (.+)$", re.MULTILINE)
+
+
 def _user_error(exc: BaseException) -> AesdataError:
-    """The first AesdataError an actor raised (a missing model folder on a node...), else Ray's first line."""
+    """The AesdataError an actor raised (a missing model folder on a node...), else Ray's first line.
+    An actor that failed in ``__init__`` comes back as text only: its message is read from the traceback."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, AesdataError):
             return seen
         seen = getattr(seen, "cause", None) or seen.__cause__
-    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    text = str(exc)
+    raised = _RAISED.findall(text)
+    if raised:
+        return AesdataError(f"a Ray actor: {raised[-1].strip()}")
+    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
     return AesdataError(f"Ray: {first}", hint="AESDATA_DEBUG=1 shows the actors' logs")
 
 

@@ -230,3 +230,13 @@ def test_the_cli_imports_ray_only_for_the_ray_engine() -> None:
             "r = CliRunner().invoke(app, ['generate', '--help']); assert r.exit_code == 0, r.output; "
             "assert 'ray' not in sys.modules, 'ray imported'; assert '--ray-address' in r.output")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_an_actor_that_cannot_load_the_model_is_one_clear_error(local_ray: None, ws: Workspace, photos: Path,
+                                                                tmp_path: Path) -> None:
+    """What a node without the model folder sees: the actor's own error, on the driver, nothing committed."""
+    ingest(ws, [photos], workers=1)
+    (tmp_path / "not-a-pipeline").mkdir()
+    with pytest.raises(AesdataError, match="not a diffusers pipeline folder"):
+        generate(ws, model=str(tmp_path / "not-a-pipeline"), device="cpu", executor="ray", ray_actors=1)
+    assert ws.db.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
