@@ -7,7 +7,7 @@ render the whole batch in one call, redraw near-duplicate siblings with the next
 images, then commit the batch's samples, candidates (and synthetic labels) in one transaction.
 A kill loses at most the batch in flight; a re-run picks up the sources still without a sample.
 
-Step 3 but the commit is :class:`Drawer`'s, so it runs the same in this process (engine ``local``) or
+Step 3 up to the commit is :class:`Drawer`'s, so it runs the same in this process (engine ``local``) or
 on Ray Data actors (engine ``ray``, :mod:`aesdata.generate.ray_engine`), which write the images to the
 blob store themselves and send back only :class:`Drawn` records; the driver commits them as they come.
 """
