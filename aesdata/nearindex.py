@@ -22,8 +22,8 @@ The kernels are compiled with numba (popcount is one instruction) and run one qu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from itertools import combinations
-from functools import lru_cache
 from math import comb, isqrt, log2
 
 import numba
@@ -178,7 +178,7 @@ def flip_masks(width: int, radius: int) -> list[int]:
     return [sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(width), r)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _probes(width: int, t: int) -> int:
     return sum(comb(width, k) for k in range(t + 1))
 
@@ -212,7 +212,7 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
 
     n = 2.0 ** (quarter_octaves / 4)
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(bits: int, units: int) -> tuple[float, tuple[tuple[int, int], ...]]:
         if units <= 0:
             return 0.0, ((bits, -1),) if bits else ()

@@ -35,7 +35,7 @@ def test_every_kind_of_input_gets_its_outcome(ws, zoo_dir):
     summary = ingest(ws, [zoo_dir])
     assert outcomes(ws) == zoo.EXPECTED
     assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "rejected": 4,
-                                 "unchanged": 0}
+                                 "unchanged": 0, "skipped_extension": 0, "library_warnings": 0}
     reasons = {Path(o).name: r for o, r in ws.db.execute("SELECT origin, reason FROM rejections")}
     assert "truncated" in reasons["i_truncated.jpg"]
     assert "empty" in reasons["j_empty.png"]
