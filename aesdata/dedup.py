@@ -227,6 +227,14 @@ def _apply(db: sqlite3.Connection, blobs: BlobStore, shas: list[str], positions:
         db.execute("DELETE FROM sources WHERE id = ?", (sha,))
     summary.demoted = len(demoted)
     summary.kept_with_samples = len(kept)
-    db.execute("UPDATE ingest_log SET outcome = CASE WHEN sha256 IN (SELECT id FROM sources) THEN 'added'"
-               " ELSE 'near' END WHERE outcome IN ('added', 'near')")
+    # 4. each input's outcome as ingest would log it now: the first input of a source "added", later copies
+    # of it "exact", every input of a near-duplicate "near"
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS first_input (sha256 TEXT PRIMARY KEY, first INTEGER)")
+    db.execute("DELETE FROM first_input")
+    db.execute("INSERT INTO first_input SELECT sha256, MIN(rowid) FROM ingest_log WHERE sha256 IS NOT NULL"
+               " GROUP BY sha256")
+    db.execute(
+        "UPDATE ingest_log SET outcome = CASE WHEN sha256 NOT IN (SELECT id FROM sources) THEN 'near'"
+        " WHEN rowid = (SELECT first FROM first_input f WHERE f.sha256 = ingest_log.sha256) THEN 'added'"
+        " ELSE 'exact' END WHERE sha256 IS NOT NULL")
     return summary
