@@ -21,6 +21,8 @@ The kernels are compiled with numba (popcount is one instruction) and run one qu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import combinations
@@ -145,17 +147,34 @@ def _search_brute(queries, hashes, radius, before, slots):  # type: ignore[no-un
     return counts, found, dist
 
 
-def _run(kernel, queries: np.ndarray, *args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+PARALLEL_WORK = 20_000_000  # estimated operations below which a call runs on one thread
+
+
+@contextmanager
+def _threads(work: float) -> Iterator[None]:
+    """One thread for small calls: a parallel region's start and barrier cost more than they save there,
+    and far more on a busy machine, where the slowest thread may not be scheduled for a while."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(before if work >= PARALLEL_WORK else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _run(kernel, queries: np.ndarray, work: float, *args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Call a search kernel and flatten its slots to (query, position, distance); queries with more
     matches than slots are searched again with room for all of them."""
     slots = 8
-    counts, found, dist = kernel(queries, *args, slots)
+    with _threads(work):
+        counts, found, dist = kernel(queries, *args, slots)
     over = np.nonzero(counts > slots)[0]
     keep = np.arange(slots)[None, :] < np.minimum(counts, slots)[:, None]
     qi = np.broadcast_to(np.arange(len(queries))[:, None], keep.shape)[keep]
     pos, d = found[keep], dist[keep]
     if len(over):
-        c2, f2, d2 = kernel(queries[over], *args, int(counts[over].max()))
+        with _threads(work * len(over) / len(queries)):
+            c2, f2, d2 = kernel(queries[over], *args, int(counts[over].max()))
         keep2 = np.arange(f2.shape[1])[None, :] < c2[:, None]
         lose = np.isin(qi, over)
         qi = np.concatenate([qi[~lose], np.broadcast_to(over[:, None], keep2.shape)[keep2]])
@@ -309,6 +328,13 @@ class NearIndex:
     def hashes(self) -> np.ndarray:
         return self._hashes[: self._n]
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index's arrays."""
+        t = self._tables
+        tables = (t.offsets.nbytes + t.by_bucket.nbytes + t.position.nbytes) if t else 0
+        return self._hashes.nbytes + tables
+
     def add(self, hashes: np.ndarray) -> None:
         """Append hashes (positions follow on); the tables are rebuilt when the tail outgrows ~sqrt(n)."""
         h = np.asarray(hashes, dtype=np.uint64)
@@ -335,11 +361,11 @@ class NearIndex:
         t = self._tables
         start = 0
         if t is not None:
-            parts.append(_run(_search_tables, q, radius, t.shifts, t.widths, t.thresholds, t.flips, t.flip_start,
-                              t.offsets, t.off_start, t.by_bucket, t.position, t.size))
+            parts.append(_run(_search_tables, q, len(q) * t.plan.cost, radius, t.shifts, t.widths, t.thresholds,
+                              t.flips, t.flip_start, t.offsets, t.off_start, t.by_bucket, t.position, t.size))
             start = t.size
         if self._n > start:
-            qi, pos, d = _run(_search_brute, q, self._hashes[start : self._n], radius, -1)
+            qi, pos, d = _run(_search_brute, q, len(q) * (self._n - start), self._hashes[start : self._n], radius, -1)
             parts.append((qi, pos + start, d))
         return _sorted(parts)
 
@@ -394,8 +420,9 @@ def _pairs_earlier(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, 
     if len(h) < 2:
         empty = np.empty(0, np.int64)
         return empty, empty, empty
-    counts, _, _ = _search_brute(h, h, radius, 0, 0)
-    counts2, found, dist = _search_brute(h, h, radius, 0, max(1, int(counts.max())))
+    with _threads(len(h) * len(h) / 2):
+        counts, _, _ = _search_brute(h, h, radius, 0, 0)
+        counts2, found, dist = _search_brute(h, h, radius, 0, max(1, int(counts.max())))
     keep = np.arange(found.shape[1])[None, :] < counts2[:, None]
     qi = np.broadcast_to(np.arange(len(h))[:, None], keep.shape)[keep]
     return _sorted([(qi, found[keep], dist[keep])])
