@@ -108,8 +108,8 @@ def search_case(n: int, radius: int, dist: str) -> dict[str, float]:
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     t = index._tables
     plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
-    return {"seconds": dt, "cpu": cpu, "near": near, "links": links, "rss_mb": peak_rss_mb(), "index_mb": index.nbytes / 2**20,
-            "plan": plan}
+    return {"seconds": dt, "cpu": cpu, "near": near, "links": links, "rss_mb": peak_rss_mb(),
+            "index_mb": index.nbytes / 2**20, "plan": plan}
 
 
 def baseline(radius: int, dist: str) -> float:
@@ -129,8 +129,8 @@ def child(args: list[str]) -> dict:
 
 def bench_search() -> None:
     print(f"\nnear-duplicate search as ingest runs it: NearIndex.assign, batches of {BATCH}, near radius {NEAR}")
-    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'seconds':>8} {'cpu s':>7} {'us/hash':>8} {'all-pairs s':>12} "
-          f"{'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
+    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'seconds':>8} {'cpu s':>7} {'us/hash':>8} "
+          f"{'all-pairs s':>12} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
     base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
     for n in SIZES:
         for radius in RADII:
