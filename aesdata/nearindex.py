@@ -11,7 +11,8 @@ Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counti
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
 New hashes go to a small tail searched by brute force; when the tail outgrows about ``sqrt(n)`` the
 tables are rebuilt for the new size (chunking re-planned), which keeps the total rebuild work linear.
-The kernels are compiled with numba (popcount is one instruction) and run one query per thread.
+The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction) and run
+one query per thread.
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
   ``aesdata dupes --rebuild`` make per batch: it decides which new hashes are near-duplicates and which
@@ -28,10 +29,7 @@ from functools import cache, lru_cache
 from itertools import combinations
 from math import comb, isqrt, log2
 
-import numba
 import numpy as np
-from numba import types
-from numba.extending import intrinsic
 
 BITS = 64
 MAX_WIDTH = 22  # offsets table of 4M int32 per chunk at most (16 MB)
@@ -42,109 +40,7 @@ TAIL_MIN = 4096
 COST_PROBE, COST_CANDIDATE, COST_BRUTE = 40.0, 1.0, 0.7
 
 
-# --------------------------------------------------------------------------- compiled kernels
-
-
-@intrinsic
-def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
-    """One ``popcnt`` instruction (LLVM ctpop) on a uint64."""
-    if x != types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.ctpop(args[0])
-
-    return types.uint64(types.uint64), codegen
-
-
-@numba.njit(cache=True, nogil=True)
-def _bucket_sort(hashes, shift, width):  # type: ignore[no-untyped-def]
-    """Counting sort of ``hashes`` by one chunk: (offsets[2**width + 1], hashes, positions) in bucket order."""
-    n = hashes.shape[0]
-    size = 1 << width
-    mask = np.uint64(size - 1)
-    sh = np.uint64(shift)
-    offsets = np.zeros(size + 1, np.int32)
-    for i in range(n):
-        offsets[np.int64((hashes[i] >> sh) & mask) + 1] += 1
-    for b in range(size):
-        offsets[b + 1] += offsets[b]
-    fill = offsets[:size].copy()
-    by_bucket = np.empty(n, np.uint64)
-    position = np.empty(n, np.int32)
-    for i in range(n):
-        k = np.int64((hashes[i] >> sh) & mask)
-        j = fill[k]
-        by_bucket[j] = hashes[i]
-        position[j] = i
-        fill[k] = j + 1
-    return offsets, by_bucket, position
-
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start, offsets, off_start,
-                   by_bucket, position, n, slots):  # type: ignore[no-untyped-def]
-    """Per query: count of stored hashes within ``radius`` and the first ``slots`` of them (position, d).
-
-    A pair close in several chunks is reported once, from the first chunk whose threshold it meets.
-    """
-    q = queries.shape[0]
-    m = shifts.shape[0]
-    counts = np.zeros(q, np.int64)
-    found = np.empty((q, slots), np.int64)
-    dist = np.empty((q, slots), np.int64)
-    for qi in numba.prange(q):
-        h = queries[qi]
-        c = 0
-        for ci in range(m):
-            sh = np.uint64(shifts[ci])
-            key = np.int64((h >> sh) & np.uint64((1 << widths[ci]) - 1))
-            ob = off_start[ci]
-            hb = ci * n
-            for fi in range(flip_start[ci], flip_start[ci + 1]):
-                b = key ^ flips[fi]
-                for j in range(offsets[ob + b], offsets[ob + b + 1]):
-                    x = h ^ by_bucket[hb + j]
-                    d = np.int64(_popcount(x))
-                    if d > radius:
-                        continue
-                    seen = False
-                    for cj in range(ci):
-                        tj = thresholds[cj]
-                        part = (x >> np.uint64(shifts[cj])) & np.uint64((1 << widths[cj]) - 1)
-                        if np.int64(_popcount(part)) <= tj:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    if c < slots:
-                        found[qi, c] = position[hb + j]
-                        dist[qi, c] = d
-                    c += 1
-        counts[qi] = c
-    return counts, found, dist
-
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _search_brute(queries, hashes, radius, before, slots):  # type: ignore[no-untyped-def]
-    """Per query ``i``: hashes[j] within ``radius`` (j < before + i when ``before >= 0``: earlier ones only)."""
-    q = queries.shape[0]
-    counts = np.zeros(q, np.int64)
-    found = np.empty((q, slots), np.int64)
-    dist = np.empty((q, slots), np.int64)
-    for qi in numba.prange(q):
-        h = queries[qi]
-        end = hashes.shape[0] if before < 0 else min(hashes.shape[0], before + qi)
-        c = 0
-        for j in range(end):
-            d = np.int64(_popcount(h ^ hashes[j]))
-            if d <= radius:
-                if c < slots:
-                    found[qi, c] = j
-                    dist[qi, c] = d
-                c += 1
-        counts[qi] = c
-    return counts, found, dist
+# --------------------------------------------------------------------------- running the compiled kernels
 
 
 PARALLEL_WORK = 20_000_000  # estimated operations below which a call runs on one thread
@@ -154,12 +50,20 @@ PARALLEL_WORK = 20_000_000  # estimated operations below which a call runs on on
 def _threads(work: float) -> Iterator[None]:
     """One thread for small calls: a parallel region's start and barrier cost more than they save there,
     and far more on a busy machine, where the slowest thread may not be scheduled for a while."""
+    import numba
+
     before = numba.get_num_threads()
     numba.set_num_threads(before if work >= PARALLEL_WORK else 1)
     try:
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def _kernels():  # type: ignore[no-untyped-def]
+    from aesdata import nearkernels
+
+    return nearkernels
 
 
 def _run(kernel, queries: np.ndarray, work: float, *args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,7 +178,7 @@ def _build_tables(hashes: np.ndarray, radius: int) -> _Tables:
     probed = [(int(s), w, t) for s, w, t in zip(shifts, p.widths, p.thresholds, strict=True) if t >= 0]
     offsets, by_bucket, position, flips, starts, off_start = [], [], [], [], [0], [0]
     for shift, width, t in probed:
-        o, b, pos = _bucket_sort(hashes, shift, width)
+        o, b, pos = _kernels().bucket_sort(hashes, shift, width)
         offsets.append(o)
         by_bucket.append(b)
         position.append(pos)
@@ -361,11 +265,13 @@ class NearIndex:
         t = self._tables
         start = 0
         if t is not None:
-            parts.append(_run(_search_tables, q, len(q) * t.plan.cost, radius, t.shifts, t.widths, t.thresholds,
-                              t.flips, t.flip_start, t.offsets, t.off_start, t.by_bucket, t.position, t.size))
+            parts.append(_run(_kernels().search_tables, q, len(q) * t.plan.cost, radius, t.shifts, t.widths,
+                              t.thresholds, t.flips, t.flip_start, t.offsets, t.off_start, t.by_bucket, t.position,
+                              t.size))
             start = t.size
         if self._n > start:
-            qi, pos, d = _run(_search_brute, q, len(q) * (self._n - start), self._hashes[start : self._n], radius, -1)
+            tail = self._hashes[start : self._n]
+            qi, pos, d = _run(_kernels().search_brute, q, len(q) * len(tail), tail, radius, -1)
             parts.append((qi, pos + start, d))
         return _sorted(parts)
 
@@ -421,8 +327,8 @@ def _pairs_earlier(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, 
         empty = np.empty(0, np.int64)
         return empty, empty, empty
     with _threads(len(h) * len(h) / 2):
-        counts, _, _ = _search_brute(h, h, radius, 0, 0)
-        counts2, found, dist = _search_brute(h, h, radius, 0, max(1, int(counts.max())))
+        counts, _, _ = _kernels().search_brute(h, h, radius, 0, 0)
+        counts2, found, dist = _kernels().search_brute(h, h, radius, 0, max(1, int(counts.max())))
     keep = np.arange(found.shape[1])[None, :] < counts2[:, None]
     qi = np.broadcast_to(np.arange(len(h))[:, None], keep.shape)[keep]
     return _sorted([(qi, found[keep], dist[keep])])
