@@ -1,4 +1,4 @@
-"""Exact Hamming-radius search over 64-bit perceptual hashes, batch by batch, near-linear to 10M.
+"""Exact Hamming-radius search over 64-bit perceptual hashes, batch by batch, without comparing every pair.
 
 Multi-index hashing (Norouzi et al.) with the general pigeonhole principle: split the 64 bits into
 ``m`` chunks and give chunk ``i`` a threshold ``t_i`` with ``sum(t_i + 1) >= radius + 1``. If two hashes
@@ -9,8 +9,9 @@ approximate: a pair is either verified or provably too far.
 
 Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counting sort: an offsets table
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
-New hashes go to a small tail searched by brute force; when the tail outgrows about ``sqrt(n)`` the
-tables are rebuilt for the new size (chunking re-planned), which keeps the total rebuild work linear.
+New hashes go to a small tail searched by brute force; when the tail outgrows ``8 * sqrt(n)`` the tables
+are rebuilt for the new size (chunking re-planned): a rebuild is one linear pass per chunk, and the
+tail bound balances rebuilds (about ``sqrt(n) / 8`` of them) against brute-force comparisons.
 The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction) and run
 one query per thread.
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import combinations
 from math import comb, isqrt, log2
+from types import ModuleType
 
 import numpy as np
 
@@ -60,7 +62,7 @@ def _threads(work: float) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def _kernels():  # type: ignore[no-untyped-def]
+def _kernels() -> ModuleType:
     from aesdata import nearkernels
 
     return nearkernels
@@ -90,12 +92,6 @@ def _run(kernel, queries: np.ndarray, work: float, *args: object) -> tuple[np.nd
 # --------------------------------------------------------------------------- planning
 
 
-def chunk_widths(m: int) -> list[int]:
-    """Widths of ``m`` chunks covering 64 bits, as equal as possible (wider ones last)."""
-    base, extra = divmod(BITS, m)
-    return [base + (1 if i >= m - extra else 0) for i in range(m)]
-
-
 def flip_masks(width: int, radius: int) -> list[int]:
     """Every ``width``-bit mask with at most ``radius`` bits set (0 first)."""
     return [sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(width), r)]
@@ -110,7 +106,7 @@ def _probes(width: int, t: int) -> int:
 class Plan:
     """Chunk widths and per-chunk thresholds (``-1``: chunk not probed), or brute force (no chunks)."""
 
-    widths: tuple[int, ...]  # from the low bits up; bits past their sum are never probed
+    widths: tuple[int, ...]  # from the low bits up, 64 in all
     thresholds: tuple[int, ...]
     cost: float  # estimated operations per query
 

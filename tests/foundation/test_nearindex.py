@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aesdata.nearindex import BITS, NearIndex, all_pairs, chunk_widths, flip_masks, plan
+from aesdata.nearindex import BITS, NearIndex, all_pairs, flip_masks, plan
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 
@@ -45,10 +45,9 @@ def sequential(hashes: np.ndarray, radius: int, near: int) -> tuple[list, list]:
     return decisions, links
 
 
-def test_chunking_covers_64_bits_and_masks_are_complete():
-    for m in range(1, 9):
-        assert sum(chunk_widths(m)) == 64
+def test_flip_masks_are_complete():
     assert len(flip_masks(16, 1)) == 17 and len(flip_masks(10, 2)) == 1 + 10 + 45
+    assert len(set(flip_masks(12, 3))) == len(flip_masks(12, 3))
 
 
 @pytest.mark.parametrize("n", [1_000, 640_000, 10_000_000])
