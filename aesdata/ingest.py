@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ from aesdata.db import to_signed64
 from aesdata.dedup import SourceIndex
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.imageio import decode, flatten, read_file
+from aesdata.nearindex import Assignment
 from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import NearDuplicate, Rejection, Source
 from aesdata.workspace import Workspace
@@ -309,18 +310,19 @@ class _New:
 
 @dataclass
 class _Batch:
-    """Inputs decoded since the last commit, in input order: new images and copies of them."""
+    """Inputs decoded since the last write, in input order. Nothing of it is in the database yet: the
+    batch is written in one short transaction, so the write lock is never held while images decode."""
 
+    events: list[tuple[str, Item, object]] = field(default_factory=list)  # (kind, input, detail)
     new: list[_New] = field(default_factory=list)
-    copies: list[tuple[Item, int]] = field(default_factory=list)  # (input, index in ``new``)
     by_sha: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.new) + len(self.copies)
+        return len(self.events)
 
 
 class _Run:
-    """One ingest's state: the open transaction, the source index, the batch waiting for its search."""
+    """One ingest's state: the source index and the batch waiting for its search."""
 
     def __init__(self, ws: Workspace, summary: IngestSummary, reporter: Reporter) -> None:
         self.ws, self.db, self.summary, self.reporter = ws, ws.db, summary, reporter
@@ -329,37 +331,34 @@ class _Run:
         self.notes_file = ws.root / WARNINGS_LOG
 
     def take(self, item: Item, result: Decoded | Refused) -> None:
-        """Apply one decoded input to the open transaction; new images wait for :meth:`flush`."""
-        db, summary = self.db, self.summary
+        """Sort one decoded input into the batch (its blob is stored now, its rows in :meth:`flush`)."""
+        db, events = self.db, self.batch.events
         if result.notes:
             self._library_notes(item, result.notes)
         if isinstance(result, Refused):
-            store.upsert_rejection(db, Rejection(origin=item.origin, reason=result.reason))
-            _log(db, item, "rejected", None)
-            summary.rejected += 1
+            events.append(("rejected", item, result.reason))
             self.reporter.problem(result.reason)
             return
         sha = hashlib.sha256(result.png).hexdigest()
         if sha in self.batch.by_sha:
-            self.batch.copies.append((item, self.batch.by_sha[sha]))
-            return
-        if db.execute("SELECT 1 FROM sources WHERE id = ?", (sha,)).fetchone():
-            _log(db, item, "exact", sha)
-            summary.exact_duplicates += 1
-            return
-        if db.execute("SELECT 1 FROM near_duplicates WHERE sha256 = ?", (sha,)).fetchone():
-            _log(db, item, "near", sha)
-            summary.near_duplicates += 1
-            return
-        self.ws.blobs.put(result.png)  # before any row names it
-        self.batch.by_sha[sha] = len(self.batch.new)
-        self.batch.new.append(_New(item, sha, result.width, result.height, result.mode, result.phash, result.dhash))
+            events.append(("copy", item, self.batch.by_sha[sha]))
+        elif db.execute("SELECT 1 FROM sources WHERE id = ?", (sha,)).fetchone():
+            events.append(("exact", item, sha))
+        elif db.execute("SELECT 1 FROM near_duplicates WHERE sha256 = ?", (sha,)).fetchone():
+            events.append(("near", item, sha))
+        else:
+            self.ws.blobs.put(result.png)  # before any row names it
+            self.batch.by_sha[sha] = len(self.batch.new)
+            events.append(("new", item, len(self.batch.new)))
+            self.batch.new.append(_New(item, sha, result.width, result.height, result.mode, result.phash,
+                                       result.dhash))
 
     def flush(self) -> None:
-        """Search the batch's new images against the sources and each other, write their rows."""
+        """Search the batch's new images against the sources and each other, then write every input's rows,
+        in input order, in one transaction."""
         batch, db, summary = self.batch, self.db, self.summary
         self.batch = _Batch()
-        if not batch.new:
+        if not batch.events:
             return
         a = self.sources.assign([n.phash for n in batch.new])
         base = len(self.sources.index) - int((a.position >= 0).sum())
@@ -368,34 +367,47 @@ class _Run:
         def source_id(position: int) -> str:
             return new_source[position] if position >= base else self.sources.source_id(position)
 
-        rowids, outcome = [], []
-        for k, n in enumerate(batch.new):
-            if a.position[k] >= 0:
-                store.insert_source(db, Source(id=n.sha, width=n.width, height=n.height, mode=n.mode,  # type: ignore[arg-type]
-                                               phash=f"{n.phash:016x}", dhash=f"{n.dhash:016x}", origin=n.item.origin))
-                rowids.append(db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0])
-                _log(db, n.item, "added", n.sha)
-                summary.added += 1
-                outcome.append("exact")  # for later copies of it in the batch
-            else:
-                store.insert_near_duplicate(db, NearDuplicate(sha256=n.sha, duplicate_of=source_id(int(a.near_of[k])),
-                                                              distance=int(a.distance[k]), origin=n.item.origin))
-                db.execute("UPDATE near_duplicates SET phash = ? WHERE sha256 = ?", (to_signed64(n.phash), n.sha))
-                _log(db, n.item, "near", n.sha)
-                summary.near_duplicates += 1
-                outcome.append("near")
+        rowids: list[int] = []
+        with self.ws.transaction():
+            for kind, item, detail in batch.events:
+                if kind == "rejected":
+                    store.upsert_rejection(db, Rejection(origin=item.origin, reason=str(detail)))
+                    _log(db, item, "rejected", None)
+                    summary.rejected += 1
+                elif kind in ("exact", "near", "copy"):
+                    if kind == "copy":  # of a new image of this batch: as its decision goes
+                        k = int(detail)  # type: ignore[call-overload]
+                        kind, detail = ("exact" if a.position[k] >= 0 else "near"), batch.new[k].sha
+                    _log(db, item, kind, str(detail))
+                    if kind == "exact":
+                        summary.exact_duplicates += 1
+                    else:
+                        summary.near_duplicates += 1
+                else:
+                    k = int(detail)  # type: ignore[call-overload]
+                    rowids.extend(self._write_new(batch.new[k], a, k, source_id))
+            db.executemany(
+                "INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
+                [(min(batch.new[q].sha, other), max(batch.new[q].sha, other), d)
+                 for q, p, d in zip(*(x.tolist() for x in a.links), strict=True) for other in [source_id(p)]],
+            )
         self.sources.added(rowids)
-        db.executemany(
-            "INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
-            [(min(batch.new[q].sha, other), max(batch.new[q].sha, other), d)
-             for q, p, d in zip(*(x.tolist() for x in a.links), strict=True) for other in [source_id(p)]],
-        )
-        for item, k in batch.copies:
-            _log(db, item, outcome[k], batch.new[k].sha)
-            if outcome[k] == "exact":
-                summary.exact_duplicates += 1
-            else:
-                summary.near_duplicates += 1
+
+    def _write_new(self, n: _New, a: Assignment, k: int, source_id: Callable[[int], str]) -> list[int]:
+        """Rows of a new image: a source (its rowid returned for the index) or a near-duplicate."""
+        db, summary = self.db, self.summary
+        if a.position[k] >= 0:
+            store.insert_source(db, Source(id=n.sha, width=n.width, height=n.height, mode=n.mode,  # type: ignore[arg-type]
+                                           phash=f"{n.phash:016x}", dhash=f"{n.dhash:016x}", origin=n.item.origin))
+            _log(db, n.item, "added", n.sha)
+            summary.added += 1
+            return [db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0]]
+        store.insert_near_duplicate(db, NearDuplicate(sha256=n.sha, duplicate_of=source_id(int(a.near_of[k])),
+                                                      distance=int(a.distance[k]), origin=n.item.origin))
+        db.execute("UPDATE near_duplicates SET phash = ? WHERE sha256 = ?", (to_signed64(n.phash), n.sha))
+        _log(db, n.item, "near", n.sha)
+        summary.near_duplicates += 1
+        return []
 
     def _library_notes(self, item: Item, notes: tuple[str, ...]) -> None:
         """Library warnings go to the workspace's log file and the ``aesdata`` logger at debug level."""
@@ -445,22 +457,14 @@ def ingest(
         few = total is not None and total <= 16
         n_workers = workers if workers is not None else (1 if few else min(os.cpu_count() or 1, 8))
         with reporter.task("ingest", total) as task:
-            last_commit = time.monotonic()
-            ws.db.execute("BEGIN IMMEDIATE")
-            try:
-                for item, result in _decoded_in_order(todo(), ws.settings.ingest, n_workers):
-                    state.take(item, result)
-                    task.advance()
-                    if len(state.batch) >= BATCH or time.monotonic() - last_commit > COMMIT_SECONDS:
-                        state.flush()
-                        ws.db.execute("COMMIT")
-                        ws.db.execute("BEGIN IMMEDIATE")
-                        last_commit = time.monotonic()
-                state.flush()
-            except BaseException:
-                ws.db.execute("ROLLBACK")
-                raise
-            ws.db.execute("COMMIT")
+            last_write = time.monotonic()
+            for item, result in _decoded_in_order(todo(), ws.settings.ingest, n_workers):
+                state.take(item, result)
+                task.advance()
+                if len(state.batch) >= BATCH or time.monotonic() - last_write > COMMIT_SECONDS:
+                    state.flush()
+                    last_write = time.monotonic()
+            state.flush()
         if summary.library_warnings:
             reporter.info(f"{summary.library_warnings} inputs raised library warnings: see {state.notes_file}")
         run.counts.update(summary.as_dict())
