@@ -2,9 +2,10 @@
 
 Decoding and hashing run in worker processes (they are CPU-bound); the parent alone writes
 blobs and rows, in input order, so the outcome does not depend on timing. Each image's blob is written
-as soon as it is decoded (only its hashes wait in memory); rows commit in batches of at most
-``BATCH`` inputs or ``COMMIT_SECONDS``, each batch decided by one near-duplicate search
-(:meth:`aesdata.nearindex.NearIndex.assign`). A kill loses at most the batch in flight and never
+as soon as it is decoded (only its hashes wait in memory); rows are written in batches of at most
+``BATCH`` inputs or ``COMMIT_SECONDS``, each decided by one near-duplicate search
+(:meth:`aesdata.nearindex.NearIndex.assign`) and written in one short transaction (the write lock is
+never held while images decode, so other stages' writes get through). A kill loses at most the batch in flight and never
 leaves a row naming a missing blob. A file seen before with the same size and mtime, or a dataset row
 with the same bytes, is skipped without decoding.
 """
