@@ -413,3 +413,13 @@ migration(
         CREATE INDEX runs_status ON runs(status);
     """,
 )
+
+
+migration(
+    "m010_near_duplicate_phash",
+    """
+        -- a near-duplicate's own pHash, so `aesdata dupes --rebuild` can decide again without decoding
+        -- (rows from before this migration get it from their blob on the first rebuild)
+        ALTER TABLE near_duplicates ADD COLUMN phash INTEGER;
+    """,
+)
