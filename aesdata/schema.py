@@ -30,6 +30,8 @@ DIMENSIONS: tuple[Dimension, ...] = get_args(Dimension)
 
 CotMode = Literal["answer-driven", "automated", "manual", "template"]
 COT_MODES: tuple[CotMode, ...] = get_args(CotMode)
+#: Which stored rationales ``cot --redo`` rewrites (here, not in cot.stage, so the CLI can name it cheaply).
+Redo = Literal["failed", "stale", "all"]
 
 LabelOrigin = Literal["synthetic", "human"]
 RationaleStatus = Literal["valid", "failed"]

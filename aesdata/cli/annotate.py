@@ -7,13 +7,8 @@ from typing import Annotated
 
 import typer
 
-from aesdata.annotate.pull import pull as pull_stage
-from aesdata.annotate.push import push as push_stage
-from aesdata.annotate.server import serve as serve_stage
-from aesdata.annotate.status import project_status
 from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.workspace import Workspace
 
 app = typer.Typer(help="Human annotation in Label Studio: serve, push samples, pull annotations.", no_args_is_help=True)
 
@@ -36,6 +31,9 @@ def serve(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run a local Label Studio serving this workspace's images (token and password from the environment)."""
+    from aesdata.annotate.server import serve as serve_stage
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         root = ws.root
     code = serve_stage(root, port=port, data_dir=data_dir, reporter=output())
@@ -66,6 +64,9 @@ def push(
     quiet: QuietOpt = False,
 ) -> None:
     """Import every sample not yet pushed as a task, with pre-annotations; re-running pushes nothing twice."""
+    from aesdata.annotate.push import push as push_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = push_stage(
@@ -91,6 +92,9 @@ def pull(
     quiet: QuietOpt = False,
 ) -> None:
     """Store changed annotations (pseudonymised), derive labels, report agreement (Krippendorff's alpha)."""
+    from aesdata.annotate.pull import pull as pull_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = pull_stage(ws, url=url, project_title=project_title, reporter=out)
@@ -101,6 +105,9 @@ def pull(
 @handle_errors
 def status(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
     """Per project: tasks pushed, annotated, with N annotators, in review."""
+    from aesdata.annotate.status import project_status
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         rows = project_status(ws)
     output(json).table(rows, title="Label Studio projects")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from aesdata import store
 from aesdata.cot import ledger
@@ -36,10 +36,9 @@ from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.progress import LogReporter, Reporter, Task
-from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
+from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
 from aesdata.workspace import RunRecorder, Workspace
 
-Redo = Literal["failed", "stale", "all"]
 REDO: tuple[Redo, ...] = get_args(Redo)
 
 
