@@ -7,6 +7,11 @@ own prompts, guidelines, labelling config and presets under ``WORKSPACE/assets/`
 shipped ones there for editing. Lookups go file by file, so a workspace can override one prompt and keep
 the rest. Every reader goes through :func:`read_asset`, which returns the file actually used and the hash
 of its content, so the hash recorded with a result follows an edited copy.
+
+Readers deep inside a stage (the CoT prompt templates, say) need not be handed the workspace: a stage
+entry decorated with :func:`scoped` makes its workspace the one looked in for the length of the call
+(a context variable, so threads and event loops started inside see it; other workspaces opened in the same
+process are not affected).
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -27,6 +35,13 @@ WORKSPACE_DIR = "assets"
 EDITABLE: tuple[str, ...] = ("generation", "annotation", "label_studio_config.xml")
 
 Origin = Literal["workspace", "shipped"]
+
+_current_root: ContextVar[Path | None] = ContextVar("aesdata_assets_root", default=None)
+R = TypeVar("R")
+
+
+class _HasRoot(Protocol):
+    root: Path
 
 
 @dataclass(frozen=True)
@@ -64,9 +79,36 @@ def workspace_assets(root: Path) -> Path:
     return root / WORKSPACE_DIR
 
 
+def current_root() -> Path | None:
+    """The workspace of the :func:`scoped` stage running now, if any."""
+    return _current_root.get()
+
+
+@contextmanager
+def using(root: Path) -> Iterator[None]:
+    """Look in workspace ``root`` first for every asset read inside the block."""
+    token = _current_root.set(root)
+    try:
+        yield
+    finally:
+        _current_root.reset(token)
+
+
+def scoped(fn: Callable[..., R]) -> Callable[..., R]:
+    """Decorator for a stage entry whose first argument is the :class:`~aesdata.workspace.Workspace`."""
+
+    @wraps(fn)
+    def wrapper(ws: _HasRoot, *args: Any, **kwargs: Any) -> R:
+        with using(ws.root):
+            return fn(ws, *args, **kwargs)
+
+    return wrapper
+
+
 def asset_path(name: str, root: Path | None = None) -> Path:
-    """The file ``name`` (e.g. ``annotation/prompts/system.md``): the workspace's copy when ``root`` has one,
-    else the shipped one."""
+    """The file ``name`` (e.g. ``annotation/prompts/system.md``): the copy in workspace ``root`` (default:
+    the :func:`scoped` one) when it has one, else the shipped one."""
+    root = root or current_root()
     if root is not None:
         own = workspace_assets(root) / name
         if own.exists():
@@ -75,7 +117,9 @@ def asset_path(name: str, root: Path | None = None) -> Path:
 
 
 def read_asset(name: str, root: Path | None = None) -> AssetFile:
-    """Read the asset actually used for workspace ``root`` (or the shipped one), with its content hash."""
+    """Read the asset actually used for workspace ``root`` (default: the :func:`scoped` one; else the shipped
+    one), with its content hash."""
+    root = root or current_root()
     path = asset_path(name, root)
     data = path.read_bytes()
     origin: Origin = "workspace" if root is not None and path.is_relative_to(workspace_assets(root)) else "shipped"

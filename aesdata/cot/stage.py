@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from aesdata import store
+from aesdata import assets, store
 from aesdata.cot import ledger
 from aesdata.cot.client import (
     BudgetExceeded,
@@ -186,6 +186,7 @@ class _ModelRun:
             await self.client.aclose()
 
 
+@assets.scoped  # prompts and their hash: the workspace's assets/ first
 def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """Write rationales for the labelled samples still missing one in ``opts.mode``; return a summary."""
     reporter = reporter or LogReporter()
