@@ -16,6 +16,11 @@ UrlOpt = Annotated[
     str | None,
     typer.Option("--url", help="Label Studio URL (default: [annotate] url in aesdata.toml).", show_default=False),
 ]
+VenvOpt = Annotated[
+    Path | None,
+    typer.Option(envvar="AESDATA_LABEL_STUDIO_VENV", show_default=False,
+                 help="Label Studio's virtualenv (default: the one `annotate install` made, then .venv-labelstudio)."),
+]
 TitleOpt = Annotated[
     str | None, typer.Option("--project-title", help="Project title (default: from aesdata.toml).", show_default=False)
 ]
@@ -28,6 +33,7 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option(help="Label Studio's data folder (default: ~/.local/share/aesdata/label-studio).")
     ] = None,
+    venv: VenvOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run a local Label Studio serving this workspace's images (token and password from the environment)."""
@@ -36,8 +42,32 @@ def serve(
 
     with Workspace.open(workspace) as ws:
         root = ws.root
-    code = serve_stage(root, port=port, data_dir=data_dir, reporter=output())
+    code = serve_stage(root, port=port, data_dir=data_dir, venv=venv, reporter=output())
     raise typer.Exit(code)
+
+
+@app.command()
+@handle_errors
+def install(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Virtualenv to make (default: ~/.local/share/aesdata/label-studio-venv, "
+                            "or under $XDG_DATA_HOME).", show_default=False),
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Interpreter to base it on (default: this one).",
+                                               show_default=False)] = None,
+    find_links: Annotated[
+        Path | None, typer.Option(help="Install offline from this folder of wheels only.", show_default=False)
+    ] = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Make Label Studio's own virtualenv for `annotate serve` (a finished one is left as it is)."""
+    from aesdata.annotate.server import install as install_stage
+
+    out = output(json, quiet)
+    pip_args = ["--no-index", "--find-links", str(find_links)] if find_links else []
+    out.result(install_stage(directory, python=python, pip_args=pip_args, reporter=out), title="annotate install")
 
 
 @app.command()
