@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -121,8 +121,15 @@ def read_asset(name: str, root: Path | None = None) -> AssetFile:
     one), with its content hash."""
     root = root or current_root()
     path = asset_path(name, root)
-    data = path.read_bytes()
     origin: Origin = "workspace" if root is not None and path.is_relative_to(workspace_assets(root)) else "shipped"
+    stat = path.stat()
+    return _load(name, path, origin, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=512)
+def _load(name: str, path: Path, origin: Origin, mtime_ns: int, size: int) -> AssetFile:
+    """Read once per version of the file (a prompt is read per request; an edit is seen at once)."""
+    data = path.read_bytes()
     return AssetFile(name=name, path=path, origin=origin, text=data.decode("utf-8"),
                      sha256=hashlib.sha256(data).hexdigest())
 

@@ -12,11 +12,10 @@ import hashlib
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from string import Template
 from typing import Any
 
-from aesdata.assets import current_root, read_asset
+from aesdata.assets import read_asset
 from aesdata.cot.client import image_part, text_part
 from aesdata.cot.validate import Limits
 from aesdata.schema import SLOTS, CotMode, Judgement
@@ -31,12 +30,7 @@ MODE_FILES: dict[CotMode, tuple[str, ...]] = {
 
 
 def _read(name: str) -> str:
-    return _read_in(name, current_root())
-
-
-@cache
-def _read_in(name: str, root: Path | None) -> str:
-    return read_asset(f"annotation/prompts/{name}", root).text
+    return read_asset(f"annotation/prompts/{name}").text
 
 
 def files_hash(names: tuple[str, ...]) -> str:
@@ -53,12 +47,12 @@ def mode_hash(mode: CotMode) -> str:
 
 def phrases() -> dict[str, Any]:
     """The template mode's phrase bank (``template.toml``)."""
-    return _phrases_in(current_root())
+    return _parse_toml(_read("template.toml"))
 
 
 @cache
-def _phrases_in(root: Path | None) -> dict[str, Any]:
-    return tomllib.loads(_read_in("template.toml", root))
+def _parse_toml(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
 
 
 def describe_result(judgement: Judgement) -> str:
