@@ -17,6 +17,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# The CoT modes (and the --redo choices) live there, free of pydantic, so the CLI is cheap to build.
+from aesdata.choices import COT_MODES, CotMode, Redo  # noqa: F401
+
 Slot = Literal["A", "B", "C", "D"]
 SLOTS: tuple[Slot, ...] = get_args(Slot)
 
@@ -27,11 +30,6 @@ Dimension = Literal[
     "extension_rationality",
 ]
 DIMENSIONS: tuple[Dimension, ...] = get_args(Dimension)
-
-CotMode = Literal["answer-driven", "automated", "manual", "template"]
-COT_MODES: tuple[CotMode, ...] = get_args(CotMode)
-#: Which stored rationales ``cot --redo`` rewrites (here, not in cot.stage, so the CLI can name it cheaply).
-Redo = Literal["failed", "stale", "all"]
 
 LabelOrigin = Literal["synthetic", "human"]
 RationaleStatus = Literal["valid", "failed"]

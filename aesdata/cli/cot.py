@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
+from aesdata.choices import CotMode, Limits, Redo
 from aesdata.cli._common import JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.cot.validate import Limits
-from aesdata.schema import CotMode, Redo
 
 
 @handle_errors
