@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import psutil
@@ -10,6 +11,9 @@ import pytest
 
 from aesdata.annotate.server import TOKEN_ENV
 from tests.annotate.throwaway import start_throwaway
+
+PACKAGE = Path(__file__).resolve().parents[2] / "aesdata"
+STARTERS = {"run", "Popen", "call", "check_call", "check_output", "execve", "spawnve"}
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-aesdata-test-openai-secret",
@@ -39,3 +43,17 @@ def test_label_studio_runs_without_our_secrets(tmp_path: Path, monkeypatch: pyte
     own = {k.decode(): v.decode() for k, _, v in
            (item.partition(b"=") for item in environs[root.pid].split(b"\0") if item)}
     assert own["LABEL_STUDIO_USER_TOKEN"] == server.token and "PATH" in own and "HOME" in own
+
+
+def test_every_process_aesdata_starts_is_given_an_environment() -> None:
+    """A new subprocess call without ``env=`` would hand the caller's whole environment on."""
+    missing, found = [], 0
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in STARTERS
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in {"subprocess", "os"}):
+                found += 1
+                if not any(k.arg == "env" for k in node.keywords):
+                    missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert found >= 3  # server start, manage, install
+    assert missing == []
