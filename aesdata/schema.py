@@ -12,13 +12,14 @@ This module is the single source of truth. ``schemas/*.json`` are generated from
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# The CoT modes (and the --redo choices) live there, free of pydantic, so the CLI is cheap to build.
+# The CoT modes (and the --redo choices) and the clock live there, free of pydantic, so the CLI starts fast.
 from aesdata.choices import COT_MODES, CotMode, Redo  # noqa: F401
+from aesdata.clock import utcnow  # noqa: F401
 
 Slot = Literal["A", "B", "C", "D"]
 SLOTS: tuple[Slot, ...] = get_args(Slot)
@@ -38,11 +39,6 @@ Split = Literal["train", "test"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="hex sha256 of the stored PNG blob")]
 Hash64 = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="64-bit perceptual hash, hex")]
 SemVer = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, so stored timestamps compare across machines."""
-    return datetime.now(UTC)
 
 
 class Record(BaseModel):
