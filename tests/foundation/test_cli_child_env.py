@@ -31,6 +31,7 @@ def test_label_studio_runs_without_our_secrets(tmp_path: Path, monkeypatch: pyte
     server = start_throwaway(tmp_path)
     try:
         assert server.process is not None
+        assert server.accepts_token()  # it works on the allow-listed environment
         root = psutil.Process(server.process.pid)
         procs = [root, *root.children(recursive=True)]
         environs = {p.pid: Path(f"/proc/{p.pid}/environ").read_bytes() for p in procs}
