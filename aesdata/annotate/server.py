@@ -62,18 +62,27 @@ def data_venv() -> Path:
     return data_home() / "label-studio-venv"
 
 
+def _named_venv(explicit: Path | None) -> Path | None:
+    return explicit or (Path(os.environ[VENV_ENV]) if os.environ.get(VENV_ENV) else None)
+
+
 def venv_candidates(explicit: Path | None = None) -> list[Path]:
     """Virtualenvs to look in, in order: ``explicit`` or ``$AESDATA_LABEL_STUDIO_VENV``, the data folder's,
     the source tree's."""
-    first = explicit or (Path(os.environ[VENV_ENV]) if os.environ.get(VENV_ENV) else None)
-    return [*([first] if first else []), data_venv(), DEFAULT_VENV]
+    named = _named_venv(explicit)
+    return [*([named] if named else []), data_venv(), DEFAULT_VENV]
 
 
 def find_executable(venv: Path | None = None) -> Path:
-    """The ``label-studio`` entry point of its own virtualenv, or a clear error saying how to make it."""
-    candidates = venv_candidates(venv)
-    for path in (c / "bin" / "label-studio" for c in candidates):
-        if path.is_file() and os.access(path, os.X_OK):
+    """The ``label-studio`` entry point of its own virtualenv, or a clear error saying how to make it.
+
+    A virtualenv found by default must carry :func:`install`'s stamp (an interrupted install is passed over);
+    one named explicitly is used as it is.
+    """
+    named, candidates = _named_venv(venv), venv_candidates(venv)
+    for candidate in candidates:
+        path = candidate / "bin" / "label-studio"
+        if path.is_file() and os.access(path, os.X_OK) and (candidate == named or installed_version(candidate)):
             return path
     on_path = shutil.which("label-studio")
     if on_path:

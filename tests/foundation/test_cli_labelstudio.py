@@ -9,7 +9,6 @@ in tests/annotate and in test_cli_child_env.py.
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -104,11 +103,13 @@ def test_install_into_the_data_folder_then_serve_finds_it(tmp_path: Path, cli, m
 
 
 def test_serve_looks_option_then_data_folder_then_source_tree(tmp_path: Path, monkeypatch) -> None:
-    def make(venv: Path) -> Path:
+    def make(venv: Path, stamp: bool = True) -> Path:
         exe = venv / "bin" / "label-studio"
         exe.parent.mkdir(parents=True)
         exe.write_text("#!/bin/sh\n")
         exe.chmod(0o755)
+        if stamp:
+            (venv / server.STAMP).write_text(f"{VERSION}\n")
         return exe
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
@@ -117,10 +118,11 @@ def test_serve_looks_option_then_data_folder_then_source_tree(tmp_path: Path, mo
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     tree = make(tmp_path / "tree")
     assert server.find_executable() == tree
-    data = make(server.data_venv())
+    data = make(server.data_venv(), stamp=False)
+    assert server.find_executable() == tree  # an interrupted install is passed over
+    (server.data_venv() / server.STAMP).write_text(f"{VERSION}\n")
     assert server.find_executable() == data
-    chosen = make(tmp_path / "chosen")
+    chosen = make(tmp_path / "chosen", stamp=False)  # named explicitly: used as it is
     monkeypatch.setenv(server.VENV_ENV, str(tmp_path / "chosen"))
     assert server.find_executable() == chosen
     assert server.find_executable(tmp_path / "tree") == tree
-    assert sys.executable  # the installer's default interpreter
