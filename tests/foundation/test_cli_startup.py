@@ -33,9 +33,9 @@ print("\\n@@" + json.dumps(seen))
 """
 
 
-def run_probe(runs: list[list[str]]) -> list[dict]:
+def run_probe(runs: list[list[str]], heavy: tuple[str, ...] = HEAVY) -> list[dict]:
     """Run CLI invocations one after another in one fresh interpreter; heavy modules loaded after each."""
-    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(runs), json.dumps(HEAVY)],
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(runs), json.dumps(heavy)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert "@@" in done.stdout, done.stderr
     return json.loads(done.stdout.rsplit("@@", 1)[1])
@@ -48,6 +48,11 @@ def test_help_and_status_load_no_heavy_library(ws_path: Path) -> None:
     seen = run_probe(runs)
     assert [s["code"] for s in seen] == [0] * len(runs), seen
     assert [s for s in seen if s["heavy"]] == []
+
+
+def test_status_json_for_scripts_loads_neither_rich_nor_the_models(ws_path: Path) -> None:
+    (seen,) = run_probe([["-w", str(ws_path), "status", "--json"]], heavy=("rich", "aesdata.schema"))
+    assert seen == {"args": ["-w", str(ws_path), "status", "--json"], "code": 0, "heavy": []}
 
 
 def test_the_probe_sees_a_heavy_import_when_there_is_one(ws_path: Path) -> None:
