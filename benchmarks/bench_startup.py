@@ -56,6 +56,7 @@ def main() -> None:
             "import typer (floor)": [sys.executable, "-c", "import typer"],
             "aesdata --help": _cli("--help"),
             "aesdata status": _cli("-w", ws, "status"),
+            "aesdata status --json": _cli("-w", ws, "status", "--json"),
             "--help after eager stage imports (baseline)": _cli("--help", before=EAGER),
         }
         print(f"{RUNS} runs each, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -67,7 +68,7 @@ def main() -> None:
             print(f"| {name} | {min(walls):.3f} s | {statistics.median(walls):.3f} s | {min(cpus):.3f} s | "
                   f"{statistics.median(cpus):.3f} s |", flush=True)
         base = results["--help after eager stage imports (baseline)"]
-        for name in ("aesdata --help", "aesdata status"):
+        for name in ("aesdata --help", "aesdata status", "aesdata status --json"):
             print(f"{name}: {base / results[name]:.1f}x less CPU than the baseline")
 
 
