@@ -12,10 +12,14 @@ This module is the single source of truth. ``schemas/*.json`` are generated from
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The CoT modes (and the --redo choices) and the clock live there, free of pydantic, so the CLI starts fast.
+from aesdata.choices import COT_MODES, CotMode, Redo  # noqa: F401
+from aesdata.clock import utcnow  # noqa: F401
 
 Slot = Literal["A", "B", "C", "D"]
 SLOTS: tuple[Slot, ...] = get_args(Slot)
@@ -28,9 +32,6 @@ Dimension = Literal[
 ]
 DIMENSIONS: tuple[Dimension, ...] = get_args(Dimension)
 
-CotMode = Literal["answer-driven", "automated", "manual", "template"]
-COT_MODES: tuple[CotMode, ...] = get_args(CotMode)
-
 LabelOrigin = Literal["synthetic", "human"]
 RationaleStatus = Literal["valid", "failed"]
 Split = Literal["train", "test"]
@@ -42,11 +43,6 @@ SemVer = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
 #: before they name a file (``export`` writes ``images/<sample_id>/``).
 SAMPLE_ID_PATTERN = r"^[0-9a-f]{16}$"
 SampleId = Annotated[str, Field(pattern=SAMPLE_ID_PATTERN, description="stable id derived from the source id")]
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, so stored timestamps compare across machines."""
-    return datetime.now(UTC)
 
 
 class Record(BaseModel):

@@ -16,10 +16,10 @@ from typing import Any
 
 from aesdata import db as dbmod
 from aesdata.blobs import BlobStore, open_store
+from aesdata.clock import utcnow
 from aesdata.config import TEMPLATE, Settings, load_settings
 from aesdata.errors import AesdataError, WorkspaceNotFound
 from aesdata.runowner import Owner
-from aesdata.schema import utcnow
 
 ENV_VAR = "AESDATA_WORKSPACE"
 SETTINGS_FILE = "aesdata.toml"

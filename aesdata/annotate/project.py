@@ -13,13 +13,14 @@ import hashlib
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from aesdata.annotate.client import api_errors, call
-from aesdata.assets import asset_path
+from aesdata.assets import read_asset
 from aesdata.errors import AesdataError
 from aesdata.progress import Reporter
 from aesdata.schema import utcnow
@@ -38,8 +39,9 @@ class ProjectRef:
     title: str
 
 
-def label_config() -> str:
-    return asset_path(CONFIG_FILE).read_text(encoding="utf-8")
+def label_config(root: Path | None = None) -> str:
+    """The labelling config workspace ``root`` uses (its assets/ copy, else the shipped one)."""
+    return read_asset(CONFIG_FILE, root).text
 
 
 def _hash(text: str) -> str:
@@ -96,7 +98,7 @@ def _adopt(client: LabelStudio, url: str, title: str, nonce: str) -> int | None:
 
 def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter) -> ProjectRef:
     """The recorded project (config updated when it changed), or a new one when none exists yet."""
-    config = label_config()
+    config = label_config(ws.root)
     digest = _hash(config)
     ref = recorded(ws.db, url, title)
     if ref is not None:

@@ -7,19 +7,19 @@ from typing import Annotated
 
 import typer
 
-from aesdata.annotate.pull import pull as pull_stage
-from aesdata.annotate.push import push as push_stage
-from aesdata.annotate.server import serve as serve_stage
-from aesdata.annotate.status import project_status
 from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.workspace import Workspace
 
 app = typer.Typer(help="Human annotation in Label Studio: serve, push samples, pull annotations.", no_args_is_help=True)
 
 UrlOpt = Annotated[
     str | None,
     typer.Option("--url", help="Label Studio URL (default: [annotate] url in aesdata.toml).", show_default=False),
+]
+VenvOpt = Annotated[
+    Path | None,
+    typer.Option(envvar="AESDATA_LABEL_STUDIO_VENV", show_default=False,
+                 help="Label Studio's virtualenv (default: the one `annotate install` made, then .venv-labelstudio)."),
 ]
 TitleOpt = Annotated[
     str | None, typer.Option("--project-title", help="Project title (default: from aesdata.toml).", show_default=False)
@@ -33,13 +33,41 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option(help="Label Studio's data folder (default: ~/.local/share/aesdata/label-studio).")
     ] = None,
+    venv: VenvOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run a local Label Studio serving this workspace's images (token and password from the environment)."""
+    from aesdata.annotate.server import serve as serve_stage
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         root = ws.root
-    code = serve_stage(root, port=port, data_dir=data_dir, reporter=output())
+    code = serve_stage(root, port=port, data_dir=data_dir, venv=venv, reporter=output())
     raise typer.Exit(code)
+
+
+@app.command()
+@handle_errors
+def install(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(help="Virtualenv to make (default: ~/.local/share/aesdata/label-studio-venv, "
+                            "or under $XDG_DATA_HOME).", show_default=False),
+    ] = None,
+    python: Annotated[str | None, typer.Option(help="Interpreter to base it on (default: this one).",
+                                               show_default=False)] = None,
+    find_links: Annotated[
+        Path | None, typer.Option(help="Install offline from this folder of wheels only.", show_default=False)
+    ] = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Make Label Studio's own virtualenv for `annotate serve` (a finished one is left as it is)."""
+    from aesdata.annotate.server import install as install_stage
+
+    out = output(json, quiet)
+    pip_args = ["--no-index", "--find-links", str(find_links)] if find_links else []
+    out.result(install_stage(directory, python=python, pip_args=pip_args, reporter=out), title="annotate install")
 
 
 @app.command()
@@ -66,6 +94,9 @@ def push(
     quiet: QuietOpt = False,
 ) -> None:
     """Import every sample not yet pushed as a task, with pre-annotations; re-running pushes nothing twice."""
+    from aesdata.annotate.push import push as push_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = push_stage(
@@ -91,6 +122,9 @@ def pull(
     quiet: QuietOpt = False,
 ) -> None:
     """Store changed annotations (pseudonymised), derive labels, report agreement (Krippendorff's alpha)."""
+    from aesdata.annotate.pull import pull as pull_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = pull_stage(ws, url=url, project_title=project_title, reporter=out)
@@ -101,6 +135,9 @@ def pull(
 @handle_errors
 def status(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
     """Per project: tasks pushed, annotated, with N annotators, in review."""
+    from aesdata.annotate.status import project_status
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         rows = project_status(ws)
     output(json).table(rows, title="Label Studio projects")

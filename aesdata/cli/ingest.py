@@ -9,9 +9,6 @@ import typer
 
 from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.dedup import duplicate_groups, rebuild
-from aesdata.ingest import ingest as ingest_stage
-from aesdata.workspace import Workspace
 
 
 @handle_errors
@@ -27,6 +24,9 @@ def ingest(
     quiet: QuietOpt = False,
 ) -> None:
     """Import source images: stored once by content, near-duplicates linked, bad files skipped."""
+    from aesdata.ingest import ingest as ingest_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = ingest_stage(ws, paths or [], recursive=recursive, hf_dataset=hf_dataset, split=split,
@@ -42,6 +42,9 @@ def dupes(
     json: JsonOpt = False,
 ) -> None:
     """List near-duplicate groups: each source with its near-duplicates and related sources."""
+    from aesdata.dedup import duplicate_groups, rebuild
+    from aesdata.workspace import Workspace
+
     out = output(json)
     with Workspace.open(workspace) as ws:
         if rebuild_links:
