@@ -7,7 +7,7 @@ buttons by their accessible names ("Label All Tasks", "Submit current annotation
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -92,6 +92,10 @@ def submit(page: Page, update: bool = False) -> int:
     return sent.value.status
 
 
+def _is_next(response) -> bool:
+    return "/api/dm/actions" in response.url and "id=next_task" in response.url
+
+
 def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Judgement]) -> list[int]:
     """Open the project's label stream ("Label All Tasks") and label what it hands out until it runs dry.
 
@@ -101,21 +105,30 @@ def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Jud
     """
     served: list[int] = []
 
-    def is_next(response) -> bool:
-        return "/api/dm/actions" in response.url and "id=next_task" in response.url
-
     page.goto(f"{url}/projects/{project}/data")
-    with page.expect_response(is_next, timeout=WAIT_MS) as nxt:
+    with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
         page.get_by_role("button", name="Label All Tasks").click()
     while nxt.value.status == 200:
         served.append(int(nxt.value.json()["id"]))
         wait_for_task(page)
         expect(page.locator("#aes-acceptable input:checked, .aes-card input:checked")).to_have_count(0)
         fill(page, answer_for[served[-1]])
-        with page.expect_response(is_next, timeout=WAIT_MS) as nxt:
+        with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
             assert submit(page) == 201
     expect(page.get_by_text("No More Tasks Left in Queue")).to_be_visible(timeout=WAIT_MS)
     return served
+
+
+def skip_next(page: Page, url: str, project: int) -> int:
+    """Open the label stream and press Skip on the task it hands out; return that task's id."""
+    page.goto(f"{url}/projects/{project}/data")
+    with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
+        page.get_by_role("button", name="Label All Tasks").click()
+    wait_for_task(page)
+    with page.expect_response(lambda r: "/annotations" in r.url and r.request.method == "POST") as sent:
+        page.get_by_role("button").filter(has_text=re.compile(r"^\s*Skip\s*$")).first.click()
+    assert sent.value.status == 201
+    return int(nxt.value.json()["id"])
 
 
 def open_task(page: Page, url: str, project: int, task: int) -> None:
@@ -123,13 +136,13 @@ def open_task(page: Page, url: str, project: int, task: int) -> None:
     wait_for_task(page)
 
 
-def delete_annotations(page: Page, url: str, project: int, rows: Sequence[int]) -> None:
-    """In the Data Manager: tick the task rows, Actions -> Delete Annotations, confirm."""
+def delete_all_annotations(page: Page, url: str, project: int) -> None:
+    """In the Data Manager: select every task (the header checkbox), Actions -> Delete Annotations, confirm."""
     page.goto(f"{url}/projects/{project}/data")
-    for task in rows:
-        page.get_by_role("row").filter(has_text=re.compile(rf"^\s*{task}\b")).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Label All Tasks").wait_for(timeout=WAIT_MS)
+    page.get_by_role("checkbox").first.check()
     page.get_by_role("button", name="Actions").click()
     page.get_by_text("Delete Annotations", exact=True).click()
     with page.expect_response(lambda r: "/actions" in r.url and r.request.method == "POST", timeout=WAIT_MS) as sent:
-        page.get_by_role("button", name=re.compile("^(OK|Delete)$")).click()
+        page.get_by_role("button", name="Delete Annotations", exact=True).click()  # the confirmation
     assert sent.value.status == 200
