@@ -108,12 +108,11 @@ def pull(
         # 2. Each shard: tasks a crashed push imported, then what changed since last time.
         for ref in refs:
             _pull_project(ws, client, PullContext(ref, key, users, team, reporter, run))
-        # 3. Labels that depend on who is left out, when that changed during this pull.
+        # 3. Labels that depend on who is left out, where that changed (the gold scores or the threshold).
         after = team_of(ws.db, ws.settings.annotate.min_gold_accuracy)
-        if after.left_out != team.left_out:
-            with ws.transaction() as db:
-                for sample_id in _samples_of(db, after.left_out ^ team.left_out):
-                    derive_label(db, sample_id, after)
+        with ws.transaction() as db:
+            for sample_id in _touched_by(db, after.left_out):
+                if derive_label(db, sample_id, after):
                     run.count("labels_updated")
         # 4. Agreement over every sample with several annotators.
         figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(all_judgements(ws.db)).items()}
@@ -161,10 +160,15 @@ def _pull_project(ws: Workspace, client: LabelStudio, ctx: PullContext) -> None:
             bar.advance(len(chunk))
 
 
-def _samples_of(db: sqlite3.Connection, annotators: set[str] | frozenset[str]) -> list[str]:
-    marks = ",".join("?" * len(annotators))
-    return [r[0] for r in db.execute(f"SELECT DISTINCT sample_id FROM annotations WHERE annotator IN ({marks})",
-                                     tuple(annotators))]
+def _touched_by(db: sqlite3.Connection, left_out: frozenset[str]) -> list[str]:
+    """Samples with an annotation by someone now left out, or a label that left someone out."""
+    marks = ",".join("?" * len(left_out))
+    by_annotator = f"SELECT sample_id FROM annotations WHERE annotator IN ({marks})" if left_out else "SELECT NULL"
+    rows = db.execute(
+        f"{by_annotator} UNION SELECT sample_id FROM labels WHERE origin = 'human' AND left_out != '[]'",
+        tuple(left_out),
+    )
+    return sorted(r[0] for r in rows if r[0] is not None)
 
 
 def export_tasks(client: LabelStudio, ref: ProjectRef, task_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -229,7 +233,8 @@ def _set_seen(db: sqlite3.Connection, ref: ProjectRef, task_id: int, stamp: str 
 def _apply_task(db: sqlite3.Connection, lt: LocalTask, task: dict[str, Any], ctx: PullContext) -> None:
     """Bring one sample's annotations from one task up to date, then its human label."""
     current: dict[str, Annotation] = {}
-    invalid: set[str] = set()
+    invalid: set[str] = set()  # annotators whose stored annotation stays (their new one is bad)
+    unattributed: set[int] = set()  # annotation ids without a known annotator: their stored copy stays too
     for raw in task.get("annotations") or []:
         where = f"task {lt.task_id} (sample {lt.sample_id}), annotation {raw.get('id')}"
         if raw.get("was_cancelled"):
@@ -244,6 +249,8 @@ def _apply_task(db: sqlite3.Connection, lt: LocalTask, task: dict[str, Any], ctx
             ctx.run.count("annotations_invalid")
             if user_id is not None:  # their earlier annotation stays
                 invalid.add(pseudonym(ctx.key, ctx.ref.url, user_id))
+            elif isinstance(raw.get("id"), int):
+                unattributed.add(raw["id"])
             continue
         who = pseudonym(ctx.key, ctx.ref.url, user_id)
         ann = Annotation(
@@ -265,40 +272,41 @@ def _apply_task(db: sqlite3.Connection, lt: LocalTask, task: dict[str, Any], ctx
             store.upsert_annotation(db, ann)
             ctx.run.count("annotations_updated" if who in stored else "annotations_new")
             changed = True
-    for who in stored.keys() - current.keys() - invalid:
+    keep = invalid | {who for who, a in stored.items() if a.annotation_id in unattributed}
+    for who in stored.keys() - current.keys() - keep:
         db.execute("DELETE FROM annotations WHERE sample_id = ? AND annotator = ?", (lt.sample_id, who))
         ctx.run.count("annotations_deleted")
         changed = True
-    if changed:
-        derive_label(db, lt.sample_id, ctx.team)
+    if changed and derive_label(db, lt.sample_id, ctx.team):
         ctx.run.count("labels_updated")
     # A task with an invalid annotation is read again next time, so the problem is reported until fixed.
-    _set_seen(db, ctx.ref, lt.task_id, None if invalid else _stamp(task.get("updated_at")))
+    _set_seen(db, ctx.ref, lt.task_id, None if invalid or unattributed else _stamp(task.get("updated_at")))
 
 
-def derive_label(db: sqlite3.Connection, sample_id: str, team: Team) -> None:
-    """The sample's human label from all its annotations (removed when none is left)."""
+def derive_label(db: sqlite3.Connection, sample_id: str, team: Team) -> bool:
+    """The sample's human label from all its annotations (removed when none is left); True if it changed."""
     annotations = store.get_annotations(db, sample_id)
     if not annotations:
-        db.execute("DELETE FROM labels WHERE sample_id = ? AND origin = 'human'", (sample_id,))
-        return
+        return db.execute("DELETE FROM labels WHERE sample_id = ? AND origin = 'human'", (sample_id,)).rowcount > 0
     settled = settle(
         {a.annotator: a.judgement for a in annotations}, left_out=team.left_out, reviewers=team.reviewers
     )
-    store.upsert_label(
-        db,
-        Label(
-            sample_id=sample_id,
-            origin="human",
-            judgement=settled.judgement,
-            annotators=[a.annotator for a in annotations],
-            agreement=settled.agreement,
-            needs_review=settled.needs_review,
-            overlap=team.overlap.get(sample_id),
-            left_out=list(settled.left_out),
-            reviewed_by=settled.reviewed_by,
-        ),
+    label = Label(
+        sample_id=sample_id,
+        origin="human",
+        judgement=settled.judgement,
+        annotators=[a.annotator for a in annotations],
+        agreement=settled.agreement,
+        needs_review=settled.needs_review,
+        overlap=team.overlap.get(sample_id),
+        left_out=list(settled.left_out),
+        reviewed_by=settled.reviewed_by,
     )
+    old = store.get_label(db, sample_id)
+    if old is not None and old.origin == "human" and old.model_copy(update={"updated_at": label.updated_at}) == label:
+        return False
+    store.upsert_label(db, label)
+    return True
 
 
 def _user_id(completed_by: Any, users: frozenset[int]) -> int:
