@@ -32,13 +32,15 @@ PASSWORD = "reviewer-password-7d1e"
 
 
 def set_annotate(ws: Workspace, **values: object) -> None:
-    """Add keys to [annotate] in aesdata.toml (the settings are read when the workspace opens)."""
+    """Set keys of [annotate] in aesdata.toml (the settings are read when the workspace opens)."""
+    strip_keys(ws, *values)
     path = ws.root / "aesdata.toml"
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
     path.write_text(path.read_text(encoding="utf-8").replace("[annotate]\n", f"[annotate]\n{lines}"), encoding="utf-8")
 
 
 def strip_keys(ws: Workspace, *keys: str) -> None:
+    """Remove keys from aesdata.toml (back to their defaults)."""
     path = ws.root / "aesdata.toml"
     kept = [ln for ln in path.read_text(encoding="utf-8").splitlines(keepends=True)
             if not any(ln.startswith(f"{k} =") for k in keys)]
@@ -106,7 +108,7 @@ def test_add_annotator_creates_an_account_that_logs_in_and_no_password_is_kept(l
 
 
 def test_gold_tasks_score_annotators_and_the_unreliable_are_left_out(label_studio, ls_ws, cli):
-    ids = make_samples(ls_ws, 6, seed=5)
+    ids = make_samples(ls_ws, 6, seed=6)
     set_annotate(ls_ws, min_gold_accuracy=0.5)
     ws = reopen(ls_ws)
     summary = push(ws, files_root=label_studio.server.files_root, gold_fraction=0.34)
