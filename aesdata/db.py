@@ -344,3 +344,16 @@ migration(
         );
     """,
 )
+
+
+migration(
+    "m210_annotate_quality_summary",
+    """
+        -- the team's figures as of the last pull (pseudonyms only): what the dataset card shows
+        CREATE TABLE annotation_quality (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            summary TEXT NOT NULL,            -- JSON: annotators (gold accuracy, agreement), alpha
+            computed_at TEXT NOT NULL
+        );
+    """,
+)

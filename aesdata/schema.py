@@ -402,6 +402,8 @@ class Provenance(Record):
     agreement: float | None = None
     label_origin: LabelOrigin
     rationale_model: str | None = None
+    overlap: int | None = Field(default=None, description="annotators each task was handed to (human labels)")
+    left_out: list[str] = Field(default_factory=list, description="pseudonyms left out of the consensus (gold)")
 
 
 class PublishedRow(Record):

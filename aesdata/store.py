@@ -11,7 +11,8 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from aesdata.db import to_signed64, to_unsigned64
 from aesdata.schema import (
@@ -168,6 +169,20 @@ def upsert_label(db: sqlite3.Connection, label: Label) -> None:
          label.agreement, int(label.needs_review), label.overlap, json.dumps(label.left_out), label.reviewed_by,
          label.updated_at.isoformat()),
     )
+
+
+def put_annotation_quality(db: sqlite3.Connection, summary: dict[str, Any]) -> None:
+    """The annotation team's figures as of the last pull (written by annotate, shown by publish)."""
+    db.execute(
+        "INSERT INTO annotation_quality (id, summary, computed_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+        " summary = excluded.summary, computed_at = excluded.computed_at",
+        (json.dumps(summary, sort_keys=True), datetime.now(UTC).isoformat()),
+    )
+
+
+def get_annotation_quality(db: sqlite3.Connection) -> dict[str, Any] | None:
+    row = db.execute("SELECT summary FROM annotation_quality WHERE id = 1").fetchone()
+    return json.loads(row[0]) if row else None
 
 
 def _label(row: sqlite3.Row) -> Label:

@@ -36,10 +36,11 @@ from aesdata.annotate.gold import gold_answers
 from aesdata.annotate.project import ProjectRef, list_tasks, reconcile, require_recorded
 from aesdata.annotate.pseudonym import load_key, pseudonym
 from aesdata.annotate.quality import below_gold, score_annotators
+from aesdata.annotate.report import all_judgements, card_summary
 from aesdata.annotate.review import reviewers
 from aesdata.annotate.tasks import parse_result
 from aesdata.progress import LogReporter, Reporter
-from aesdata.schema import Annotation, Judgement, Label
+from aesdata.schema import Annotation, Label
 from aesdata.workspace import RunRecorder, Workspace
 
 #: Task ids per export request: they travel as `ids[]` query fields, and Django refuses more than 1000.
@@ -114,8 +115,10 @@ def pull(
             for sample_id in _touched_by(db, after.left_out):
                 if derive_label(db, sample_id, after):
                     run.count("labels_updated")
-        # 4. Agreement over every sample with several annotators.
+        # 4. Agreement over every sample with several annotators; the team's figures for the dataset card.
         figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(all_judgements(ws.db)).items()}
+        with ws.transaction() as db:
+            store.put_annotation_quality(db, card_summary(ws))
         return {**{k: run.counts.get(k, 0) for k in COUNTS}, **figures}
 
 
@@ -321,14 +324,6 @@ def _user_id(completed_by: Any, users: frozenset[int]) -> int:
 
 def _lead_time(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and value >= 0 else None
-
-
-def all_judgements(db: sqlite3.Connection) -> dict[str, dict[str, Judgement]]:
-    """``sample -> annotator -> judgement`` over every stored annotation."""
-    out: dict[str, dict[str, Judgement]] = {}
-    for row in db.execute("SELECT sample_id, annotator, judgement FROM annotations"):
-        out.setdefault(row[0], {})[row[1]] = Judgement.model_validate_json(row[2])
-    return out
 
 
 def _chunks(items: list[LocalTask], size: int) -> Iterator[list[LocalTask]]:

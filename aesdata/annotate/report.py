@@ -8,15 +8,26 @@ in dispute (their label needs review).
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from aesdata.annotate.consensus import agreement_report
 from aesdata.annotate.gold import gold_answers
-from aesdata.annotate.pull import all_judgements
 from aesdata.annotate.quality import below_gold, score_annotators
 from aesdata.annotate.review import reviewers
-from aesdata.schema import DIMENSIONS
+from aesdata.schema import DIMENSIONS, Judgement
 from aesdata.workspace import Workspace
+
+#: What the dataset card shows of each annotator (pseudonyms and figures only).
+CARD_FIELDS = ("annotator", "tasks", "gold_tasks", "gold_exact", "gold_proportional", "agreement", "left_out")
+
+
+def all_judgements(db: sqlite3.Connection) -> dict[str, dict[str, Judgement]]:
+    """``sample -> annotator -> judgement`` over every stored annotation."""
+    out: dict[str, dict[str, Judgement]] = {}
+    for row in db.execute("SELECT sample_id, annotator, judgement FROM annotations"):
+        out.setdefault(row[0], {})[row[1]] = Judgement.model_validate_json(row[2])
+    return out
 
 
 def _r(value: float | None) -> float | None:
@@ -62,4 +73,15 @@ def quality_report(ws: Workspace) -> dict[str, Any]:
         "gold_annotated": sum(1 for sid in gold if sid in judgements),
         "in_dispute": disputes,
         "min_gold_accuracy": ws.settings.annotate.min_gold_accuracy,
+    }
+
+
+def card_summary(ws: Workspace) -> dict[str, Any]:
+    """The part of the report the dataset card publishes: no sample ids, no timings."""
+    report = quality_report(ws)
+    return {
+        "annotators": [{k: a[k] for k in CARD_FIELDS} for a in report["annotators"]],
+        "alpha": report["alpha"],
+        "gold_samples": report["gold_samples"],
+        "min_gold_accuracy": report["min_gold_accuracy"],
     }

@@ -24,8 +24,8 @@ from label_studio_sdk import LabelStudio
 from aesdata.annotate.client import call, connect, normalise_url
 from aesdata.annotate.gold import gold_answers
 from aesdata.annotate.pseudonym import load_key, pseudonym
-from aesdata.annotate.pull import all_judgements
 from aesdata.annotate.quality import score_annotators
+from aesdata.annotate.report import all_judgements
 from aesdata.annotate.review import reviewers, user_ids_by_email
 from aesdata.errors import AesdataError
 from aesdata.progress import LogReporter, Reporter

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aesdata import dedup
+from aesdata import dedup, store
 from aesdata.errors import AesdataError
 from aesdata.evaluate import mining
 from aesdata.progress import LogReporter, Reporter
@@ -350,6 +350,7 @@ def _write_folder(
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{plan.content_hash[:12]}"
     try:
         stats = _write(tmp, plan, max_shard_bytes=max_shard_bytes, reporter=reporter)
+        stats.annotation_quality = store.get_annotation_quality(ws.db)
         configs = [card.Config("default", DATA_DIR, stats.splits)]
         if stats.hard_rows:
             configs.append(card.Config("hard", HARD_DIR, ("train",)))
