@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import httpx
 import pytest
 from label_studio_sdk import LabelStudio
 
@@ -22,6 +21,7 @@ from aesdata.annotate.team import add_annotators
 from aesdata.cli.main import app
 from aesdata.schema import SLOTS, Judgement
 from aesdata.workspace import Workspace
+from tests.annotate.throwaway import log_in
 from tests.factories import make_samples
 
 pytestmark = pytest.mark.slow
@@ -52,13 +52,7 @@ def reopen(ws: Workspace) -> Workspace:
 
 
 def log_in_client(url: str, email: str, password: str) -> tuple[LabelStudio, int]:
-    """Sign in as a person would and use their own API token."""
-    with httpx.Client(base_url=url, follow_redirects=True, timeout=60) as session:
-        session.get("/user/login/")
-        form = {"email": email, "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken")}
-        session.post("/user/login/", headers={"Referer": f"{url}/user/login/"}, data=form)
-        token = session.get("/api/current-user/token").json()["token"]
-    client = LabelStudio(base_url=url, api_key=token, timeout=120)
+    client = log_in(url, email, password)
     return client, int(client.users.whoami().id)
 
 
