@@ -24,6 +24,7 @@ from label_studio_sdk import LabelStudio  # noqa: E402
 from aesdata import store  # noqa: E402
 from aesdata.annotate.pull import pull  # noqa: E402
 from aesdata.annotate.push import push  # noqa: E402
+from aesdata.annotate.tasks import judgement_result  # noqa: E402
 from aesdata.annotate.team import add_annotators  # noqa: E402
 from aesdata.blobs import encode_png  # noqa: E402
 from aesdata.schema import (  # noqa: E402
@@ -44,6 +45,7 @@ ANCHOR_TASKS_PER_S = 50_000 / 240
 OVERLAP = 3
 PASSWORD = "bench-annotator-password"
 JUDGEMENT = Judgement.from_defects({"B": ["physical_shadow"], "D": ["placement_layout"]})
+OTHER = Judgement.from_defects({"A": ["appearance_deformation"], "D": ["placement_layout"]})
 
 
 def fill(ws: Workspace, n: int) -> None:
@@ -100,9 +102,18 @@ def main() -> None:
             project = pushed["project_id"]
             emails = [f"bench{i}@aesdata.local" for i in range(OVERLAP)]
             add_annotators(ws, emails, password_for=lambda _: PASSWORD)
-            # Set-up, not measured: each annotator turns every task's pre-annotation into their own
-            # annotation in one Data Manager action (Label Studio Community has no bulk annotation endpoint).
-            for email in emails:
+            # Set-up, not measured: each annotator turns a fresh set of predictions into their own
+            # annotations in one Data Manager action (Label Studio Community has no bulk annotation
+            # endpoint; the action converts only predictions without an annotation yet). The last one
+            # disagrees on every third task, so consensus and alpha have something to do.
+            task_ids = [r[0] for r in ws.db.execute("SELECT task_id FROM ls_tasks ORDER BY task_id")]
+            for k, email in enumerate(emails):
+                if k:
+                    client.projects.import_predictions(id=project, request=[
+                        {"task": t, "model_version": f"bench-{k}",
+                         "result": judgement_result(OTHER if k == OVERLAP - 1 and i % 3 == 0 else JUDGEMENT)}
+                        for i, t in enumerate(task_ids)
+                    ])  # type: ignore[misc]
                 log_in(server.url, email, PASSWORD).actions.create(
                     id="predictions_to_annotations", project=project, selected_items={"all": True, "excluded": []}
                 )
@@ -111,7 +122,7 @@ def main() -> None:
             pulled = pull(ws)
             t_pull = time.perf_counter() - t0
             assert pulled["annotations_new"] == OVERLAP * n, pulled
-            assert pulled["alpha_acceptance"] is None  # three identical judgements: no disagreement to measure
+            assert pulled["alpha_acceptance"] is not None, pulled
 
             t0 = time.perf_counter()
             again = pull(ws)
@@ -134,9 +145,9 @@ def main() -> None:
         f"Label Studio round trip, {n} samples/tasks x {OVERLAP} annotations, {os.cpu_count()} CPU(s);"
         f" export {len(raw) / 1e6:.1f} MB"
     )
-    print(f"{'step':58} {'tasks/s':>9} {'seconds':>8} {'vs anchor':>9}")
+    print(f"{'step':72} {'tasks/s':>9} {'seconds':>8} {'vs anchor':>9}")
     for name, rate, secs in rows:
-        print(f"{name:58} {rate:9.0f} {secs:8.1f} {rate / ANCHOR_TASKS_PER_S:8.1f}x")
+        print(f"{name:72} {rate:9.0f} {secs:8.1f} {rate / ANCHOR_TASKS_PER_S:8.1f}x")
     print(f"anchor: 50k-task export in ~4 min = {ANCHOR_TASKS_PER_S:.0f} tasks/s (reported by Label Studio users)")
     print(f"pull vs plain export: {t_export / t_pull:.2f}x the plain export's speed")
     if n < 10_000:

@@ -79,3 +79,29 @@ def test_settle_without_team_roles_is_plain_consensus(by):
 def test_settle_needs_a_judgement():
     with pytest.raises(ValueError):
         settle({})
+
+
+def test_the_dataset_card_shows_overlap_left_out_alpha_and_gold_accuracy():
+    from aesdata.publish.card import CardStats, _team_section
+
+    stats = CardStats()
+    stats.overlaps.update({3: 7, 1: 2})
+    stats.left_out.add("ann-lax")
+    stats.annotation_quality = {
+        "alpha": {"acceptance": 0.61, "physical_shadow": None},
+        "gold_samples": 2,
+        "min_gold_accuracy": 0.5,
+        "annotators": [
+            {"annotator": "ann-good", "tasks": 9, "gold_tasks": 2, "gold_exact": 1.0, "gold_proportional": 1.0,
+             "agreement": 0.75, "left_out": False},
+            {"annotator": "ann-lax", "tasks": 9, "gold_tasks": 2, "gold_exact": 0.0, "gold_proportional": 0.25,
+             "agreement": None, "left_out": True},
+        ],
+    }
+    text = _team_section(stats)
+    assert "1 annotator(s): 2 rows, 3 annotator(s): 7 rows" in text
+    assert "left out of the consensus for low gold accuracy: 1" in text
+    assert "| acceptance | 0.610 |" in text and "| physical_shadow | n/a |" in text
+    assert "| ann-lax | 9 | 2 | 0.000 | 0.250 | n/a | yes |" in text
+    assert "scored on 2 gold sample(s)" in text and "under\n0.5 gold accuracy" in text
+    assert "(overlap): n/a" in _team_section(CardStats()) and "alpha" not in _team_section(CardStats())
