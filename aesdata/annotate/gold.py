@@ -32,19 +32,23 @@ def known_answers(db: sqlite3.Connection, sample_ids: Sequence[str]) -> dict[str
 
 
 def choose_gold(ws: Workspace, pending: Sequence[str], fraction: float) -> list[str]:
-    """Record ``fraction`` of ``pending`` (rounded, at least one when asked for) as gold; return them."""
+    """Make ``fraction`` of ``pending`` (rounded, at least one when asked for) gold; return the gold ones.
+
+    Samples an interrupted push already chose count towards the share, so a re-run chooses no more.
+    """
     if fraction <= 0 or not pending:
         return []
-    known = known_answers(ws.db, pending)
-    want = max(1, round(fraction * len(pending)))
-    chosen = sorted(known, key=lambda sid: hashlib.sha256(f"gold|{sid}".encode()).hexdigest())[:want]
+    already = {r[0] for r in ws.db.execute("SELECT sample_id FROM ls_gold")} & set(pending)
+    known = known_answers(ws.db, [sid for sid in pending if sid not in already])
+    want = max(1, round(fraction * len(pending))) - len(already)
+    chosen = sorted(known, key=lambda sid: hashlib.sha256(f"gold|{sid}".encode()).hexdigest())[: max(want, 0)]
     now = utcnow().isoformat()
     with ws.transaction() as db:
         db.executemany(
             "INSERT OR IGNORE INTO ls_gold (sample_id, judgement, origin, created_at) VALUES (?, ?, ?, ?)",
             [(sid, known[sid][0].model_dump_json(), known[sid][1], now) for sid in chosen],
         )
-    return chosen
+    return sorted(already) + chosen
 
 
 def gold_answers(db: sqlite3.Connection) -> dict[str, Judgement]:

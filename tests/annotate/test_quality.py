@@ -105,3 +105,15 @@ def test_the_dataset_card_shows_overlap_left_out_alpha_and_gold_accuracy():
     assert "| ann-lax | 9 | 2 | 0.000 | 0.250 | n/a | yes |" in text
     assert "scored on 2 gold sample(s)" in text and "under\n0.5 gold accuracy" in text
     assert "(overlap): n/a" in _team_section(CardStats()) and "alpha" not in _team_section(CardStats())
+
+
+def test_gold_is_chosen_once_among_known_answers_and_a_rerun_chooses_no_more(ws):
+    from aesdata.annotate.gold import choose_gold, gold_answers
+    from tests.factories import make_samples
+
+    ids = make_samples(ws, 8, seed=2) + make_samples(ws, 2, labelled=False, seed=3)
+    first = choose_gold(ws, ids, 0.3)
+    assert len(first) == 3 and set(first) <= set(ids[:8])  # only samples with a known answer
+    assert choose_gold(ws, ids, 0.3) == sorted(first)  # an interrupted push, run again
+    assert set(gold_answers(ws.db)) == set(first)
+    assert choose_gold(ws, ids, 0.0) == []
