@@ -201,7 +201,7 @@ def test_an_annotation_without_a_known_annotator_is_one_line_and_nothing_pulled_
     leaver.annotations.create(id=task, result=judgement_result(NONE_OK))
     assert pull(ls_ws)["annotations_new"] == 1
     label_studio.client.users.delete(id=leaver_id)
-    label_studio.annotate(task, ALL_OK)  # the task changes, so the next pull reads it again
+    admin_annotation = label_studio.annotate(task, ALL_OK)  # the task changes, so the next pull reads it again
     result = cli.invoke(app, ["annotate", "pull", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -209,3 +209,11 @@ def test_an_annotation_without_a_known_annotator_is_one_line_and_nothing_pulled_
     assert f"task {task}" in result.stderr and "annotator" in result.stderr
     assert len([ln for ln in result.stderr.splitlines() if ln.strip()]) == 1
     assert len(store.get_annotations(ls_ws.db, sample_id)) == 2  # the leaver's pulled annotation is kept
+    # An edit into another labelling config's result: one more line, the pulled judgement stays.
+    foreign = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
+    label_studio.client.annotations.update(id=admin_annotation, result=foreign)
+    again = cli.invoke(app, ["annotate", "pull", "--json"])
+    assert "unknown control 'sentiment'" in again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["annotations_invalid"] == 2
+    kept = [a.judgement for a in store.get_annotations(ls_ws.db, sample_id)]
+    assert len(kept) == 2 and ALL_OK in kept and NONE_OK in kept
