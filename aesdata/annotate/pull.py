@@ -115,18 +115,24 @@ def pull(
             for sample_id in _touched_by(db, after.left_out):
                 if derive_label(db, sample_id, after):
                     run.count("labels_updated")
-        # 4. Agreement over every sample with several annotators; the team's figures for the dataset card.
-        figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(all_judgements(ws.db)).items()}
-        with ws.transaction() as db:
-            store.put_annotation_quality(db, card_summary(ws))
+        # 4. Agreement over every sample with several annotators; the team's figures for the dataset card,
+        #    computed again only when something changed.
+        judgements = all_judgements(ws.db)
+        figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(judgements).items()}
+        changed = any(run.counts.get(k) for k in COUNTS[:3] + ("labels_updated",))
+        if changed or store.get_annotation_quality(ws.db) is None:
+            with ws.transaction() as db:
+                store.put_annotation_quality(db, card_summary(ws, judgements))
         return {**{k: run.counts.get(k, 0) for k in COUNTS}, **figures}
 
 
 def team_of(db: sqlite3.Connection, min_gold_accuracy: float) -> Team:
     """Reviewers, annotators under the gold threshold, and each sample's overlap, from the workspace."""
-    scores = score_annotators(all_judgements(db), gold_answers(db))
+    left_out: set[str] = set()
+    if min_gold_accuracy > 0:  # scoring everyone is only needed when someone may be left out
+        left_out = below_gold(score_annotators(all_judgements(db), gold_answers(db)), min_gold_accuracy)
     overlap = dict(db.execute("SELECT t.sample_id, p.overlap FROM ls_tasks t JOIN ls_projects p ON p.id = t.project"))
-    return Team(frozenset(reviewers(db)), frozenset(below_gold(scores, min_gold_accuracy)), overlap)
+    return Team(frozenset(reviewers(db)), frozenset(left_out), overlap)
 
 
 def _pull_project(ws: Workspace, client: LabelStudio, ctx: PullContext) -> None:

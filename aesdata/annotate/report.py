@@ -34,10 +34,10 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def quality_report(ws: Workspace) -> dict[str, Any]:
+def quality_report(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | None = None) -> dict[str, Any]:
     """Annotators, alpha per dimension, disputes: the figures ``annotate report`` prints."""
     db = ws.db
-    judgements = all_judgements(db)
+    judgements = all_judgements(db) if judgements is None else judgements
     gold = gold_answers(db)
     lead_times: dict[str, list[float]] = {}
     for who, seconds in db.execute("SELECT annotator, lead_time_s FROM annotations WHERE lead_time_s IS NOT NULL"):
@@ -76,9 +76,9 @@ def quality_report(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def card_summary(ws: Workspace) -> dict[str, Any]:
+def card_summary(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | None = None) -> dict[str, Any]:
     """The part of the report the dataset card publishes: no sample ids, no timings."""
-    report = quality_report(ws)
+    report = quality_report(ws, judgements)
     return {
         "annotators": [{k: a[k] for k in CARD_FIELDS} for a in report["annotators"]],
         "alpha": report["alpha"],
