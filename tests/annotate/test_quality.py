@@ -117,3 +117,18 @@ def test_gold_is_chosen_once_among_known_answers_and_a_rerun_chooses_no_more(ws)
     assert choose_gold(ws, ids, 0.3) == sorted(first)  # an interrupted push, run again
     assert set(gold_answers(ws.db)) == set(first)
     assert choose_gold(ws, ids, 0.0) == []
+
+
+def test_a_label_a_reviewer_settled_is_a_known_answer_and_wins_over_the_synthetic_one(ws):
+    from aesdata import store
+    from aesdata.annotate.gold import known_answers
+    from aesdata.schema import Label
+    from tests.factories import make_samples
+
+    reviewed, synthetic_only, unreviewed = make_samples(ws, 3, seed=4)
+    with ws.transaction() as db:
+        store.upsert_label(db, Label(sample_id=reviewed, origin="human", judgement=NONE_OK, reviewed_by="ann-rev"))
+        store.upsert_label(db, Label(sample_id=unreviewed, origin="human", judgement=ALL_OK))
+    known = known_answers(ws.db, [reviewed, synthetic_only, unreviewed])
+    assert known[reviewed] == (NONE_OK, "reviewed")
+    assert known[synthetic_only][1] == "synthetic" and known[unreviewed][1] == "synthetic"
