@@ -280,6 +280,7 @@ class Annotation(Record):
     rationale: str | None = Field(default=None, description="free text the annotator wrote, if any")
     task_id: int | None = None
     annotation_id: int | None = None
+    lead_time_s: float | None = Field(default=None, ge=0, description="seconds spent on the task (Label Studio)")
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -295,6 +296,11 @@ class Label(Record):
     annotators: list[str] = Field(default_factory=list, description="pseudonyms that contributed")
     agreement: float | None = Field(default=None, ge=0, le=1, description="share of annotators agreeing")
     needs_review: bool = False
+    overlap: int | None = Field(default=None, ge=1, description="annotators each task was handed to")
+    left_out: list[str] = Field(
+        default_factory=list, description="pseudonyms left out of the consensus (gold accuracy too low)"
+    )
+    reviewed_by: str | None = Field(default=None, description="pseudonym of the reviewer whose judgement settled it")
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -400,6 +406,8 @@ class Provenance(Record):
     agreement: float | None = None
     label_origin: LabelOrigin
     rationale_model: str | None = None
+    overlap: int | None = Field(default=None, description="annotators each task was handed to (human labels)")
+    left_out: list[str] = Field(default_factory=list, description="pseudonyms left out of the consensus (gold)")
 
 
 class PublishedRow(Record):
