@@ -28,8 +28,8 @@ from functools import cache
 from pathlib import Path
 
 from aesdata import db as dbmod
-from aesdata.errors import AesdataError
 from aesdata.clock import utcnow
+from aesdata.errors import AesdataError
 
 #: Seconds an owner stays alive without renewing; the heartbeat renews three times per lease.
 LEASE_S = 30.0

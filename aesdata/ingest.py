@@ -65,6 +65,7 @@ class Item:
     fingerprint: str
     path: Path | None = None
     data: bytes | None = None
+    refused: str | None = None  # why the input is not read at all (an untrusted path, say)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ def open_hf_dataset(name: str, split: str, image_column: str) -> tuple[Iterator[
         ds = ds.cast_column(image_column, datasets.Image(decode=False))
     ds = ds.select_columns([image_column])
     splits = (ds.info.splits or {}) if ds.info else {}
+    root = Path(name).resolve() if Path(name).is_dir() else None
     total = splits[split].num_examples if split in splits and splits[split].num_examples else None
 
     def rows() -> Iterator[Item]:
@@ -171,14 +173,32 @@ def open_hf_dataset(name: str, split: str, image_column: str) -> tuple[Iterator[
             if image_column not in row:
                 raise AesdataError(f"{name}: no column {image_column!r} (columns: {', '.join(row)})")
             value = row[image_column]
+            origin = f"hf://{name}/{split}/{index}"
             data = value.get("bytes") if isinstance(value, dict) else value
             if data is None and isinstance(value, dict) and value.get("path"):
-                data = Path(value["path"]).read_bytes()
+                yield _named_file(origin, str(value["path"]), root)
+                continue
             data = data if isinstance(data, bytes) else b""
-            yield Item(origin=f"hf://{name}/{split}/{index}", fingerprint=hashlib.sha256(data).hexdigest()[:32],
-                       data=data)
+            yield Item(origin=origin, fingerprint=hashlib.sha256(data).hexdigest()[:32], data=data)
 
     return rows(), total
+
+
+def _named_file(origin: str, named: str, root: Path | None) -> Item:
+    """A dataset row that names an image file instead of embedding it: read only inside the dataset's own
+    local folder. Anything else (``/home/me/.ssh/id_rsa``, ``../../x``, another machine's path) is data
+    from outside and never becomes a path that is opened."""
+    path = Path(named).resolve()
+    if root is None or not path.is_relative_to(root):
+        return Item(origin=origin, fingerprint=f"refused:{hashlib.sha256(named.encode()).hexdigest()[:24]}",
+                    refused="the row names a file outside the dataset's folder instead of embedding its bytes; "
+                            "it is not read")
+    try:
+        st = path.stat()
+        fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        fingerprint = "unreadable"
+    return Item(origin=origin, fingerprint=fingerprint, path=path)
 
 
 # --------------------------------------------------------------------------- decoding (worker side)
@@ -225,6 +245,8 @@ def _library_notes() -> Iterator[list[str]]:
 
 def decode_item(item: Item, settings: IngestSettings) -> Decoded:
     """Read, decode, normalise and hash one input; raises :class:`InputRejected` with the reason."""
+    if item.refused:
+        raise InputRejected(f"{item.origin}: {item.refused}")
     data = item.data if item.path is None else read_file(item.path, max_bytes=settings.max_bytes)
     if data is not None and len(data) > settings.max_bytes:
         raise InputRejected(f"{item.origin}: too large: {len(data)} bytes (limit {settings.max_bytes})")

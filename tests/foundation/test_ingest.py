@@ -114,8 +114,9 @@ def test_parallel_and_inline_decoding_agree(tmp_path, zoo_dir):
 def test_hf_dataset_rows_are_ingested(ws, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
     files = []
+    (tmp_path / "hfds" / "images").mkdir(parents=True)
     for i in range(3):
-        path = tmp_path / f"hf{i}.png"
+        path = tmp_path / "hfds" / "images" / f"hf{i}.png"  # an image folder dataset: files inside it
         box_image(500 + i, 96).save(path)
         files.append(str(path))
     files.append(files[0])  # an exact duplicate row
@@ -140,7 +141,8 @@ def test_cli_summary_and_status_json(cli, ws_path, zoo_dir):
 
     counts = json.loads(result.stdout)
     assert list(counts) == ["sources", "near_duplicates", "rejected", "candidates", "samples", "labelled",
-                            "rationales_valid", "rationales_failed", "versions"]
+                            "rationales_valid", "rationales_failed", "versions", "interrupted_runs", "interrupted"]
+    assert (counts["interrupted_runs"], counts["interrupted"]) == (0, [])
     assert (counts["sources"], counts["near_duplicates"], counts["rejected"]) == (8, 1, 4)
     dupes = cli.invoke(app, ["dupes", "--json"])
     assert "n_near_copy.jpg" in dupes.stdout
@@ -210,3 +212,26 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         ingest(ws, [inputs], workers=1)
         assert db_state(ws.db) == expected
     assert Image.open(next(inputs.glob("*.jpg"))).size == (256, 256)
+
+
+def test_hf_dataset_rows_naming_files_are_read_only_inside_the_dataset_folder(ws, tmp_path, monkeypatch):
+    """A dataset is untrusted: an image column that names a path instead of embedding bytes must not make
+    ingest open (and later publish) any file it likes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    root = tmp_path / "hfds"
+    (root / "data").mkdir(parents=True)
+    inside, outside = root / "images" / "ok.png", tmp_path / "private" / "secret.png"
+    for path, seed in ((inside, 700), (outside, 701)):
+        path.parent.mkdir(parents=True)
+        box_image(seed, 96).save(path)
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    paths = [str(inside), str(outside), str(root / ".." / "private" / "secret.png")]
+    table = pa.table({"photo": pa.array([{"bytes": None, "path": p} for p in paths], type=image)})
+    pq.write_table(table, root / "data" / "train-00000-of-00001.parquet")
+    summary = ingest(ws, hf_dataset=str(root), split="train", image_column="photo")
+    assert (summary.added, summary.rejected) == (1, 2)
+    reasons = [r[0] for r in ws.db.execute("SELECT reason FROM rejections ORDER BY origin")]
+    assert all("outside the dataset's folder" in r and "secret" not in r for r in reasons)
