@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aesdata.cli._common import JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._common import BatchOpt, JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
 from aesdata.cot.stage import CotOptions, Redo, run_cot
 from aesdata.cot.validate import Limits
@@ -38,6 +38,7 @@ def cot(
     ] = None,
     min_chars: Annotated[int, typer.Option(min=0, help="Shortest reasoning accepted.")] = Limits.min_chars,
     max_chars: Annotated[int, typer.Option(min=1, help="Longest reasoning accepted.")] = Limits.max_chars,
+    batch: BatchOpt = False,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -57,6 +58,7 @@ def cot(
         attempts=attempts,
         redo=redo,
         limits=Limits(min_chars=min_chars, max_chars=max_chars),
+        batch=batch,
     )
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:

@@ -14,7 +14,7 @@ reaches ``--max-cost`` stops starting samples and lets those in flight finish.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from aesdata import store
@@ -25,6 +25,7 @@ from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.llm import ledger
+from aesdata.llm.batch import BatchClient, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
     ChatResult,
@@ -56,6 +57,7 @@ class CotOptions:
     attempts: int | None = None
     redo: Redo | None = None
     limits: Limits = Limits()
+    batch: bool = False  # through the endpoint's Batch API (aesdata.llm.batch)
 
     def __post_init__(self) -> None:
         if self.mode not in COT_MODES:
@@ -112,7 +114,7 @@ class _ModelRun:
     """State of one model-mode run: the client, the writer, the ledger writes, the stop flag."""
 
     def __init__(
-        self, ws: Workspace, opts: CotOptions, client: LLMClient, run: RunRecorder, reporter: Reporter
+        self, ws: Workspace, opts: CotOptions, client: LLMClient | BatchClient, run: RunRecorder, reporter: Reporter
     ) -> None:
         cot = ws.settings.cot
         self.ws, self.opts, self.client, self.run, self.reporter = ws, opts, client, run, reporter
@@ -124,7 +126,8 @@ class _ModelRun:
 
     def _ledger(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
         call = ledger.Call(
-            self.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed
+            self.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed,
+            result.request_id,
         )
         with self.ws.transaction() as db:
             ledger.record(db, call)
@@ -180,6 +183,20 @@ class _ModelRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.client.aclose()
 
+    async def batch(self, todo: list[tuple[Sample, Label]], task: Task) -> None:
+        """The same per-sample work, its requests sent through the Batch API (see :mod:`aesdata.llm.batch`)."""
+        assert isinstance(self.client, BatchClient)
+        try:
+            await self.client.run(
+                todo,
+                lambda ids: (item for item in todo if item[0].id in ids),
+                lambda item: item[0].id,
+                lambda item: self.one(item[0], item[1], task),
+            )
+        finally:
+            await self.client.aclose()
+        self.stopped = self.client.stopped
+
 
 def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """Write rationales for the labelled samples still missing one in ``opts.mode``; return a summary."""
@@ -192,7 +209,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             model=opts.model,
             base_url=opts.base_url,
             concurrency=opts.concurrency,
-            max_cost=opts.max_cost,
+            max_cost=None if opts.batch else opts.max_cost,  # batch mode checks it before submitting
             reject_per_request=True,  # a sample the endpoint refuses is stored as failed, the run goes on
         )
         if model_mode
@@ -207,6 +224,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
         "base_url": client.base_url if client else None,
         "concurrency": opts.concurrency or cot.concurrency,
         "max_side": opts.max_side or cot.max_side,
+        "batch": opts.batch,
     }
     with ws.run("cot", params) as run:
         todo = select(ws, opts.mode, opts.redo, opts.limit)
@@ -216,8 +234,13 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             if client is None:
                 _offline(ws, opts, todo, run, task)
             else:
-                model_run = _ModelRun(ws, opts, client, run, reporter)
-                asyncio.run(model_run.all(todo, task, opts.concurrency or cot.concurrency))
+                asker = client if not opts.batch else open_batch_client(
+                    ws, client, stage=f"cot {opts.mode}", cot=cot, reporter=reporter,
+                    max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
+                )
+                model_run = _ModelRun(ws, opts, asker, run, reporter)
+                workers = opts.concurrency or cot.concurrency
+                asyncio.run(model_run.batch(todo, task) if opts.batch else model_run.all(todo, task, workers))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate
         summary: dict[str, Any] = {
@@ -237,8 +260,10 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
                 prompt_tokens=spent["prompt_tokens"],
                 completion_tokens=spent["completion_tokens"],
                 cost_usd=round(spent["cost_usd"], 6),
-                retries=client.stats.retries,
+                retries=model_run.client.stats.retries,
             )
+            if isinstance(model_run.client, BatchClient):
+                summary.update({f"batch_{k}": v for k, v in asdict(model_run.client.batch).items()})
             if opts.mode == "automated":
                 summary["agreement_rate"] = None if agreement is None else round(agreement, 4)
             if stopped:

@@ -48,7 +48,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import openai
 
@@ -171,7 +171,7 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-def _retryable(exc: Exception) -> tuple[bool, float | None, str]:
+def retryable(exc: Exception) -> tuple[bool, float | None, str]:
     """(retry it?, Retry-After seconds, short reason)."""
     if isinstance(exc, MalformedResponse):
         return True, None, f"malformed response ({exc})"
@@ -247,6 +247,17 @@ class ChatResult:
     model: str
     finish_reason: str | None
     tries: int = 1  # HTTP tries it took, retries included
+    request_id: str | None = None  # batch mode: which batch request answered it (the ledger's key)
+
+
+class ChatClient(Protocol):
+    """What the writers need of a client: :class:`LLMClient` online, or batch mode's stand-in."""
+
+    model: str
+
+    async def chat(
+        self, messages: list[dict[str, Any]], *, json_schema: dict[str, Any] | None = None, schema_name: str = "reply"
+    ) -> ChatResult: ...
 
 
 @dataclass
@@ -326,6 +337,11 @@ class LLMClient:
             http_client=openai.DefaultAioHttpClient(limits=limits, verify=not str(base_url).startswith("http://")),
         )
 
+    @property
+    def openai(self) -> openai.AsyncOpenAI:
+        """The underlying openai client (batch mode uploads files and manages batches through it)."""
+        return self._openai
+
     async def __aenter__(self) -> LLMClient:
         return self
 
@@ -358,7 +374,7 @@ class LLMClient:
                             self.schema_refused = True
                             self.stats.schema_fallbacks += 1
                         continue
-                    retry, wait_hint, reason = _retryable(exc)
+                    retry, wait_hint, reason = retryable(exc)
                     self._count(reason)
                     per_request = self.reject_per_request and self.ledger.calls > 0 and not _about_the_endpoint(exc)
                     if not retry and not per_request:
@@ -386,9 +402,10 @@ class LLMClient:
         elif reason.startswith("HTTP 5"):
             self.stats.server_errors += 1
 
-    async def _once(
-        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, name: str, tries: int
-    ) -> ChatResult:
+    def request_body(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None = None, name: str = "reply"
+    ) -> dict[str, Any]:
+        """The chat completion request for ``messages`` as this client sends it (online or in a batch)."""
         extra: dict[str, Any] = {}
         if schema is not None and self.sends_schema:
             extra["response_format"] = {
@@ -401,36 +418,45 @@ class LLMClient:
             extra["temperature"] = self.temperature
         if self.max_tokens is not None:
             extra["max_tokens"] = self.max_tokens
+        return {"model": self.model, "messages": messages, **extra}
+
+    async def _once(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, name: str, tries: int
+    ) -> ChatResult:
         # The client's documented low-level call, with the body serialised here and the reply read here:
         # ``chat.completions.create`` walks every message part (base64 images included) through its
         # typed-dict transform and builds typed models of the reply, several ms of CPU per request.
-        body = json.dumps({"model": self.model, "messages": messages, **extra}, ensure_ascii=False).encode()
+        body = json.dumps(self.request_body(messages, schema, name), ensure_ascii=False).encode()
         text = await self._openai.post(
             "/chat/completions", cast_to=str, content=body, options={"headers": {"Content-Type": "application/json"}}
         )
-        content, finish_reason, model, prompt, completion = _read_completion(text)
-        usage = Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost_usd=self.prices.cost(self.model, prompt, completion),
-        )
-        self.ledger.add(usage)
-        return ChatResult(
-            text=content, usage=usage, model=model or self.model, finish_reason=finish_reason, tries=tries
-        )
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise MalformedResponse(f"not a chat completion: {text[:120]!r}") from exc
+        result = read_completion(data, self.prices, self.model, tries)
+        self.ledger.add(result.usage)
+        return result
 
 
-def _read_completion(text: str) -> tuple[str, str | None, str | None, int, int]:
-    """(content, finish_reason, model, prompt_tokens, completion_tokens) of a chat completion body."""
+def read_completion(data: Any, prices: PriceTable, model: str, tries: int = 1) -> ChatResult:
+    """The result a chat completion body (parsed JSON) holds, priced; :class:`MalformedResponse` if none."""
     try:
-        data = json.loads(text)
         choice = data["choices"][0]
         content = choice["message"].get("content") or ""
         usage = data.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        finish_reason, served_by = choice.get("finish_reason"), data.get("model")
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise MalformedResponse(f"not a chat completion: {text[:120]!r}") from exc
-    return content, choice.get("finish_reason"), data.get("model"), prompt, completion
+        raise MalformedResponse(f"not a chat completion: {json.dumps(data)[:120]!r}") from exc
+    cost = prices.cost(model, prompt, completion)
+    return ChatResult(
+        text=content,
+        usage=Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost),
+        model=served_by or model,
+        finish_reason=finish_reason,
+        tries=tries,
+    )
 
 
 def client_from_settings(

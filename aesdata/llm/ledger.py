@@ -23,12 +23,14 @@ class Call:
     kind: str  # "first" | "repair"
     usage: Usage
     agreed: bool | None = None
+    request_id: str | None = None  # batch mode: the batch request that answered it
 
 
 def record(db: sqlite3.Connection, call: Call) -> None:
+    """One row per answered request; a batch reply met again when its sample is replayed is not counted twice."""
     db.execute(
-        "INSERT INTO cot_calls (run_id, sample_id, mode, model, attempt, kind, prompt_tokens, completion_tokens,"
-        " cost_usd, agreed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO cot_calls (run_id, sample_id, mode, model, attempt, kind, prompt_tokens,"
+        " completion_tokens, cost_usd, agreed, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             call.run_id,
             call.sample_id,
@@ -41,6 +43,7 @@ def record(db: sqlite3.Connection, call: Call) -> None:
             call.usage.cost_usd,
             None if call.agreed is None else int(call.agreed),
             utcnow().isoformat(),
+            call.request_id,
         ),
     )
 
