@@ -181,13 +181,13 @@ class BatchPlan:
 
     ``status``: ``completed``; ``failed`` (validation refused the whole batch, ``message`` says why; no
     output); ``expired`` (the window closed after ``answered`` lines: the rest go to the error file as
-    ``batch_expired``). ``malformed``: input line numbers whose output line is written cut in half.
+    ``batch_expired``). ``malformed(n, line)``: whether input line ``n`` (0-based) gets its result line cut in half.
     ``polls``: retrievals that still show ``in_progress`` before the batch ends.
     """
 
     status: str = "completed"
     answered: int = 0
-    malformed: frozenset[int] = frozenset()
+    malformed: Callable[[int, dict[str, Any]], bool] = lambda n, line: False  # noqa: E731
     polls: int = 1
     message: str = "the input file could not be validated"
 
@@ -304,11 +304,11 @@ class BatchAPI:
 
     def _retrieve(self, batch_id: str) -> dict[str, Any]:
         batch = self.batches[batch_id]
-        if batch["status"] in ("validating", "in_progress") and self.hold.is_set():
+        if batch["status"] == "validating":
+            self._validate(batch)
+        elif batch["status"] == "in_progress" and self.hold.is_set():
             self._polls[batch_id] += 1
-            if batch["status"] == "validating":
-                self._validate(batch)
-            elif self._polls[batch_id] > self._plans[batch_id].polls:
+            if self._polls[batch_id] >= self._plans[batch_id].polls:
                 self._finish(batch, self._plans[batch_id])
         return batch
 
@@ -342,12 +342,13 @@ class BatchAPI:
             entry: dict[str, Any] = {"id": f"{batch['id']}_req_{n}", "custom_id": item["custom_id"]}
             if plan.status == "expired" and n >= plan.answered:
                 message = "This request could not be executed before the completion window expired."
-                err.append(json.dumps({**entry, "response": None, "error": {"code": "batch_expired", "message": message}}))
+                entry.update(response=None, error={"code": "batch_expired", "message": message})
+                err.append(json.dumps(entry))
                 continue
             status, _extra, body = self.server.answer(item["body"], self.server._reply(item["body"], {}))
             entry.update(response={"status_code": status, "request_id": entry["id"], "body": body}, error=None)
             text = json.dumps(entry)
-            (out if status == 200 else err).append(text[: len(text) // 2] if n in plan.malformed else text)
+            (out if status == 200 else err).append(text[: len(text) // 2] if plan.malformed(n, item) else text)
         counts = batch["request_counts"]
         counts.update(completed=len(out), failed=len(err))
         for name, texts in (("output_file_id", out), ("error_file_id", err)):

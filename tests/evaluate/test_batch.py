@@ -39,7 +39,7 @@ def test_mine_hard_batch_through_expiry_errors_and_a_malformed_line(
     ids, test_id = setup
     settings(ws, max_retries=2)
     policy = Policy(ws, failing={ids[3]})  # every request of ids[3] is a 500: in the error file each time
-    plans = {0: BatchPlan(status="expired", answered=12, malformed=frozenset({5}))}
+    plans = {0: BatchPlan(status="expired", answered=12, malformed=lambda n, line: n == 5)}
     server = OpenAIServer(policy, api_key="sk-test", batch_plan=lambda n: plans.get(n, BatchPlan()))
     with server:
         res = cli.invoke(app, ["mine-hard", "--model", "m", "--base-url", server.base_url, "--rollouts", str(K),

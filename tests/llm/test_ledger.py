@@ -1,4 +1,4 @@
-"""The cost ledger's table (migration m300) and its totals."""
+"""The cost ledger's table (migrations m300, m350) and its totals."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def test_cot_calls_schema(ws: Workspace) -> None:
         "cost_usd",
         "agreed",
         "created_at",
+        "request_id",  # m350: the batch request behind a call
     ]
-    assert "m300_cot_calls" in {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
+    assert {"m300_cot_calls", "m350_llm_batches"} <= {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
 
 
 def test_totals_by_run_and_mode(ws: Workspace) -> None:
