@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -79,15 +80,24 @@ def test_answer_driven_batch_validates_repairs_and_retries_in_follow_up_batches(
         assert ws.db.execute("SELECT COUNT(*) FROM llm_batch_requests").fetchone()[0] == 0
 
 
-def test_automated_attempts_go_into_follow_up_batches(cot_ws_path: Path, cli: CliRunner) -> None:
+def test_automated_attempts_go_into_follow_up_batches_with_their_states_shown(
+    cot_ws_path: Path, cli: CliRunner
+) -> None:
     with Workspace.open(cot_ws_path) as ws:
         ids = make_samples(ws, 3)
         server, _ = serve(ws, {ids[0]: ["wrong", "wrong", "correct"], ids[1]: ["wrong"] * 3})
     with server:
-        summary = cot_batch(cli, server.base_url, mode="automated")
-    assert summary["valid"] == 2 and summary["failed"] == 1
-    assert summary["agreement_rate"] == round(2 / 7, 4)  # 7 tries judged, 2 agreed
+        shown = cli.invoke(app, ["cot", "--mode", "automated", "--batch", "--base-url", server.base_url])
+    assert shown.exit_code == 0, shown.output
+    for line in ("batch batch_0: submitted 3 request(s)", "batch batch_0: in_progress (0/3 done, 0 failed)",
+                 "batch batch_0: completed (3/3 done, 0 failed)", "batch batch_2: completed (2/2 done, 0 failed)"):
+        assert line in shown.stderr
+    assert re.search(r"agreement_rate +│ 0.2857 ", shown.stdout)  # 7 tries judged, 2 agreed
     assert [len(server.batch_api.lines[b]) for b in server.batch_api.created] == [3, 2, 2]
+    with Workspace.open(cot_ws_path) as ws:
+        got = rationales(ws, "automated")
+        assert {sid for sid, r in got.items() if r.status == "valid"} == {ids[0], ids[2]}
+        assert got[ids[0]].attempts == 3 and got[ids[1]].status == "failed"
 
 
 def test_max_cost_holds_back_what_it_cannot_pay_before_submitting(cot_ws_path: Path, cli: CliRunner) -> None:
