@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from aesdata.schema import Dimension, Layout, Slot
+from aesdata.schema import Dimension, Layout, Region, Slot
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Rendered:
     image: Image.Image
     layout: Layout  # where the product actually went (a synthetic layout defect moves it)
     prompt: str
+    regions: tuple[Region, ...] = ()  # where injected defects were drawn (synthetic backend only)
 
 
 class Backend(Protocol):
