@@ -14,6 +14,8 @@ reaches ``--max-cost`` stops starting samples and lets those in flight finish.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -40,6 +42,8 @@ from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
 from aesdata.workspace import RunRecorder, Workspace
 
 Redo = Literal["failed", "stale", "all"]
+#: Images rendered ahead of the requests, per request in flight (a sample has five).
+_AHEAD = 20
 REDO: tuple[Redo, ...] = get_args(Redo)
 
 
@@ -132,9 +136,25 @@ class _ModelRun:
         with self.ws.transaction() as db:
             ledger.record(db, call)
 
+    def _shas(self, sample: Sample) -> list[str]:
+        return [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+
+    @asynccontextmanager
+    async def _rendering(self, todo: list[tuple[Sample, Label]], ahead: int) -> AsyncIterator[None]:
+        """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
+        job = asyncio.create_task(
+            self.encoder.render_ahead((sha for sample, _ in todo for sha in self._shas(sample)), ahead=ahead)
+        )
+        try:
+            yield
+        finally:
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+            self.encoder.close()
+
     async def _images(self, sample: Sample) -> list[str]:
         """Data URLs of the source then candidates A-D; :class:`InputRejected` when one is unusable."""
-        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        shas = self._shas(sample)
         if len(shas) != 5:
             raise InputRejected(f"sample {sample.id}: {len(shas) - 1} candidates, not 4")
         try:
@@ -172,27 +192,29 @@ class _ModelRun:
                         self.reporter.info(f"{exc}; {exc.hint}")
                     self.stopped = "max-cost"
 
-        # Twice as many samples in progress as requests in flight: the extra ones encode their images
-        # and build their prompts while they wait, so a freed request slot is refilled at once.
-        tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.client.aclose()
+        # Twice as many samples in progress as requests in flight: the extra ones build their prompts
+        # while they wait, so a freed request slot is refilled at once; images are rendered further ahead.
+        async with self._rendering(todo, ahead=_AHEAD * workers):
+            tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await self.client.aclose()
 
     async def batch(self, todo: list[tuple[Sample, Label]], task: Task) -> None:
         """The same per-sample work, its requests sent through the Batch API (see :mod:`aesdata.llm.batch`)."""
         assert isinstance(self.client, BatchClient)
         try:
-            await self.client.run(
-                todo,
-                lambda ids: (item for item in todo if item[0].id in ids),
-                lambda item: item[0].id,
-                lambda item: self.one(item[0], item[1], task),
-            )
+            async with self._rendering(todo, ahead=_AHEAD * 8):
+                await self.client.run(
+                    todo,
+                    lambda ids: (item for item in todo if item[0].id in ids),
+                    lambda item: item[0].id,
+                    lambda item: self.one(item[0], item[1], task),
+                )
         finally:
             await self.client.aclose()
         self.stopped = self.client.stopped

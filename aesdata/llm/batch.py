@@ -60,8 +60,11 @@ from aesdata.llm.client import (
     PriceTable,
     RequestFailed,
     RequestRejected,
+    StatusError,
     Usage,
+    body_message,
     read_completion,
+    refuses_response_format,
     retryable,
 )
 from aesdata.progress import Reporter
@@ -182,23 +185,15 @@ def read_line(line: str, prices: PriceTable, model: str) -> tuple[str, _Settled]
                 return custom_id, _Settled("answered", read_completion(body, prices, model))
             except MalformedResponse as exc:
                 return custom_id, _Settled("retry", error=f"malformed response ({exc})")
-        message = _error_message(body) or f"HTTP {status}"
-        if status == 429 or status >= 500 or status in (408, 409):
-            return custom_id, _Settled("retry", error=f"HTTP {status}: {message}")
-        if status == 400 and any(word in message.lower() for word in ("response_format", "json_schema")):
-            return custom_id, _Settled("retry", error=f"HTTP 400: {message}", schema_refused=True)
-        return custom_id, _Settled("rejected", error=f"HTTP {status}: {message}")
+        refusal = StatusError(status, {}, body)
+        retry, _wait, reason = retryable(refusal)
+        message = f"HTTP {status}: {body_message(body) or 'no message'}"
+        if refuses_response_format(refusal):
+            return custom_id, _Settled("retry", error=message, schema_refused=True)
+        return custom_id, _Settled("retry" if retry else "rejected", error=message if retry else reason)
     if isinstance(error, dict):  # no HTTP exchange: expired, cancelled, ...
         return custom_id, _Settled("retry", error=f"{error.get('code') or 'error'}: {error.get('message') or ''}")
     raise LineError("neither a response nor an error")
-
-
-def _error_message(body: Any) -> str | None:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return None
 
 
 class BatchClient:
