@@ -137,7 +137,7 @@ class _ModelRun:
             ledger.record(db, call)
 
     def _shas(self, sample: Sample) -> list[str]:
-        return [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        return [sample.source_id, *store.candidate_shas(self.ws.db, sample.id)]
 
     @asynccontextmanager
     async def _rendering(self, todo: list[tuple[Sample, Label]], ahead: int) -> AsyncIterator[None]:

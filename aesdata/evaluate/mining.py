@@ -99,7 +99,7 @@ class _Miner:
 
     async def messages(self, item: tuple[Sample, Label]) -> list[dict[str, Any]]:
         sample = item[0]
-        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        shas = [sample.source_id, *store.candidate_shas(self.ws.db, sample.id)]
         return screening_messages(QUESTION, await self.encoder.urls(shas))
 
     def answered(self, item: tuple[Sample, Label], got: Rollouts) -> None:

@@ -105,43 +105,47 @@ class ImageEncoder:
     def _path(self, sha: str) -> Path | None:
         return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
 
-    def _jpeg(self, sha: str) -> bytes:
-        path = self._path(sha)
-        if path is not None and path.is_file():
-            return path.read_bytes()
-        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
-        with self._lock:
-            self.encoded += 1
-        if path is not None:
-            write_atomic(path, jpeg)
-        return jpeg
-
-    def url(self, sha: str) -> str:
-        """The data URL of one stored image (thread-safe)."""
+    def _cached(self, sha: str) -> str | None:
+        """The data URL from memory or the disk cache; None when the image must be encoded."""
         with self._lock:
             if sha in self._cache:
                 self._cache.move_to_end(sha)
                 return self._cache[sha]
-        url = data_url(self._jpeg(sha))
+        if self.disk is None:
+            return None
+        try:  # a plain string path and one read: pathlib and a stat first cost more than the read
+            with open(f"{self.disk}/{sha[:2]}/{sha}.jpg", "rb") as fh:
+                return self._remember(sha, data_url(fh.read()))
+        except FileNotFoundError:
+            return None
+
+    def _remember(self, sha: str, url: str) -> str:
         with self._lock:
             self._cache[sha] = url
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return url
 
-    def _ready(self, sha: str) -> bool:
-        """Whether :meth:`url` needs no encoding (cached in memory or on disk)."""
-        path = self._path(sha)
-        return sha in self._cache or (path is not None and path.is_file())
+    def url(self, sha: str) -> str:
+        """The data URL of one stored image (thread-safe), encoded and cached if need be."""
+        if (url := self._cached(sha)) is not None:
+            return url
+        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
+        with self._lock:
+            self.encoded += 1
+        if (path := self._path(sha)) is not None:
+            write_atomic(path, jpeg)
+        return self._remember(sha, data_url(jpeg))
 
     async def urls(self, shas: Sequence[str]) -> list[str]:
-        """Data URLs of several images; encoding runs off the event loop, cache reads inline."""
+        """Data URLs of several images; cache reads inline, encoding off the event loop."""
         rendering = [job for sha in shas if (job := self._ahead.get(sha)) is not None]
         if rendering:  # a failed rendition is encoded below, where its error is the image's own
             await asyncio.wait(rendering)
-        if all(self._ready(sha) for sha in shas):
-            return [self.url(sha) for sha in shas]
-        return await asyncio.to_thread(lambda: [self.url(sha) for sha in shas])
+        found = [self._cached(sha) for sha in shas]
+        if all(found):
+            return found  # type: ignore[return-value]
+        return await asyncio.to_thread(lambda: [url or self.url(sha) for sha, url in zip(shas, found, strict=True)])
 
     async def render_ahead(self, shas: Iterable[str], *, ahead: int, workers: int | None = None) -> None:
         """Render ``shas`` into the disk cache in a pool of processes, in order, at most ``ahead`` at a
