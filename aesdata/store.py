@@ -175,6 +175,18 @@ def upsert_label(db: sqlite3.Connection, label: Label) -> None:
     )
 
 
+def judgement_hash(judgement: Judgement) -> str:
+    """16 hex digits over the judgement's canonical JSON: answer, per-candidate defects, and regions if any.
+
+    A rationale records the hash of the judgement it was written from; a label whose hash differs has
+    changed since, and the rationale is stale (answer-driven prompts and template rationales say where a
+    defect is, so moved regions count too). The validators put every field in canonical order, and a
+    judgement without regions serialises as before regions existed, so older hashes stay comparable.
+    Published ``version_rows.label_hash`` is the same hash.
+    """
+    return hashlib.sha256(judgement.model_dump_json().encode()).hexdigest()[:16]
+
+
 def _label(row: sqlite3.Row) -> Label:
     return Label(sample_id=row["sample_id"], origin=row["origin"],
                  judgement=Judgement.model_validate_json(row["judgement"]),
@@ -263,12 +275,12 @@ def difficulties(db: sqlite3.Connection, model: str | None = None) -> dict[str, 
 def upsert_rationale(db: sqlite3.Connection, rat: Rationale) -> None:
     """One rationale per sample and mode: a newer one (``--redo``) replaces the old row."""
     db.execute(
-        "INSERT INTO rationales (sample_id, mode, status, model, prompt_hash, record, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, mode) DO UPDATE SET status = excluded.status,"
-        " model = excluded.model, prompt_hash = excluded.prompt_hash, record = excluded.record,"
-        " created_at = excluded.created_at",
-        (rat.sample_id, rat.mode, rat.status, rat.model, rat.prompt_hash, rat.model_dump_json(),
-         rat.created_at.isoformat()),
+        "INSERT INTO rationales (sample_id, mode, status, model, prompt_hash, judgement_hash, record, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, mode) DO UPDATE SET status = excluded.status,"
+        " model = excluded.model, prompt_hash = excluded.prompt_hash, judgement_hash = excluded.judgement_hash,"
+        " record = excluded.record, created_at = excluded.created_at",
+        (rat.sample_id, rat.mode, rat.status, rat.model, rat.prompt_hash, rat.judgement_hash,
+         rat.model_dump_json(), rat.created_at.isoformat()),
     )
 
 

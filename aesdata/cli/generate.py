@@ -27,6 +27,10 @@ def generate(
     size: Annotated[int | None, typer.Option(min=32, help="Override the canvas side in pixels.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Base seed (default: aesdata.toml).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the denoiser (CUDA).")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="local (this process) or ray (Ray Data actors, aesdata[ray]); default: aesdata.toml.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to run on (e.g. auto); none: a local Ray for the run.")] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -36,7 +40,7 @@ def generate(
     with Workspace.open(workspace) as ws:
         summary = generate_stage(ws, backend=backend, preset=preset, model=model, limit=limit,
                                  batch_size=batch_size, device=device, steps=steps, size=size, seed=seed,
-                                 compile=compile, reporter=out)
+                                 compile=compile, reporter=out, executor=engine, ray_address=ray_address)
     out.result(summary, title="generate")
 
 

@@ -49,6 +49,7 @@ import email.utils
 import json
 import os
 import random
+import ssl
 import time
 import urllib.parse
 import urllib.request
@@ -57,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import aiohttp
+import certifi
 import openai
 
 from aesdata.config import CotSettings
@@ -465,7 +467,7 @@ class LLMClient:
         body = json.dumps(self.request_body(messages, schema, name), ensure_ascii=False).encode()
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300, ssl=_tls(self._url)),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -503,6 +505,13 @@ def read_completion(data: Any, prices: PriceTable, model: str, tries: int = 1) -
         finish_reason=finish_reason,
         tries=tries,
     )
+
+
+def _tls(url: str) -> ssl.SSLContext | bool:
+    """Certificates checked against certifi's store, as the openai client (httpx) does; none for http."""
+    if not url.startswith("https://"):
+        return False
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def proxy_for(url: str) -> str | None:

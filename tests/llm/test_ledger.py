@@ -25,9 +25,11 @@ def test_cot_calls_schema(ws: Workspace) -> None:
         "cost_usd",
         "agreed",
         "created_at",
+        "session",  # m310: the claims session whose --max-cost the call counts toward
         "request_id",  # m350: the batch request behind a call
     ]
-    assert {"m300_cot_calls", "m350_llm_batches"} <= {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
+    applied = {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
+    assert {"m300_cot_calls", "m310_cot_budget", "m350_llm_batches"} <= applied
 
 
 def test_totals_by_run_and_mode(ws: Workspace) -> None:

@@ -85,3 +85,16 @@ def test_template_rationales_say_where_a_marked_defect_is_and_stay_valid() -> No
     assert rationale.status == "valid", rationale.errors
     (note,) = [o.note for o in rationale.observations if o.slot == "C" and o.defective]
     assert "in the upper left of the image" in note
+
+
+def test_boxes_in_a_model_reply_are_read_and_malformed_ones_are_no_boxes() -> None:
+    from aesdata.evaluate.answers import parse_regions
+
+    reply = ('<think>C bends</think><answer>A</answer><regions>[{"slot": "c", "dimension": '
+             '"appearance_deformation", "box": [0.1, 0.1, 0.3, 0.3]}]</regions>')
+    assert parse_regions(reply) == {"C": [Region(dimension="appearance_deformation", box=(0.1, 0.1, 0.3, 0.3))]}
+    assert parse_regions("<answer>A</answer>") is None
+    shadow = '{"slot": "%s", "dimension": "physical_shadow", "box": %s}'
+    assert parse_regions(f"<regions>[{shadow % ('E', '[0, 0, 1, 1]')}]</regions>") is None  # no such slot
+    assert parse_regions(f"<regions>[{shadow % ('A', '[0.9, 0, 0.5, 1]')}]</regions>") is None  # off the image
+    assert parse_regions("<regions>not json</regions>") is None

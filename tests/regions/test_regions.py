@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from aesdata import store
+from aesdata.cli.main import app
 from aesdata.generate.demo_sources import draw_product
 from aesdata.generate.layout import cutout
 from aesdata.generate.presets import load_preset
@@ -80,7 +83,8 @@ def test_the_recorded_region_holds_the_drawn_defect(dimension: str, seed: int, k
     assert (changed & inside).any()  # the box is on the defect, not beside it
 
 
-def test_generated_labels_carry_the_regions_into_the_published_dataset(ws: Workspace, tmp_path: Path) -> None:
+def test_generated_labels_carry_the_regions_into_the_dataset_and_the_grpo_export(
+        ws: Workspace, tmp_path: Path, cli: CliRunner) -> None:
     add_sources(ws, tmp_path / "photos", 4)
     generate(ws, backend="synthetic", size=SIZE)
     labels = {s.id: store.get_label(ws.db, s.id) for s in store.iter_samples(ws.db)}
@@ -98,3 +102,10 @@ def test_generated_labels_carry_the_regions_into_the_published_dataset(ws: Works
         got = {s: [Region(dimension=r["dimension"], box=tuple(r["box"])) for r in row["regions"][s]] for s in SLOTS}
         assert got == {s: judgement.regions.get(s, []) for s in SLOTS}
         assert any(row["regions"][s] for s in SLOTS) == any(row["defects"][s] for s in SLOTS)
+    res = cli.invoke(app, ["export", "--format", "grpo", "--version", "1.0.0", "--out", str(tmp_path / "grpo")])
+    assert res.exit_code == 0, res.output
+    for line in (tmp_path / "grpo" / "train.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        judgement = labels[rec["sample_id"]].judgement
+        assert {s: [Region.model_validate(r) for r in rec["regions"][s]] for s in SLOTS} == {
+            s: judgement.regions.get(s, []) for s in SLOTS}
