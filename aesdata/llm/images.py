@@ -158,6 +158,7 @@ class ImageEncoder:
         for sha in shas:
             path = self._path(sha)
             if sha in self._ahead or sha in self._cache or path is None or path.is_file():
+                await asyncio.sleep(0)  # never a long stretch on the event loop (a warm cache: all of them)
                 continue
             await room.acquire()
             if self._renderer is None:
