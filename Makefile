@@ -31,10 +31,9 @@ demo: setup
 	bash scripts/demo.sh
 
 # Label Studio pins libraries aesdata needs newer (openai<2, pyarrow<25): it gets its own venv.
-labelstudio: $(LS_VENV)/.installed
-
-$(LS_VENV)/.installed: scripts/install_labelstudio.sh
-	bash scripts/install_labelstudio.sh $(LS_VENV)
+# The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone).
+labelstudio: setup
+	$(VENV)/bin/aesdata annotate install $(LS_VENV)
 
 browser:
 	bash scripts/install_browser.sh

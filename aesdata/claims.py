@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aesdata import db as dbmod
 from aesdata.errors import AesdataError
-from aesdata.schema import utcnow
+from aesdata.clock import utcnow
 
 #: Seconds an owner stays alive without renewing; the heartbeat renews three times per lease.
 LEASE_S = 30.0

@@ -52,6 +52,14 @@ class BlobSettings(Section):
 class AnnotateSettings(Section):
     url: str = "http://127.0.0.1:8080"
     project_title: str = "aesdata screening"
+    overlap: int = Field(3, ge=1, le=50, description="distinct annotators the label stream hands each task")
+    gold_fraction: float = Field(0.0, ge=0, le=0.5, description="share of pushed tasks that are gold (known answer)")
+    min_gold_accuracy: float = Field(
+        0.0, ge=0, le=1, description="annotators scoring below this on gold are left out of the consensus"
+    )
+    max_tasks_per_project: int = Field(
+        100_000, ge=1, description="past this, push opens another project (Label Studio's guidance: ~100k)"
+    )
 
 
 class CotSettings(Section):
@@ -131,6 +139,15 @@ url = ""
 # Label Studio server; the API token comes from LABEL_STUDIO_API_KEY.
 url = "http://127.0.0.1:8080"
 project_title = "aesdata screening"
+# Distinct annotators Label Studio's label stream hands each task (its maximum_annotations). 3 lets a
+# majority decide every slot without ties; 1 for a single annotator.
+overlap = 3
+# Share of pushed tasks that are gold (samples with a known answer), mixed in unseen to score annotators.
+gold_fraction = 0.0
+# Annotators whose exact accuracy on gold is below this are left out of the consensus (0: nobody).
+min_gold_accuracy = 0.0
+# Label Studio is comfortable up to ~100k tasks per project: past this, push opens "<title> #2", ...
+max_tasks_per_project = 100000
 
 [cot]
 # OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, ...) and model for rationales.

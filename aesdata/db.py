@@ -402,6 +402,81 @@ migration(
 
 
 migration(
+    "m600_runs_owner",
+    """
+        -- the process that started a run (aesdata.runowner): a run left 'running' by a process that is
+        -- gone is marked 'interrupted' when the workspace is next opened
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN host TEXT;        -- sha256 of the host name, first 16 hex digits
+        ALTER TABLE runs ADD COLUMN boot_id TEXT;
+        ALTER TABLE runs ADD COLUMN proc_start TEXT;  -- process start, clock ticks since boot
+        CREATE INDEX runs_status ON runs(status);
+    """,
+)
+
+
+migration(
+    "m210_annotate_team",
+    """
+        -- how many distinct annotators Label Studio's label stream hands each task of a project
+        -- (its maximum_annotations), and the title the project is a shard of (NULL: itself)
+        ALTER TABLE ls_projects ADD COLUMN overlap INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE ls_projects ADD COLUMN base_title TEXT;
+        -- seconds the annotator spent on the task (Label Studio's lead_time)
+        ALTER TABLE annotations ADD COLUMN lead_time_s REAL;
+        -- label provenance: overlap asked for, annotators left out of the consensus, the reviewer
+        -- whose judgement settled it
+        ALTER TABLE labels ADD COLUMN overlap INTEGER;
+        ALTER TABLE labels ADD COLUMN left_out TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE labels ADD COLUMN reviewed_by TEXT;
+        -- gold tasks: samples pushed with a known answer (kept here only, never sent as a prediction)
+        CREATE TABLE ls_gold (
+            sample_id TEXT PRIMARY KEY REFERENCES samples(id),
+            judgement TEXT NOT NULL,          -- the known answer, Judgement JSON
+            origin TEXT NOT NULL,             -- synthetic (injected defects) or reviewed (a reviewer's label)
+            created_at TEXT NOT NULL
+        );
+        -- annotators (pseudonyms) whose judgement settles a sample in review
+        CREATE TABLE ls_reviewers (
+            annotator TEXT PRIMARY KEY,
+            added_at TEXT NOT NULL
+        );
+        -- samples sent back to people: the task's overlap was raised to want_annotators
+        CREATE TABLE ls_review_requests (
+            sample_id TEXT NOT NULL REFERENCES samples(id),
+            project INTEGER NOT NULL REFERENCES ls_projects(id),
+            want_annotators INTEGER NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (sample_id, project)
+        );
+    """,
+)
+
+
+migration(
+    "m010_near_duplicate_phash",
+    """
+        -- a near-duplicate's own pHash, so `aesdata dupes --rebuild` can decide again without decoding
+        -- (rows from before this migration get it from their blob on the first rebuild)
+        ALTER TABLE near_duplicates ADD COLUMN phash INTEGER;
+    """,
+)
+
+
+migration(
+    "m210_annotate_quality_summary",
+    """
+        -- the team's figures as of the last pull (pseudonyms only): what the dataset card shows
+        CREATE TABLE annotation_quality (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            summary TEXT NOT NULL,            -- JSON: annotators (gold accuracy, agreement), alpha
+            computed_at TEXT NOT NULL
+        );
+    """,
+)
+
+
+migration(
     "m350_llm_batches",
     """
         -- --batch: one row per batch submitted to the endpoint's Batch API (aesdata.llm.batch)

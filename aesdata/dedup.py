@@ -1,15 +1,58 @@
-"""Near-duplicate groups, from the links ingest recorded.
+"""Near-duplicate links and groups: the workspace side of :mod:`aesdata.nearindex`.
 
-Two kinds of link, both found with :class:`aesdata.nearindex.HashIndex` at ingest:
-``near_duplicates`` (an image within ``near_duplicate_threshold`` of a source: not a source itself)
-and ``source_links`` (two sources within ``group_threshold``: related, both kept). Publish puts every
-source of a group in the same split so no near-duplicate crosses splits.
+Two kinds of link, both decided by :meth:`aesdata.nearindex.NearIndex.assign`, at ingest and by
+``aesdata dupes --rebuild``: ``near_duplicates`` (an image within ``near_duplicate_threshold`` of a
+source: not a source itself) and ``source_links`` (two sources within ``group_threshold``: related, both
+kept). Publish puts every source of a group in the same split so no near-duplicate crosses splits.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+
+import imagehash
+import numpy as np
+
+from aesdata.blobs import BlobStore
+from aesdata.config import IngestSettings
+from aesdata.db import to_signed64, to_unsigned64
+from aesdata.imageio import flatten
+from aesdata.nearindex import Assignment, NearIndex
+from aesdata.progress import LogReporter, Reporter
+
+FETCH = 65536  # rows per fetch when loading hashes: no list of 10M tuples in memory
+
+
+def _fetch_columns(cursor: sqlite3.Cursor) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 first column, uint64 second column) of a two-integer-column query, fetched in slices."""
+    firsts, seconds = [np.empty(0, np.int64)], [np.empty(0, np.uint64)]
+    while rows := cursor.fetchmany(FETCH):
+        a = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        firsts.append(a[:, 0])
+        seconds.append(a[:, 1].view(np.uint64))  # stored signed: the same 64 bits
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+class SourceIndex:
+    """The workspace's sources in a :class:`NearIndex`; index positions map to ``sources`` rowids."""
+
+    def __init__(self, db: sqlite3.Connection, settings: IngestSettings) -> None:
+        self.db = db
+        self.near_radius = settings.near_duplicate_threshold
+        rowids, hashes = _fetch_columns(db.execute("SELECT rowid, phash FROM sources ORDER BY rowid"))
+        self.index = NearIndex(settings.group_threshold, hashes)
+        self._rowids = rowids
+
+    def assign(self, phashes: list[int]) -> Assignment:
+        return self.index.assign(np.array(phashes, dtype=np.uint64), self.near_radius)
+
+    def added(self, rowids: list[int]) -> None:
+        """Rowids of the sources just inserted for the last assignment's new positions, in order."""
+        self._rowids = np.concatenate([self._rowids, np.array(rowids, dtype=np.int64)])
+
+    def source_id(self, position: int) -> str:
+        return self.db.execute("SELECT id FROM sources WHERE rowid = ?", (int(self._rowids[position]),)).fetchone()[0]
 
 
 def source_groups(db: sqlite3.Connection) -> dict[str, str]:
@@ -56,3 +99,142 @@ def duplicate_groups(db: sqlite3.Connection) -> list[DuplicateGroup]:
     ).fetchall():
         group(a).related.append((b, distance))
     return sorted(groups.values(), key=lambda g: g.origin)
+
+
+# --------------------------------------------------------------------------- rebuild
+
+
+@dataclass
+class RebuildSummary:
+    images: int = 0
+    sources: int = 0
+    near_duplicates: int = 0
+    links: int = 0
+    promoted: int = 0  # near-duplicates that became sources
+    demoted: int = 0  # sources that became near-duplicates
+    kept_with_samples: int = 0  # sources that would be near-duplicates but already have a sample
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+BATCH = 4096  # hashes per assign() call in a rebuild
+
+
+def _missing_phashes(db: sqlite3.Connection, blobs: BlobStore) -> None:
+    """Near-duplicates ingested before their pHash was recorded get it from their blob (lossless PNG:
+    the same pixels ingest hashed)."""
+    for (sha,) in db.execute("SELECT sha256 FROM near_duplicates WHERE phash IS NULL").fetchall():
+        value = int(str(imagehash.phash(flatten(blobs.open(sha)))), 16)
+        db.execute("UPDATE near_duplicates SET phash = ? WHERE sha256 = ?", (to_signed64(value), sha))
+
+
+def rebuild(db: sqlite3.Connection, blobs: BlobStore, settings: IngestSettings,
+            reporter: Reporter | None = None) -> RebuildSummary:
+    """Decide again, with the current thresholds, which images are sources and which near-duplicates,
+    and every link between sources, exactly as an ingest of the same images in the same order would.
+
+    Images are taken in the order ingest first saw them. A source that already has a sample stays a
+    source. Everything is written in one transaction: an interrupted rebuild changes nothing, and a
+    rebuild run again (or after an ingest with the same thresholds) changes nothing either.
+    """
+    reporter = reporter or LogReporter()
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _missing_phashes(db, blobs)
+        images = db.execute(
+            "SELECT sha, phash FROM ("
+            "  SELECT id AS sha, phash FROM sources UNION ALL SELECT sha256, phash FROM near_duplicates"
+            ") LEFT JOIN (SELECT sha256, MIN(rowid) AS first FROM ingest_log GROUP BY sha256) ON sha256 = sha "
+            "ORDER BY first IS NULL, first, sha"
+        ).fetchall()
+        shas = [sha for sha, _ in images]
+        hashes = np.array([to_unsigned64(p) for _, p in images], dtype=np.uint64)
+        pinned_ids = {row[0] for row in db.execute("SELECT source_id FROM samples")}
+        pinned = np.array([sha in pinned_ids for sha in shas], dtype=bool)
+        index = NearIndex(settings.group_threshold)
+        positions, near_of, distance, links = [], [], [], []
+        with reporter.task("dupes --rebuild", len(shas)) as task:
+            for start in range(0, len(shas), BATCH):
+                a = index.assign(hashes[start : start + BATCH], settings.near_duplicate_threshold,
+                                 pinned[start : start + BATCH])
+                positions.append(a.position)
+                near_of.append(a.near_of)
+                distance.append(a.distance)
+                links.append((a.links[0] + start, a.links[1], a.links[2]))
+                task.advance(len(a.position))
+        summary = _apply(db, blobs, shas, positions, near_of, distance, links, pinned,
+                         settings.near_duplicate_threshold)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return summary
+
+
+def _apply(db: sqlite3.Connection, blobs: BlobStore, shas: list[str], positions: list[np.ndarray],
+           near_of: list[np.ndarray], distance: list[np.ndarray],
+           links: list[tuple[np.ndarray, np.ndarray, np.ndarray]], pinned: np.ndarray,
+           near_radius: int) -> RebuildSummary:
+    """Write the decisions as differences from the current rows (unchanged rows are left alone;
+    moved rows keep their origin and ``created_at``: the image was ingested then, not now)."""
+    position = np.concatenate(positions) if positions else np.empty(0, np.int64)
+    source_of_position = np.array(shas, dtype=object)[position >= 0] if len(shas) else np.empty(0, object)
+    near = np.concatenate(near_of) if near_of else np.empty(0, np.int64)
+    dist = np.concatenate(distance) if distance else np.empty(0, np.int64)
+    is_source = {sha: True for sha, in db.execute("SELECT id FROM sources")}
+    summary = RebuildSummary(images=len(shas), sources=int((position >= 0).sum()))
+    # 1. promoted near-duplicates become sources first, so every near-duplicate row can point at its source
+    for k in np.nonzero(position >= 0)[0]:
+        sha = shas[k]
+        if sha not in is_source:
+            origin, created, phash = db.execute(
+                "SELECT origin, created_at, phash FROM near_duplicates WHERE sha256 = ?", (sha,)).fetchone()
+            img = blobs.open(sha)
+            db.execute(
+                "INSERT INTO sources (id, width, height, mode, phash, dhash, origin, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sha, img.width, img.height, img.mode, phash,
+                 to_signed64(int(str(imagehash.dhash(flatten(img))), 16)), origin, created))
+            db.execute("DELETE FROM near_duplicates WHERE sha256 = ?", (sha,))
+            summary.promoted += 1
+    # 2. near-duplicates: updated in place, or made from a demoted source
+    demoted = []
+    for k in np.nonzero(position < 0)[0]:
+        sha, of, d = shas[k], str(source_of_position[near[k]]), int(dist[k])
+        if sha in is_source:
+            origin, created, phash = db.execute(
+                "SELECT origin, created_at, phash FROM sources WHERE id = ?", (sha,)).fetchone()
+            db.execute("INSERT INTO near_duplicates (sha256, duplicate_of, distance, origin, created_at, phash)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (sha, of, d, origin, created, phash))
+            demoted.append(sha)
+        else:
+            db.execute("UPDATE near_duplicates SET duplicate_of = ?, distance = ? WHERE sha256 = ?"
+                       " AND (duplicate_of != ? OR distance != ?)", (of, d, sha, of, d))
+    summary.near_duplicates = int((position < 0).sum())
+    # 3. links between sources, then the demoted sources themselves (nothing points at them any more)
+    db.execute("DELETE FROM source_links")
+    kept = set()
+    for (q, p, d) in links:
+        for i, j, dd in zip(q.tolist(), p.tolist(), d.tolist(), strict=True):
+            if pinned[i] and dd <= near_radius:  # a pinned source with a source close enough to be its original
+                kept.add(i)
+            a, b = shas[i], str(source_of_position[j])
+            db.execute("INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
+                       (min(a, b), max(a, b), dd))
+            summary.links += 1
+    for sha in demoted:
+        db.execute("DELETE FROM sources WHERE id = ?", (sha,))
+    summary.demoted = len(demoted)
+    summary.kept_with_samples = len(kept)
+    # 4. each input's outcome as ingest would log it now: the first input of a source "added", later copies
+    # of it "exact", every input of a near-duplicate "near"
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS first_input (sha256 TEXT PRIMARY KEY, first INTEGER)")
+    db.execute("DELETE FROM first_input")
+    db.execute("INSERT INTO first_input SELECT sha256, MIN(rowid) FROM ingest_log WHERE sha256 IS NOT NULL"
+               " GROUP BY sha256")
+    db.execute(
+        "UPDATE ingest_log SET outcome = CASE WHEN sha256 NOT IN (SELECT id FROM sources) THEN 'near'"
+        " WHEN rowid = (SELECT first FROM first_input f WHERE f.sha256 = ingest_log.sha256) THEN 'added'"
+        " ELSE 'exact' END WHERE sha256 IS NOT NULL")
+    return summary

@@ -1,40 +1,60 @@
 """Import source images: decode safely, store once by content, find near-duplicates.
 
 Decoding and hashing run in worker processes (they are CPU-bound); the parent alone writes
-blobs and rows, in input order, so the outcome does not depend on timing. Rows commit in small
-batches after their blobs are on disk: a kill loses at most the batch in flight and never leaves a
-row naming a missing blob. A file seen before with the same size and mtime is skipped unread.
+blobs and rows, in input order, so the outcome does not depend on timing. Each image's blob is written
+as soon as it is decoded (only its hashes wait in memory); rows are written in batches of at most
+``BATCH`` inputs or ``COMMIT_SECONDS``, each decided by one near-duplicate search
+(:meth:`aesdata.nearindex.NearIndex.assign`) and written in one short transaction (the write lock is
+never held while images decode, so other stages' writes get through). A kill loses at most the batch in flight and never
+leaves a row naming a missing blob. A file seen before with the same size and mtime, or a dataset row
+with the same bytes, is skipped without decoding.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import logging
+import multiprocessing
 import os
 import sqlite3
+import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import imagehash
+from PIL import Image
 
 from aesdata import store
 from aesdata.blobs import encode_png
 from aesdata.config import IngestSettings
-from aesdata.db import to_unsigned64
+from aesdata.db import to_signed64
+from aesdata.dedup import SourceIndex
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.imageio import decode, flatten, read_file
-from aesdata.nearindex import HashIndex
+from aesdata.nearindex import Assignment
 from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import NearDuplicate, Rejection, Source
 from aesdata.workspace import Workspace
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MASK_SUFFIX = ".mask.png"
-COMMIT_EVERY = 32  # rows per transaction: small enough to lose little, large enough to be fast
-COMMIT_SECONDS = 1.0
+BATCH = 256  # inputs per transaction and per near-duplicate search, at most
+COMMIT_SECONDS = 1.0  # ... or this long, whichever comes first: a kill loses little
+WARNINGS_LOG = Path("logs") / "ingest.log"
+
+
+def image_suffixes() -> frozenset[str]:
+    """Every extension Pillow registers for a format it can open (MPO files are opened by the JPEG plugin)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN or fmt == "MPO")
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,13 @@ class Decoded:
     mode: str
     phash: int
     dhash: int
+    notes: tuple[str, ...] = ()  # library warnings raised while decoding
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,6 +92,8 @@ class IngestSummary:
     near_duplicates: int = 0
     rejected: int = 0
     unchanged: int = 0
+    skipped_extension: int = 0  # files in the folders given whose extension no Pillow format claims
+    library_warnings: int = 0  # inputs whose decoding raised library warnings (written to logs/ingest.log)
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -73,8 +102,17 @@ class IngestSummary:
 # --------------------------------------------------------------------------- inputs
 
 
-def iter_files(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[Item]:
-    """Files named directly, folders (their images; sub-folders with ``recursive``) and glob patterns."""
+@dataclass
+class _Skipped:
+    count: int = 0
+
+
+def iter_files(paths: Iterable[str | Path], *, recursive: bool, skipped: _Skipped | None = None) -> Iterator[Item]:
+    """Files named directly, folders (their images; sub-folders with ``recursive``) and glob patterns.
+
+    Files of a folder whose extension is no image format Pillow opens are counted in ``skipped``.
+    """
+    suffixes = image_suffixes()
     seen: set[Path] = set()
     for raw in paths:
         raw = str(raw)
@@ -85,7 +123,12 @@ def iter_files(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[Item
             path = Path(name)
             if path.is_dir():
                 walker = path.rglob("*") if recursive else path.glob("*")
-                files = sorted(p for p in walker if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                files = []
+                for p in sorted(p for p in walker if p.is_file()):
+                    if p.suffix.lower() in suffixes:
+                        files.append(p)
+                    elif skipped is not None:
+                        skipped.count += 1
             elif path.exists():
                 files = [path]
             else:
@@ -105,27 +148,79 @@ def iter_files(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[Item
                 yield Item(origin=str(f), fingerprint=fingerprint, path=f)
 
 
-def iter_hf_dataset(name: str, split: str, image_column: str) -> Iterator[Item]:
-    """Rows of a Hugging Face dataset (hub id or local folder); images read as undecoded bytes."""
+def open_hf_dataset(name: str, split: str, image_column: str) -> tuple[Iterator[Item], int | None]:
+    """Rows of a Hugging Face dataset (hub id or local folder), streamed: one row's bytes in memory at a
+    time, never the whole column. Returns the rows and their number when the dataset says it."""
     import datasets
 
     try:
-        ds = datasets.load_dataset(name, split=split)
+        ds = datasets.load_dataset(name, split=split, streaming=True)
     except Exception as exc:  # datasets raises many types; all mean "cannot use this dataset"
         raise AesdataError(f"{name}: cannot load split {split!r}: {exc}") from exc
-    if image_column not in ds.column_names:
-        raise AesdataError(f"{name}: no column {image_column!r} (columns: {', '.join(ds.column_names)})")
-    if isinstance(ds.features[image_column], datasets.Image):
+    columns = list(ds.features or {}) or None
+    if columns is not None and image_column not in columns:
+        raise AesdataError(f"{name}: no column {image_column!r} (columns: {', '.join(columns)})")
+    if ds.features and isinstance(ds.features[image_column], datasets.Image):
         ds = ds.cast_column(image_column, datasets.Image(decode=False))
-    for index, value in enumerate(ds[image_column]):
-        data = value.get("bytes") if isinstance(value, dict) else value
-        if data is None and isinstance(value, dict) and value.get("path"):
-            data = Path(value["path"]).read_bytes()
-        yield Item(origin=f"hf://{name}/{split}/{index}", fingerprint=ds._fingerprint,
-                   data=data if isinstance(data, bytes) else b"")
+    ds = ds.select_columns([image_column])
+    splits = (ds.info.splits or {}) if ds.info else {}
+    total = splits[split].num_examples if split in splits and splits[split].num_examples else None
+
+    def rows() -> Iterator[Item]:
+        for index, row in enumerate(ds):
+            if image_column not in row:
+                raise AesdataError(f"{name}: no column {image_column!r} (columns: {', '.join(row)})")
+            value = row[image_column]
+            data = value.get("bytes") if isinstance(value, dict) else value
+            if data is None and isinstance(value, dict) and value.get("path"):
+                data = Path(value["path"]).read_bytes()
+            data = data if isinstance(data, bytes) else b""
+            yield Item(origin=f"hf://{name}/{split}/{index}", fingerprint=hashlib.sha256(data).hexdigest()[:32],
+                       data=data)
+
+    return rows(), total
 
 
 # --------------------------------------------------------------------------- decoding (worker side)
+
+
+class _Notes(logging.Handler):
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextmanager
+def _library_notes() -> Iterator[list[str]]:
+    """Collect what libraries say while decoding: Python warnings, Pillow's log records and, in a worker
+    process, what C libraries (libtiff, libjpeg) write to stderr; none of it reaches the terminal."""
+    notes: list[str] = []
+    pil = logging.getLogger("PIL")
+    handler, propagate = _Notes(notes), pil.propagate
+    pil.addHandler(handler)
+    pil.propagate = False
+    in_worker = multiprocessing.parent_process() is not None  # the parent's stderr carries progress bars
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryFile() if in_worker else io.BytesIO() as err:
+        warnings.simplefilter("always")
+        saved = None
+        if in_worker:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(err.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            pil.removeHandler(handler)
+            pil.propagate = propagate
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+                err.seek(0)
+                notes.extend(line for line in err.read().decode(errors="replace").splitlines() if line.strip())
+            notes.extend(f"{w.category.__name__}: {w.message}" for w in caught)
 
 
 def decode_item(item: Item, settings: IngestSettings) -> Decoded:
@@ -141,13 +236,17 @@ def decode_item(item: Item, settings: IngestSettings) -> Decoded:
     )
 
 
-def _decode_or_reason(item: Item, settings: IngestSettings) -> Decoded | str:
-    try:
-        return decode_item(item, settings)
-    except InputRejected as exc:
-        return exc.message
-    except Exception as exc:  # a decoder bug on hostile input must not end the run
-        return f"{item.origin}: cannot decode: {type(exc).__name__}: {exc}"
+def _decode_or_reason(item: Item, settings: IngestSettings) -> Decoded | Refused:
+    with _library_notes() as notes:
+        try:
+            result: Decoded | Refused = decode_item(item, settings)
+        except InputRejected as exc:
+            result = Refused(exc.message)
+        except Exception as exc:  # a decoder bug on hostile input must not end the run
+            result = Refused(f"{item.origin}: cannot decode: {type(exc).__name__}: {exc}")
+    if isinstance(result, Decoded):
+        return Decoded(**{**vars(result), "notes": tuple(notes)})
+    return Refused(result.reason, tuple(notes))
 
 
 class _InlineExecutor(Executor):
@@ -163,9 +262,9 @@ class _InlineExecutor(Executor):
 
 
 def _decoded_in_order(items: Iterable[Item], settings: IngestSettings, workers: int) -> Iterator[
-    tuple[Item, Decoded | str]
+    tuple[Item, Decoded | Refused]
 ]:
-    """Decode in parallel with a bounded window, yielding results in input order."""
+    """Decode in parallel with a bounded window (inputs are read lazily), yielding results in input order."""
     executor: Executor = ProcessPoolExecutor(workers) if workers > 1 else _InlineExecutor()
     window: list[tuple[Item, Future]] = []
     try:
@@ -183,13 +282,6 @@ def _decoded_in_order(items: Iterable[Item], settings: IngestSettings, workers: 
 # --------------------------------------------------------------------------- the stage
 
 
-def load_index(db: sqlite3.Connection, radius: int) -> HashIndex:
-    index = HashIndex(radius)
-    for sid, phash in db.execute("SELECT id, phash FROM sources ORDER BY rowid"):
-        index.add(to_unsigned64(phash), sid)
-    return index
-
-
 def _known(db: sqlite3.Connection, item: Item) -> bool:
     row = db.execute("SELECT fingerprint FROM ingest_log WHERE origin = ?", (item.origin,)).fetchone()
     return row is not None and row[0] == item.fingerprint
@@ -204,51 +296,128 @@ def _log(db: sqlite3.Connection, item: Item, outcome: str, sha: str | None) -> N
     )
 
 
-def _record(ws: Workspace, index: HashIndex, item: Item, result: Decoded | str, summary: IngestSummary,
-            reporter: Reporter) -> None:
-    """Apply one decoded input to the open transaction (blob first, then rows)."""
-    db, cfg = ws.db, ws.settings.ingest
-    if isinstance(result, str):
-        store.upsert_rejection(db, Rejection(origin=item.origin, reason=result))
-        _log(db, item, "rejected", None)
-        summary.rejected += 1
-        reporter.problem(result)
-        return
-    sha = hashlib.sha256(result.png).hexdigest()
-    if db.execute("SELECT 1 FROM sources WHERE id = ?", (sha,)).fetchone():
-        _log(db, item, "exact", sha)
-        summary.exact_duplicates += 1
-        return
-    if db.execute("SELECT 1 FROM near_duplicates WHERE sha256 = ?", (sha,)).fetchone():
-        _log(db, item, "near", sha)
-        summary.near_duplicates += 1
-        return
-    neighbours = index.query(result.phash)
-    ws.blobs.put(result.png)
-    if neighbours and neighbours[0][1] <= cfg.near_duplicate_threshold:
-        closest, distance = neighbours[0]
-        store.insert_near_duplicate(db, NearDuplicate(sha256=sha, duplicate_of=str(closest), distance=distance,
-                                                      origin=item.origin))
-        _log(db, item, "near", sha)
-        summary.near_duplicates += 1
-        return
-    store.insert_source(db, Source(id=sha, width=result.width, height=result.height, mode=result.mode,  # type: ignore[arg-type]
-                                   phash=f"{result.phash:016x}", dhash=f"{result.dhash:016x}", origin=item.origin))
-    db.executemany(
-        "INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
-        [(min(sha, str(other)), max(sha, str(other)), d) for other, d in neighbours],
-    )
-    index.add(result.phash, sha)
-    _log(db, item, "added", sha)
-    summary.added += 1
+@dataclass
+class _New:
+    """A decoded image not seen before: its blob is stored, its rows wait for the batch's search."""
+
+    item: Item
+    sha: str
+    width: int
+    height: int
+    mode: str
+    phash: int
+    dhash: int
 
 
-def _write_batch(ws: Workspace, index: HashIndex, batch: list[tuple[Item, Decoded | str]], summary: IngestSummary,
-                 reporter: Reporter) -> None:
-    """Record a batch of decoded inputs in one transaction."""
-    with ws.transaction():
-        for item, result in batch:
-            _record(ws, index, item, result, summary, reporter)
+@dataclass
+class _Batch:
+    """Inputs decoded since the last write, in input order. Nothing of it is in the database yet: the
+    batch is written in one short transaction, so the write lock is never held while images decode."""
+
+    events: list[tuple[str, Item, object]] = field(default_factory=list)  # (kind, input, detail)
+    new: list[_New] = field(default_factory=list)
+    by_sha: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class _Run:
+    """One ingest's state: the source index and the batch waiting for its search."""
+
+    def __init__(self, ws: Workspace, summary: IngestSummary, reporter: Reporter) -> None:
+        self.ws, self.db, self.summary, self.reporter = ws, ws.db, summary, reporter
+        self.sources = SourceIndex(ws.db, ws.settings.ingest)
+        self.batch = _Batch()
+        self.notes_file = ws.root / WARNINGS_LOG
+
+    def take(self, item: Item, result: Decoded | Refused) -> None:
+        """Sort one decoded input into the batch (its blob is stored now, its rows in :meth:`flush`)."""
+        db, events = self.db, self.batch.events
+        if result.notes:
+            self._library_notes(item, result.notes)
+        if isinstance(result, Refused):
+            events.append(("rejected", item, result.reason))
+            self.reporter.problem(result.reason)
+            return
+        sha = hashlib.sha256(result.png).hexdigest()
+        if sha in self.batch.by_sha:
+            events.append(("copy", item, self.batch.by_sha[sha]))
+        elif db.execute("SELECT 1 FROM sources WHERE id = ?", (sha,)).fetchone():
+            events.append(("exact", item, sha))
+        elif db.execute("SELECT 1 FROM near_duplicates WHERE sha256 = ?", (sha,)).fetchone():
+            events.append(("near", item, sha))
+        else:
+            self.ws.blobs.put(result.png)  # before any row names it
+            self.batch.by_sha[sha] = len(self.batch.new)
+            events.append(("new", item, len(self.batch.new)))
+            self.batch.new.append(_New(item, sha, result.width, result.height, result.mode, result.phash,
+                                       result.dhash))
+
+    def flush(self) -> None:
+        """Search the batch's new images against the sources and each other, then write every input's rows,
+        in input order, in one transaction."""
+        batch, db, summary = self.batch, self.db, self.summary
+        self.batch = _Batch()
+        if not batch.events:
+            return
+        a = self.sources.assign([n.phash for n in batch.new])
+        base = len(self.sources.index) - int((a.position >= 0).sum())
+        new_source = {int(p): n.sha for p, n in zip(a.position, batch.new, strict=True) if p >= 0}
+
+        def source_id(position: int) -> str:
+            return new_source[position] if position >= base else self.sources.source_id(position)
+
+        rowids: list[int] = []
+        with self.ws.transaction():
+            for kind, item, detail in batch.events:
+                if kind == "rejected":
+                    store.upsert_rejection(db, Rejection(origin=item.origin, reason=str(detail)))
+                    _log(db, item, "rejected", None)
+                    summary.rejected += 1
+                elif kind in ("exact", "near", "copy"):
+                    if kind == "copy":  # of a new image of this batch: as its decision goes
+                        k = int(detail)  # type: ignore[call-overload]
+                        kind, detail = ("exact" if a.position[k] >= 0 else "near"), batch.new[k].sha
+                    _log(db, item, kind, str(detail))
+                    if kind == "exact":
+                        summary.exact_duplicates += 1
+                    else:
+                        summary.near_duplicates += 1
+                else:
+                    k = int(detail)  # type: ignore[call-overload]
+                    rowids.extend(self._write_new(batch.new[k], a, k, source_id))
+            db.executemany(
+                "INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
+                [(min(batch.new[q].sha, other), max(batch.new[q].sha, other), d)
+                 for q, p, d in zip(*(x.tolist() for x in a.links), strict=True) for other in [source_id(p)]],
+            )
+        self.sources.added(rowids)
+
+    def _write_new(self, n: _New, a: Assignment, k: int, source_id: Callable[[int], str]) -> list[int]:
+        """Rows of a new image: a source (its rowid returned for the index) or a near-duplicate."""
+        db, summary = self.db, self.summary
+        if a.position[k] >= 0:
+            store.insert_source(db, Source(id=n.sha, width=n.width, height=n.height, mode=n.mode,  # type: ignore[arg-type]
+                                           phash=f"{n.phash:016x}", dhash=f"{n.dhash:016x}", origin=n.item.origin))
+            _log(db, n.item, "added", n.sha)
+            summary.added += 1
+            return [db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0]]
+        store.insert_near_duplicate(db, NearDuplicate(sha256=n.sha, duplicate_of=source_id(int(a.near_of[k])),
+                                                      distance=int(a.distance[k]), origin=n.item.origin))
+        db.execute("UPDATE near_duplicates SET phash = ? WHERE sha256 = ?", (to_signed64(n.phash), n.sha))
+        _log(db, n.item, "near", n.sha)
+        summary.near_duplicates += 1
+        return []
+
+    def _library_notes(self, item: Item, notes: tuple[str, ...]) -> None:
+        """Library warnings go to the workspace's log file and the ``aesdata`` logger at debug level."""
+        self.summary.library_warnings += 1
+        self.notes_file.parent.mkdir(exist_ok=True)
+        with self.notes_file.open("a", encoding="utf-8") as fh:
+            for note in notes:
+                fh.write(f"{item.origin}: {note}\n")
+                logging.getLogger("aesdata.ingest").debug("%s: %s", item.origin, note)
 
 
 def ingest(
@@ -264,33 +433,40 @@ def ingest(
 ) -> IngestSummary:
     """Ingest files/folders/globs and/or a Hugging Face dataset into the workspace."""
     reporter = reporter or LogReporter()
-    cfg = ws.settings.ingest
-    items: list[Item] = list(iter_files(paths, recursive=recursive))
-    if hf_dataset:
-        items.extend(iter_hf_dataset(hf_dataset, split, image_column))
-    if not items:
+    summary = IngestSummary()
+    skipped = _Skipped()
+    files = list(iter_files(paths, recursive=recursive, skipped=skipped))  # paths only: small
+    summary.skipped_extension = skipped.count
+    rows, n_rows = open_hf_dataset(hf_dataset, split, image_column) if hf_dataset else (iter(()), 0)
+    if not files and not hf_dataset:
         raise AesdataError("nothing to ingest: give files, folders, globs or --hf-dataset",
                            hint="aesdata ingest photos/ --recursive")
-    summary = IngestSummary()
     params = {"inputs": [str(p) for p in paths], "recursive": recursive, "hf_dataset": hf_dataset,
               "split": split, "image_column": image_column}
+    total = None if n_rows is None else len(files) + n_rows
     with ws.run("ingest", params) as run:
-        index = load_index(ws.db, cfg.group_threshold)
-        todo = [it for it in items if not _known(ws.db, it)]
-        summary.unchanged = len(items) - len(todo)
-        n_workers = workers if workers is not None else (min(os.cpu_count() or 1, 8) if len(todo) > 16 else 1)
-        with reporter.task("ingest", len(todo)) as task:
-            # Decoded inputs wait in memory and are written in one short transaction per batch: the
-            # write lock is never held while images decode, so other stages' writes get through.
-            batch: list[tuple[Item, Decoded | str]] = []
-            last_commit = time.monotonic()
-            for item, result in _decoded_in_order(todo, cfg, n_workers):
-                batch.append((item, result))
-                if len(batch) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
-                    _write_batch(ws, index, batch, summary, reporter)
-                    task.advance(len(batch))
-                    batch, last_commit = [], time.monotonic()
-            _write_batch(ws, index, batch, summary, reporter)
-            task.advance(len(batch))
+        state = _Run(ws, summary, reporter)
+
+        def todo() -> Iterator[Item]:
+            for item in chain(files, rows):
+                if _known(ws.db, item):
+                    summary.unchanged += 1
+                    task.advance()
+                else:
+                    yield item
+
+        few = total is not None and total <= 16
+        n_workers = workers if workers is not None else (1 if few else min(os.cpu_count() or 1, 8))
+        with reporter.task("ingest", total) as task:
+            last_write = time.monotonic()
+            for item, result in _decoded_in_order(todo(), ws.settings.ingest, n_workers):
+                state.take(item, result)
+                task.advance()
+                if len(state.batch) >= BATCH or time.monotonic() - last_write > COMMIT_SECONDS:
+                    state.flush()
+                    last_write = time.monotonic()
+            state.flush()
+        if summary.library_warnings:
+            reporter.info(f"{summary.library_warnings} inputs raised library warnings: see {state.notes_file}")
         run.counts.update(summary.as_dict())
     return summary

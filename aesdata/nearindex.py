@@ -1,31 +1,95 @@
-"""Hamming-radius search over 64-bit perceptual hashes without comparing every pair.
+"""Exact Hamming-radius search over 64-bit perceptual hashes, batch by batch, without comparing every pair.
 
-Multi-index hashing (Norouzi et al.): split the 64 bits into ``m`` chunks. If two hashes differ in at
-most ``t`` bits, by pigeonhole at least one chunk differs in at most ``t // m`` bits, so candidates are
-found by looking up each chunk's value and its few bit-flipped neighbours, then verified on all 64 bits.
+Multi-index hashing (Norouzi et al.) with the general pigeonhole principle: split the 64 bits into
+``m`` chunks and give chunk ``i`` a threshold ``t_i`` with ``sum(t_i + 1) >= radius + 1``. If two hashes
+differ in at most ``radius`` bits, some chunk ``i`` differs in at most ``t_i`` bits (otherwise they would
+differ in at least ``sum(t_i + 1)``), so every close pair is found by probing, for each chunk, the
+buckets within ``t_i`` flips of the query's chunk value, then verifying all 64 bits. Nothing is
+approximate: a pair is either verified or provably too far.
 
-* :class:`HashIndex` answers one query at a time and grows as images arrive (ingest).
-* :func:`near_pairs` finds every close pair in a batch of hashes at once, vectorised with numpy,
-  choosing the chunking from the batch size so the work stays near-linear (benchmarks, grouping).
-* :func:`all_pairs` is the quadratic baseline, kept for tests and the benchmark.
+Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counting sort: an offsets table
+of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
+New hashes go to a small tail searched by brute force; when the tail outgrows ``8 * sqrt(n)`` the tables
+are rebuilt for the new size (chunking re-planned): a rebuild is one linear pass per chunk, and the
+tail bound balances rebuilds (about ``sqrt(n) / 8`` of them) against brute-force comparisons.
+The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction) and run
+one query per thread.
+
+* :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
+  ``aesdata dupes --rebuild`` make per batch: it decides which new hashes are near-duplicates and which
+  become sources, with their links, exactly as if the batch were taken one image at a time.
+* :func:`all_pairs` is the quadratic baseline the tests and the benchmark compare with.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache, lru_cache
 from itertools import combinations
-from math import comb
+from math import comb, isqrt, log2
+from types import ModuleType
 
 import numpy as np
 
 BITS = 64
+MAX_WIDTH = 22  # offsets table of 4M int32 per chunk at most (16 MB)
+TAIL_MIN = 4096
+# Relative costs in the cost model, fitted on 2 shared cores (about 1.7 ns per candidate): a probe is two
+# cache misses (offsets table, then the bucket's run), a candidate a sequential read and a popcount, a
+# brute-force comparison the same without the bucket bookkeeping.
+COST_PROBE, COST_CANDIDATE, COST_BRUTE = 40.0, 1.0, 0.7
 
 
-def chunk_widths(m: int) -> list[int]:
-    """Widths of ``m`` chunks covering 64 bits, as equal as possible."""
-    base, extra = divmod(BITS, m)
-    return [base + (1 if i >= m - extra else 0) for i in range(m)]
+# --------------------------------------------------------------------------- running the compiled kernels
+
+
+PARALLEL_WORK = 20_000_000  # estimated operations below which a call runs on one thread
+
+
+@contextmanager
+def _threads(work: float) -> Iterator[None]:
+    """One thread for small calls: a parallel region's start and barrier cost more than they save there,
+    and far more on a busy machine, where the slowest thread may not be scheduled for a while."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(before if work >= PARALLEL_WORK else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _kernels() -> ModuleType:
+    from aesdata import nearkernels
+
+    return nearkernels
+
+
+def _run(kernel, queries: np.ndarray, work: float, *args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Call a search kernel and flatten its slots to (query, position, distance); queries with more
+    matches than slots are searched again with room for all of them."""
+    slots = 8
+    with _threads(work):
+        counts, found, dist = kernel(queries, *args, slots)
+    over = np.nonzero(counts > slots)[0]
+    keep = np.arange(slots)[None, :] < np.minimum(counts, slots)[:, None]
+    qi = np.broadcast_to(np.arange(len(queries))[:, None], keep.shape)[keep]
+    pos, d = found[keep], dist[keep]
+    if len(over):
+        with _threads(work * len(over) / len(queries)):
+            c2, f2, d2 = kernel(queries[over], *args, int(counts[over].max()))
+        keep2 = np.arange(f2.shape[1])[None, :] < c2[:, None]
+        lose = np.isin(qi, over)
+        qi = np.concatenate([qi[~lose], np.broadcast_to(over[:, None], keep2.shape)[keep2]])
+        pos = np.concatenate([pos[~lose], f2[keep2]])
+        d = np.concatenate([d[~lose], d2[keep2]])
+    return qi, pos, d
+
+
+# --------------------------------------------------------------------------- planning
 
 
 def flip_masks(width: int, radius: int) -> list[int]:
@@ -33,157 +97,265 @@ def flip_masks(width: int, radius: int) -> list[int]:
     return [sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(width), r)]
 
 
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+@cache
+def _probes(width: int, t: int) -> int:
+    return sum(comb(width, k) for k in range(t + 1))
 
 
-class HashIndex:
-    """Incremental index of (hash, item) for queries "every item within ``radius`` bits of h"."""
+@dataclass(frozen=True)
+class Plan:
+    """Chunk widths and per-chunk thresholds (``-1``: chunk not probed), or brute force (no chunks)."""
 
-    def __init__(self, radius: int, chunks: int = 4) -> None:
+    widths: tuple[int, ...]  # from the low bits up, 64 in all
+    thresholds: tuple[int, ...]
+    cost: float  # estimated operations per query
+
+    @property
+    def brute(self) -> bool:
+        return not self.widths
+
+
+def plan(n: int, radius: int) -> Plan:
+    """The chunking for ``n`` stored hashes (planned once per quarter-octave of ``n``: rebuilds are frequent)."""
+    return _plan(round(4 * log2(max(n, 1))), radius)
+
+
+@lru_cache(maxsize=256)
+def _plan(quarter_octaves: int, radius: int) -> Plan:
+    """The chunking with the least estimated work per query against ``n`` uniform hashes.
+
+    A chunk of ``w`` bits probed with threshold ``t`` costs ``probes(w, t)`` random bucket reads, each
+    yielding about ``n / 2**w`` candidates to verify. Widths and thresholds are chosen together (dynamic
+    programme over bits used and pigeonhole units ``t + 1`` still needed); brute force when cheaper.
+    """
+
+    n = 2.0 ** (quarter_octaves / 4)
+
+    @cache
+    def best(bits: int, units: int) -> tuple[float, tuple[tuple[int, int], ...]]:
+        if units <= 0:
+            return 0.0, ((bits, -1),) if bits else ()
+        choice: tuple[float, tuple[tuple[int, int], ...]] = (float("inf"), ())
+        for w in range(1, min(bits, MAX_WIDTH) + 1):
+            for t in range(min(w, units)):
+                cost = _probes(w, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**w)
+                rest = best(bits - w, units - t - 1)
+                if cost + rest[0] < choice[0]:
+                    choice = (cost + rest[0], ((w, t), *rest[1]))
+        return choice
+
+    cost, chunks = best(BITS, radius + 1)
+    if cost >= COST_BRUTE * n:
+        return Plan((), (), COST_BRUTE * n)
+    return Plan(tuple(w for w, _ in chunks), tuple(t for _, t in chunks), cost)
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass
+class _Tables:
+    plan: Plan
+    size: int  # hashes [0, size) are in the tables
+    shifts: np.ndarray
+    widths: np.ndarray
+    thresholds: np.ndarray
+    flips: np.ndarray
+    flip_start: np.ndarray
+    offsets: np.ndarray
+    off_start: np.ndarray
+    by_bucket: np.ndarray
+    position: np.ndarray
+
+
+def _build_tables(hashes: np.ndarray, radius: int) -> _Tables:
+    p = plan(len(hashes), radius)
+    shifts = np.cumsum([0, *p.widths[:-1]])
+    probed = [(int(s), w, t) for s, w, t in zip(shifts, p.widths, p.thresholds, strict=True) if t >= 0]
+    offsets, by_bucket, position, flips, starts, off_start = [], [], [], [], [0], [0]
+    for shift, width, t in probed:
+        o, b, pos = _kernels().bucket_sort(hashes, shift, width)
+        offsets.append(o)
+        by_bucket.append(b)
+        position.append(pos)
+        flips.extend(flip_masks(width, t))
+        starts.append(len(flips))
+        off_start.append(off_start[-1] + len(o))
+    column = lambda i: np.array([c[i] for c in probed], np.int64)  # noqa: E731
+    return _Tables(
+        plan=p, size=len(hashes), shifts=column(0), widths=column(1), thresholds=column(2),
+        flips=np.array(flips, np.int64), flip_start=np.array(starts, np.int64), offsets=np.concatenate(offsets),
+        off_start=np.array(off_start[:-1], np.int64), by_bucket=np.concatenate(by_bucket),
+        position=np.concatenate(position),
+    )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What :meth:`NearIndex.assign` decided for a batch, one entry per input hash.
+
+    ``position``: the index position given to a new source, ``-1`` for a near-duplicate;
+    ``near_of`` / ``distance``: the nearest source (smallest distance, then smallest position) a
+    near-duplicate belongs to, ``-1`` for a source; ``links``: (input, source position, distance) for
+    every earlier source within the index radius of each new source.
+    """
+
+    position: np.ndarray
+    near_of: np.ndarray
+    distance: np.ndarray
+    links: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class NearIndex:
+    """Stored 64-bit hashes (positions ``0..n-1`` in insertion order) searched within ``radius``."""
+
+    def __init__(self, radius: int, hashes: np.ndarray | None = None, *, tail: int | None = None) -> None:
+        """``tail``: most hashes left outside the tables (default: ``max(4096, 8 * sqrt(n))``)."""
         if not 0 <= radius < BITS:
             raise ValueError(f"radius must be in [0, 63], got {radius}")
         self.radius = radius
-        self._widths = chunk_widths(chunks)
-        self._shifts = [sum(self._widths[:i]) for i in range(chunks)]
-        chunk_radius = radius // chunks
-        self._masks = [flip_masks(w, chunk_radius) for w in self._widths]
-        self._tables: list[dict[int, list[tuple[int, Hashable]]]] = [defaultdict(list) for _ in range(chunks)]
-        self._size = 0
+        self._tail = tail
+        self._hashes = np.empty(1024, np.uint64)
+        self._n = 0
+        self._tables: _Tables | None = None
+        if hashes is not None:
+            self.add(hashes)
 
     def __len__(self) -> int:
-        return self._size
+        return self._n
 
-    def _chunks(self, h: int) -> Iterator[tuple[int, int]]:
-        for i, (shift, width) in enumerate(zip(self._shifts, self._widths, strict=True)):
-            yield i, (h >> shift) & ((1 << width) - 1)
+    @property
+    def hashes(self) -> np.ndarray:
+        return self._hashes[: self._n]
 
-    def add(self, h: int, item: Hashable) -> None:
-        for i, value in self._chunks(h):
-            self._tables[i][value].append((h, item))
-        self._size += 1
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index's arrays."""
+        t = self._tables
+        tables = (t.offsets.nbytes + t.by_bucket.nbytes + t.position.nbytes) if t else 0
+        return self._hashes.nbytes + tables
 
-    def query(self, h: int, radius: int | None = None) -> list[tuple[Hashable, int]]:
-        """Items within ``radius`` (default: the index radius, the maximum) of ``h``, nearest first."""
+    def add(self, hashes: np.ndarray) -> None:
+        """Append hashes (positions follow on); the tables are rebuilt when the tail outgrows ~sqrt(n)."""
+        h = np.asarray(hashes, dtype=np.uint64)
+        if self._n + len(h) > len(self._hashes):
+            grown = np.empty(max(2 * len(self._hashes), self._n + len(h)), np.uint64)
+            grown[: self._n] = self._hashes[: self._n]
+            self._hashes = grown
+        self._hashes[self._n : self._n + len(h)] = h
+        self._n += len(h)
+        indexed = self._tables.size if self._tables else 0
+        limit = max(TAIL_MIN, 8 * isqrt(self._n)) if self._tail is None else self._tail
+        if self._n - indexed > limit and not plan(self._n, self.radius).brute:
+            self._tables = None  # free the old tables before building the new ones (peak memory)
+            self._tables = _build_tables(self.hashes, self.radius)
+
+    def search(self, queries: np.ndarray, radius: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every stored hash within ``radius`` (default and maximum: the index radius) of each query,
+        as arrays (query, position, distance) sorted by query, distance, position."""
         radius = self.radius if radius is None else radius
         if radius > self.radius:
             raise ValueError(f"index built for radius {self.radius}, asked {radius}")
-        found: dict[Hashable, int] = {}
-        for i, value in self._chunks(h):
-            table = self._tables[i]
-            for mask in self._masks[i]:
-                for other, item in table.get(value ^ mask, ()):
-                    if item not in found:
-                        d = (h ^ other).bit_count()
-                        if d <= radius:
-                            found[item] = d
-        return sorted(found.items(), key=lambda kv: (kv[1], str(kv[0])))
+        q = np.ascontiguousarray(queries, dtype=np.uint64)
+        parts = []
+        t = self._tables
+        start = 0
+        if t is not None:
+            parts.append(_run(_kernels().search_tables, q, len(q) * t.plan.cost, radius, t.shifts, t.widths,
+                              t.thresholds, t.flips, t.flip_start, t.offsets, t.off_start, t.by_bucket, t.position,
+                              t.size))
+            start = t.size
+        if self._n > start:
+            tail = self._hashes[start : self._n]
+            qi, pos, d = _run(_kernels().search_brute, q, len(q) * len(tail), tail, radius, -1)
+            parts.append((qi, pos + start, d))
+        return _sorted(parts)
+
+    def assign(self, hashes: np.ndarray, near_radius: int, pinned: np.ndarray | None = None) -> Assignment:
+        """Decide a batch as if its hashes arrived one by one, then add its new sources.
+
+        Hash ``k`` is a near-duplicate when its nearest source (stored, or earlier in the batch and itself
+        made a source) is within ``near_radius``; otherwise it becomes a source linked to every earlier
+        source within the index radius. ``pinned`` hashes become sources whatever their distance (a
+        rebuild keeps sources that already have samples).
+        """
+        if near_radius > self.radius:
+            raise ValueError(f"near radius {near_radius} exceeds the index radius {self.radius}")
+        h = np.ascontiguousarray(hashes, dtype=np.uint64)
+        k = len(h)
+        base = self._n
+        sq, spos, sd = self.search(h)
+        iq, ipos, idist = _pairs_earlier(h, self.radius)  # ipos: an earlier input of the batch
+        is_source = np.ones(k, bool)
+        near_of = np.full(k, -1, np.int64)
+        near_d = np.full(k, -1, np.int64)
+        # only inputs with some candidate can be anything but a plain new source: decide those in order
+        stored = _group(sq, k)
+        inner = _group(iq, k)
+        for i in np.union1d(sq, iq):
+            best_d, best_ref = BITS + 1, -1  # ref: a stored position, or base + input index for batch ones
+            lo, hi = stored[i], stored[i + 1]
+            if hi > lo:
+                best_d, best_ref = int(sd[lo]), int(spos[lo])
+            for j in range(inner[i], inner[i + 1]):
+                other = int(ipos[j])
+                if is_source[other] and (int(idist[j]), base + other) < (best_d, best_ref):
+                    best_d, best_ref = int(idist[j]), base + other
+            if best_ref >= 0 and best_d <= near_radius and not (pinned is not None and pinned[i]):
+                is_source[i] = False
+                near_of[i], near_d[i] = best_ref, best_d
+        # batch references become positions: new sources are numbered in input order after the stored ones
+        position = np.where(is_source, base + np.cumsum(is_source) - 1, -1)
+        from_batch = near_of >= base
+        near_of[from_batch] = position[near_of[from_batch] - base]
+        ok = is_source[iq] & is_source[ipos]
+        link_q = np.concatenate([sq[is_source[sq]], iq[ok]])
+        link_p = np.concatenate([spos[is_source[sq]], position[ipos[ok]]])
+        link_d = np.concatenate([sd[is_source[sq]], idist[ok]])
+        order = np.lexsort((link_p, link_q))
+        self.add(h[is_source])
+        return Assignment(position, near_of, near_d, (link_q[order], link_p[order], link_d[order]))
 
 
-# --------------------------------------------------------------------------- batch search
+def _pairs_earlier(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, d) for j < i within the batch: brute force (batches are small next to the index)."""
+    if len(h) < 2:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    with _threads(len(h) * len(h) / 2):
+        counts, _, _ = _kernels().search_brute(h, h, radius, 0, 0)
+        counts2, found, dist = _kernels().search_brute(h, h, radius, 0, max(1, int(counts.max())))
+    keep = np.arange(found.shape[1])[None, :] < counts2[:, None]
+    qi = np.broadcast_to(np.arange(len(h))[:, None], keep.shape)[keep]
+    return _sorted([(qi, found[keep], dist[keep])])
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x)
+def _group(sorted_query: np.ndarray, k: int) -> np.ndarray:
+    """Start offsets of each query's run in arrays sorted by query (length ``k + 1``)."""
+    return np.searchsorted(sorted_query, np.arange(k + 1))
+
+
+def _sorted(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not parts:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    qi, pos, d = (np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(3))
+    order = np.lexsort((pos, d, qi))
+    return qi[order], pos[order], d[order]
+
+
+# --------------------------------------------------------------------------- baseline
 
 
 def all_pairs(hashes: np.ndarray, radius: int, block: int = 2048) -> np.ndarray:
-    """Quadratic baseline: every (i, j, distance) with i < j and distance <= radius."""
+    """Quadratic baseline: every (i, j, distance) with i < j and distance <= radius, sorted."""
     h = np.asarray(hashes, dtype=np.uint64)
-    out = []
+    out = [np.empty((0, 3), np.int64)]
     for start in range(0, len(h), block):
         rows = h[start : start + block]
-        d = _popcount(rows[:, None] ^ h[None, :])
+        d = np.bitwise_count(rows[:, None] ^ h[None, :])
         i, j = np.nonzero(d <= radius)
-        i = i + start
-        keep = i < j
-        out.append(np.stack([i[keep], j[keep], d[i[keep] - start, j[keep]]], axis=1))
-    return _sorted_pairs(np.concatenate(out) if out else np.empty((0, 3), dtype=np.int64))
-
-
-def _sorted_pairs(pairs: np.ndarray) -> np.ndarray:
-    pairs = pairs.astype(np.int64, copy=False).reshape(-1, 3)
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))] if len(pairs) else pairs
-
-
-def plan(n: int, radius: int) -> tuple[int, int]:
-    """Pick (chunks, chunk radius) minimising estimated work for ``n`` random hashes.
-
-    Work per flip pattern is one pass over the items and the table, plus the candidate pairs it
-    yields (about n^2 / 2^width); more chunks mean fewer bits each, fewer patterns, more candidates.
-    """
-    best: tuple[float, int, int] | None = None
-    for m in range(1, max(radius + 2, 9)):
-        widths = chunk_widths(m)
-        if max(widths) > 24:
-            continue
-        r = radius // m
-        cost = 0.0
-        for w in widths:
-            patterns = sum(comb(w, k) for k in range(r + 1))
-            cost += patterns * (n + n * n / 2.0**w) + 2.0**w
-        if best is None or cost < best[0]:
-            best = (cost, m, r)
-    assert best is not None, "radius too large for chunked search"
-    return best[1], best[2]
-
-
-def _expand(starts_a: np.ndarray, counts_a: np.ndarray, starts_b: np.ndarray, counts_b: np.ndarray) -> tuple[
-    np.ndarray, np.ndarray
-]:
-    """Cartesian products of index ranges [sa, sa+ca) x [sb, sb+cb), all groups at once."""
-    sizes = counts_a * counts_b
-    total = int(sizes.sum())
-    if total == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    group = np.repeat(np.arange(len(sizes)), sizes)
-    offsets = np.cumsum(sizes) - sizes
-    local = np.arange(total, dtype=np.int64) - offsets[group]
-    cb = counts_b[group]
-    return starts_a[group] + local // cb, starts_b[group] + local % cb
-
-
-def near_pairs(hashes: np.ndarray, radius: int, max_pairs_per_step: int = 4_000_000) -> np.ndarray:
-    """Every (i, j, distance) with i < j and Hamming distance <= radius, sorted; same result as
-    :func:`all_pairs` without the quadratic work."""
-    h = np.asarray(hashes, dtype=np.uint64)
-    n = len(h)
-    if n < 2:
-        return np.empty((0, 3), dtype=np.int64)
-    m, r = plan(n, radius)
-    found = []
-    shift = 0
-    for width in chunk_widths(m):
-        keys = ((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-        shift += width
-        order = np.argsort(keys, kind="stable")
-        hs = h[order]  # hashes in bucket order: candidate pairs are verified without gathering twice
-        counts = np.bincount(keys, minlength=1 << width)
-        starts = np.cumsum(counts) - counts
-        occupied = np.nonzero(counts)[0]
-        for mask in flip_masks(width, r):
-            partner = occupied ^ mask
-            ok = counts[partner] > 0
-            if mask:  # each unordered bucket pair once: the smaller key first
-                ok &= partner > occupied
-            ka, kb = occupied[ok], partner[ok]
-            # bound memory: expand the bucket pairs in slices of about max_pairs_per_step pairs
-            sizes = counts[ka] * counts[kb]
-            bounds = np.searchsorted(np.cumsum(sizes), np.arange(max_pairs_per_step, int(sizes.sum()) + 1,
-                                                                  max_pairs_per_step), side="right")
-            for part in np.split(np.arange(len(ka)), bounds):
-                a, b = _expand(starts[ka[part]], counts[ka[part]], starts[kb[part]], counts[kb[part]])
-                if not mask:
-                    keep = a < b
-                    a, b = a[keep], b[keep]
-                d = _popcount(hs[a] ^ hs[b])
-                close = d <= radius
-                if close.any():
-                    i, j = order[a[close]], order[b[close]]
-                    lo, hi = np.minimum(i, j), np.maximum(i, j)
-                    found.append(np.stack([lo, hi, d[close].astype(np.int64)], axis=1))
-    if not found:
-        return np.empty((0, 3), dtype=np.int64)
-    pairs = np.unique(np.concatenate(found), axis=0)  # a pair can match in several chunks
-    return _sorted_pairs(pairs)
+        keep = i + start < j
+        out.append(np.stack([i[keep] + start, j[keep], d[i[keep], j[keep]]], axis=1).astype(np.int64))
+    pairs = np.concatenate(out)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]

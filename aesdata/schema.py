@@ -12,10 +12,14 @@ This module is the single source of truth. ``schemas/*.json`` are generated from
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The CoT modes (and the --redo choices) and the clock live there, free of pydantic, so the CLI starts fast.
+from aesdata.choices import COT_MODES, CotMode, Redo  # noqa: F401
+from aesdata.clock import utcnow  # noqa: F401
 
 Slot = Literal["A", "B", "C", "D"]
 SLOTS: tuple[Slot, ...] = get_args(Slot)
@@ -28,9 +32,6 @@ Dimension = Literal[
 ]
 DIMENSIONS: tuple[Dimension, ...] = get_args(Dimension)
 
-CotMode = Literal["answer-driven", "automated", "manual", "template"]
-COT_MODES: tuple[CotMode, ...] = get_args(CotMode)
-
 LabelOrigin = Literal["synthetic", "human"]
 RationaleStatus = Literal["valid", "failed"]
 Split = Literal["train", "test"]
@@ -38,11 +39,10 @@ Split = Literal["train", "test"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="hex sha256 of the stored PNG blob")]
 Hash64 = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="64-bit perceptual hash, hex")]
 SemVer = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, so stored timestamps compare across machines."""
-    return datetime.now(UTC)
+#: A sample id: 16 hex digits derived from the source id. Ids read from a dataset are checked against it
+#: before they name a file (``export`` writes ``images/<sample_id>/``).
+SAMPLE_ID_PATTERN = r"^[0-9a-f]{16}$"
+SampleId = Annotated[str, Field(pattern=SAMPLE_ID_PATTERN, description="stable id derived from the source id")]
 
 
 class Record(BaseModel):
@@ -261,7 +261,7 @@ class Candidate(Record):
 class Sample(Record):
     """One source and its four candidates: the unit of annotation and publication."""
 
-    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="stable id derived from the source id")
+    id: SampleId
     source_id: Sha256
     backend: Literal["diffusers", "synthetic"]
     signature: str = Field(description="hash of the generation settings that made the candidates")
@@ -280,6 +280,7 @@ class Annotation(Record):
     rationale: str | None = Field(default=None, description="free text the annotator wrote, if any")
     task_id: int | None = None
     annotation_id: int | None = None
+    lead_time_s: float | None = Field(default=None, ge=0, description="seconds spent on the task (Label Studio)")
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -295,6 +296,11 @@ class Label(Record):
     annotators: list[str] = Field(default_factory=list, description="pseudonyms that contributed")
     agreement: float | None = Field(default=None, ge=0, le=1, description="share of annotators agreeing")
     needs_review: bool = False
+    overlap: int | None = Field(default=None, ge=1, description="annotators each task was handed to")
+    left_out: list[str] = Field(
+        default_factory=list, description="pseudonyms left out of the consensus (gold accuracy too low)"
+    )
+    reviewed_by: str | None = Field(default=None, description="pseudonym of the reviewer whose judgement settled it")
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -400,12 +406,14 @@ class Provenance(Record):
     agreement: float | None = None
     label_origin: LabelOrigin
     rationale_model: str | None = None
+    overlap: int | None = Field(default=None, description="annotators each task was handed to (human labels)")
+    left_out: list[str] = Field(default_factory=list, description="pseudonyms left out of the consensus (gold)")
 
 
 class PublishedRow(Record):
     """One row of a published dataset, before its images are embedded."""
 
-    sample_id: str
+    sample_id: SampleId
     split: Split
     question: str
     answer: str = Field(description="canonical answer text, e.g. 'A,C' or 'none'")

@@ -12,7 +12,8 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from aesdata.db import to_signed64, to_unsigned64
 from aesdata.schema import (
@@ -144,12 +145,13 @@ def candidate_shas(db: sqlite3.Connection, sample_id: str) -> list[str]:
 
 def upsert_annotation(db: sqlite3.Connection, ann: Annotation) -> None:
     db.execute(
-        "INSERT INTO annotations (sample_id, annotator, judgement, rationale, task_id, annotation_id, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, annotator) DO UPDATE SET"
+        "INSERT INTO annotations (sample_id, annotator, judgement, rationale, task_id, annotation_id, lead_time_s,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, annotator) DO UPDATE SET"
         " judgement = excluded.judgement, rationale = excluded.rationale, task_id = excluded.task_id,"
-        " annotation_id = excluded.annotation_id, updated_at = excluded.updated_at",
+        " annotation_id = excluded.annotation_id, lead_time_s = excluded.lead_time_s,"
+        " updated_at = excluded.updated_at",
         (ann.sample_id, ann.annotator, ann.judgement.model_dump_json(), ann.rationale, ann.task_id,
-         ann.annotation_id, ann.updated_at.isoformat()),
+         ann.annotation_id, ann.lead_time_s, ann.updated_at.isoformat()),
     )
 
 
@@ -158,7 +160,7 @@ def get_annotations(db: sqlite3.Connection, sample_id: str) -> list[Annotation]:
     return [
         Annotation(sample_id=r["sample_id"], annotator=r["annotator"],
                    judgement=Judgement.model_validate_json(r["judgement"]), rationale=r["rationale"],
-                   task_id=r["task_id"], annotation_id=r["annotation_id"],
+                   task_id=r["task_id"], annotation_id=r["annotation_id"], lead_time_s=r["lead_time_s"],
                    updated_at=datetime.fromisoformat(r["updated_at"]))
         for r in rows.fetchall()
     ]
@@ -166,13 +168,29 @@ def get_annotations(db: sqlite3.Connection, sample_id: str) -> list[Annotation]:
 
 def upsert_label(db: sqlite3.Connection, label: Label) -> None:
     db.execute(
-        "INSERT INTO labels (sample_id, origin, judgement, annotators, agreement, needs_review, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, origin) DO UPDATE SET"
+        "INSERT INTO labels (sample_id, origin, judgement, annotators, agreement, needs_review, overlap, left_out,"
+        " reviewed_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, origin) DO UPDATE SET"
         " judgement = excluded.judgement, annotators = excluded.annotators, agreement = excluded.agreement,"
-        " needs_review = excluded.needs_review, updated_at = excluded.updated_at",
+        " needs_review = excluded.needs_review, overlap = excluded.overlap, left_out = excluded.left_out,"
+        " reviewed_by = excluded.reviewed_by, updated_at = excluded.updated_at",
         (label.sample_id, label.origin, label.judgement.model_dump_json(), json.dumps(label.annotators),
-         label.agreement, int(label.needs_review), label.updated_at.isoformat()),
+         label.agreement, int(label.needs_review), label.overlap, json.dumps(label.left_out), label.reviewed_by,
+         label.updated_at.isoformat()),
     )
+
+
+def put_annotation_quality(db: sqlite3.Connection, summary: dict[str, Any]) -> None:
+    """The annotation team's figures as of the last pull (written by annotate, shown by publish)."""
+    db.execute(
+        "INSERT INTO annotation_quality (id, summary, computed_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+        " summary = excluded.summary, computed_at = excluded.computed_at",
+        (json.dumps(summary, sort_keys=True), datetime.now(UTC).isoformat()),
+    )
+
+
+def get_annotation_quality(db: sqlite3.Connection) -> dict[str, Any] | None:
+    row = db.execute("SELECT summary FROM annotation_quality WHERE id = 1").fetchone()
+    return json.loads(row[0]) if row else None
 
 
 def judgement_hash(judgement: Judgement) -> str:
@@ -191,7 +209,8 @@ def _label(row: sqlite3.Row) -> Label:
     return Label(sample_id=row["sample_id"], origin=row["origin"],
                  judgement=Judgement.model_validate_json(row["judgement"]),
                  annotators=json.loads(row["annotators"]), agreement=row["agreement"],
-                 needs_review=bool(row["needs_review"]), updated_at=datetime.fromisoformat(row["updated_at"]))
+                 needs_review=bool(row["needs_review"]), overlap=row["overlap"], left_out=json.loads(row["left_out"]),
+                 reviewed_by=row["reviewed_by"], updated_at=datetime.fromisoformat(row["updated_at"]))
 
 
 def get_label(db: sqlite3.Connection, sample_id: str) -> Label | None:

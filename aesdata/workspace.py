@@ -16,9 +16,10 @@ from typing import Any
 
 from aesdata import db as dbmod
 from aesdata.blobs import BlobStore, open_store
+from aesdata.clock import utcnow
 from aesdata.config import TEMPLATE, Settings, load_settings
 from aesdata.errors import AesdataError, WorkspaceNotFound
-from aesdata.schema import utcnow
+from aesdata.runowner import Owner
 
 ENV_VAR = "AESDATA_WORKSPACE"
 SETTINGS_FILE = "aesdata.toml"
@@ -45,6 +46,7 @@ class Workspace:
         self.db: sqlite3.Connection = dbmod.connect(self.root / DB_FILE)
         dbmod.apply_migrations(self.db)
         self.blobs: BlobStore = open_store(self.settings.blobs.url, self.root / BLOBS_DIR, base=self.root)
+        self.mark_interrupted()
 
     # ------------------------------------------------------------------ opening
 
@@ -93,16 +95,40 @@ class Workspace:
         """``with ws.transaction() as db:`` — one committed unit of work."""
         return dbmod.transaction(self.db)
 
+    def mark_interrupted(self) -> list[int]:
+        """Mark ``interrupted`` the ``running`` runs whose process is gone (killed, or the machine rebooted).
+
+        A kill leaves no chance to record an ending, so the next opening of the workspace does it. Runs
+        started on another host, and runs from before owners were recorded, are left as they are.
+        """
+        here = Owner.current()
+        rows = self.db.execute(
+            "SELECT id, pid, host, boot_id, proc_start FROM runs WHERE status = 'running' AND pid IS NOT NULL"
+        ).fetchall()
+        gone = [r["id"] for r in rows if Owner(r["pid"], r["host"], r["boot_id"], r["proc_start"]).is_gone(here)]
+        if gone:
+            with self.transaction():
+                self.db.executemany(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'",
+                    [(utcnow().isoformat(), run_id) for run_id in gone],
+                )
+        return gone
+
     @contextmanager
     def run(self, stage: str, params: dict[str, Any]) -> Iterator[RunRecorder]:
         """Record one stage invocation in ``runs``; its status says how it ended.
 
-        Secrets must never be in ``params``: callers pass settings, not credentials.
+        The row names its process (see :mod:`aesdata.runowner`), so a run that was killed is marked
+        ``interrupted`` when the workspace is next opened. Secrets must never be in ``params``:
+        callers pass settings, not credentials.
         """
+        me = Owner.current()
         with self.transaction():
             cur = self.db.execute(
-                "INSERT INTO runs (stage, params, status, started_at) VALUES (?, ?, 'running', ?)",
-                (stage, json.dumps(params, default=str, sort_keys=True), utcnow().isoformat()),
+                "INSERT INTO runs (stage, params, status, started_at, pid, host, boot_id, proc_start)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (stage, json.dumps(params, default=str, sort_keys=True), utcnow().isoformat(),
+                 me.pid, me.host, me.boot_id, me.started),
             )
         rec = RunRecorder(id=int(cur.lastrowid or 0), stage=stage)
         status = "failed"

@@ -1,14 +1,24 @@
-"""Ingest throughput and near-duplicate search scaling.
+"""Ingest throughput, the near-duplicate search ingest runs, and ``--hf-dataset`` memory.
 
 (a) ingest + hash throughput on generated 512x512 JPEGs: images/s with 1 worker and with all cores;
-(b) near-duplicate search over random 64-bit hashes (radius 6): multi-index hashing at 10k, 100k and
-    640k hashes against the all-pairs baseline at 10k, with time per hash to show the scaling.
-Figures only: nothing here passes or fails on time.
+(b) the near-duplicate search exactly as ingest calls it: ``NearIndex.assign`` on batches of
+    ``ingest.BATCH`` hashes, each batch searched against everything stored before it and added, at
+    100k, 640k and 2M hashes, index radius 6 and 10 (``group_threshold``; near-duplicate radius 6),
+    uniform random hashes and clustered ones (families of near copies, as photo sets have). Each case
+    runs in a child process so its peak RSS is its own. The all-pairs numpy baseline is timed in the
+    same run on a subsample and extrapolated as n^2 (labelled so);
+(c) ``ingest --hf-dataset`` peak RSS at 2k and 20k rows of a local parquet dataset (child per size).
+Figures only: nothing here passes or fails on time. ``BENCH_HASHES=10000000 BENCH_DISTS=uniform`` runs
+the 10M case by hand.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,12 +29,38 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aesdata.ingest import ingest  # noqa: E402
-from aesdata.nearindex import all_pairs, near_pairs, plan  # noqa: E402
+from aesdata.ingest import BATCH, ingest  # noqa: E402
+from aesdata.nearindex import NearIndex, all_pairs  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
 
 N_IMAGES = int(os.environ.get("BENCH_INGEST_IMAGES", "200"))
-SIZES = [int(s) for s in os.environ.get("BENCH_HASHES", "10000,100000,640000").split(",")]
+SIZES = [int(s) for s in os.environ.get("BENCH_HASHES", "100000,640000,2000000").split(",")]
+RADII = [int(r) for r in os.environ.get("BENCH_RADII", "6,10").split(",")]
+DISTS = os.environ.get("BENCH_DISTS", "uniform,clustered").split(",")
+HF_ROWS = [int(s) for s in os.environ.get("BENCH_HF_ROWS", "2000,20000").split(",")]
+BASELINE_N = 5_000
+NEAR = 6  # ingest.near_duplicate_threshold's default
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def hashes(n: int, dist: str, seed: int = 1) -> np.ndarray:
+    """Uniform 64-bit hashes, or families: about n/6 roots, each with copies 0-12 bits away."""
+    rng = np.random.default_rng(seed)
+    if dist == "uniform":
+        return rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    roots = rng.integers(0, 2**64, size=max(1, n // 6), dtype=np.uint64)
+    h = roots[rng.integers(0, len(roots), size=n)]
+    flips = rng.integers(0, 13, size=n)
+    for k in range(1, 13):
+        rows = np.nonzero(flips >= k)[0]
+        h[rows] ^= np.left_shift(np.uint64(1), rng.integers(0, 64, size=len(rows)).astype(np.uint64))
+    return h
+
+
+# --------------------------------------------------------------------------- (a) ingest
 
 
 def make_jpegs(folder: Path, n: int) -> None:
@@ -53,28 +89,128 @@ def bench_ingest() -> None:
             print(f"{workers:>8} {dt:>9.2f} {rate:>9.1f} {rate / base:>6.2f}x   (added {summary.added})")
 
 
+# --------------------------------------------------------------------------- (b) near-duplicate search
+
+
+def search_case(n: int, radius: int, dist: str) -> dict[str, float]:
+    """Child process: stream n hashes through assign() as ingest does; time, memory, outcome counts."""
+    h = hashes(n, dist)
+    warm = NearIndex(radius, tail=0)  # load every compiled kernel before the clock starts
+    warm.add(hashes(20_000, dist, seed=2))
+    warm.assign(h[:BATCH], min(NEAR, radius))
+    index = NearIndex(radius)
+    near = links = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for start in range(0, n, BATCH):
+        a = index.assign(h[start : start + BATCH], min(NEAR, radius))
+        near += int((a.position < 0).sum())
+        links += len(a.links[0])
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    t = index._tables
+    plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
+    return {"seconds": dt, "cpu": cpu, "near": near, "links": links, "rss_mb": peak_rss_mb(),
+            "index_mb": index.nbytes / 2**20, "plan": plan}
+
+
+def baseline(radius: int, dist: str) -> float:
+    """All-pairs CPU seconds at BASELINE_N hashes (numpy popcount over every pair, one thread; best of 3)."""
+    h = hashes(BASELINE_N, dist)
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        all_pairs(h, radius)
+        best = min(best, time.process_time() - c0)
+    return best
+
+
+def child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench child {args} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def bench_search() -> None:
-    rng = np.random.default_rng(1)
-    print("\nnear-duplicate search, random 64-bit hashes, radius 6")
-    print(f"{'hashes':>8} {'method':>10} {'plan':>8} {'seconds':>9} {'us/hash':>8} {'pairs':>6}")
-    baseline = None
+    print(f"\nnear-duplicate search as ingest runs it: NearIndex.assign, batches of {BATCH}, near radius {NEAR}")
+    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'seconds':>8} {'cpu s':>7} {'us/hash':>8} "
+          f"{'all-pairs cpu s':>15} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
+    base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
     for n in SIZES:
-        h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-        if n == SIZES[0]:
-            t0 = time.perf_counter()
-            ref = all_pairs(h, 6)
-            baseline = time.perf_counter() - t0
-            print(f"{n:>8} {'all-pairs':>10} {'-':>8} {baseline:>9.3f} {baseline / n * 1e6:>8.2f} {len(ref):>6}")
+        for radius in RADII:
+            for dist in DISTS:
+                got = child(["search", str(n), str(radius), dist])
+                pairs_s = base[(radius, dist)] * (n / BASELINE_N) ** 2  # CPU seconds, like got["cpu"]
+                print(f"{n:>9} {radius:>6} {dist:>10} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
+                      f"{got['seconds'] / n * 1e6:>8.2f} "
+                      f"{pairs_s:>14.0f}* {pairs_s / got['cpu']:>7.0f}x {got['index_mb']:>8.0f} "
+                      f"{got['rss_mb']:>8.0f} "
+                      f"{got['near']:>8} {got['links']:>8}  {got['plan']}", flush=True)
+    print(f"* all-pairs CPU time at {BASELINE_N:,} hashes in this run "
+          + ", ".join(f"(r{r} {d}: {s:.2f} s)" for (r, d), s in base.items())
+          + " extrapolated as n^2; ratio = all-pairs CPU / assign CPU. CPU time, not wall clock, because both run "
+          "on one thread (assign goes parallel only past 20M estimated operations per call) and a shared "
+          "machine stretches wall clock. Index MB: the index's arrays; peak MB: the child's whole process "
+          "(imports included).")
+
+
+# --------------------------------------------------------------------------- (c) --hf-dataset memory
+
+
+def hf_make(rows: int, folder: str) -> dict[str, float]:
+    """Child process: write a local parquet dataset of ``rows`` noise JPEGs, in parts of 1000 rows."""
+    import datasets
+
+    root = Path(folder)
+    data = root / "ds" / "data"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(rows)
+
+    def images(start: int, stop: int) -> list[dict[str, bytes | None]]:
+        out = []
+        for _ in range(start, stop):
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, size=(128, 128, 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+            out.append({"bytes": buf.getvalue(), "path": None})
+        return out
+
+    for part, start in enumerate(range(0, rows, 1000)):  # written in parts: the writer stays small too
+        ds = datasets.Dataset.from_dict({"image": images(start, min(rows, start + 1000))},
+                                        features=datasets.Features({"image": datasets.Image()}))
+        ds.to_parquet(str(data / f"train-{part:05d}.parquet"))
+    return {"dataset_mb": sum(f.stat().st_size for f in data.iterdir()) / 2**20}
+
+
+def hf_case(folder: str) -> dict[str, float]:
+    """Child process: ingest the dataset :func:`hf_make` wrote; seconds and this process's peak RSS."""
+    root = Path(folder)
+    with Workspace.init(root / "ws") as ws:
         t0 = time.perf_counter()
-        got = near_pairs(h, 6)
+        summary = ingest(ws, hf_dataset=str(root / "ds"), workers=2)
         dt = time.perf_counter() - t0
-        m, r = plan(n, 6)
-        note = f"  ({baseline / dt:.0f}x faster than all-pairs)" if n == SIZES[0] and baseline else ""
-        print(f"{n:>8} {'MIH':>10} {f'{m}x{64 // m}b r{r}':>8} {dt:>9.3f} {dt / n * 1e6:>8.2f} {len(got):>6}{note}")
-    print("target: 640k hashes in under 60 s on 2 cores; all-pairs would grow as n^2 "
-          f"(~{baseline * (640_000 / SIZES[0]) ** 2:.0f} s at 640k by extrapolation)" if baseline else "")
+    return {"seconds": dt, "added": summary.added, "rss_mb": peak_rss_mb()}
+
+
+def bench_hf() -> None:
+    print("\ningest --hf-dataset (local parquet, 128x128 JPEG rows), child process per size")
+    print(f"{'rows':>7} {'dataset MB':>11} {'seconds':>8} {'added':>7} {'peak RSS MB':>12} {'ratio':>6}")
+    first = None
+    for rows in HF_ROWS:
+        with tempfile.TemporaryDirectory() as tmp:
+            got = child(["hf-make", str(rows), tmp]) | child(["hf", tmp])
+        first = first or got["rss_mb"]
+        print(f"{rows:>7} {got['dataset_mb']:>11.0f} {got['seconds']:>8.1f} {got['added']:>7} "
+              f"{got['rss_mb']:>12.0f} {got['rss_mb'] / first:>5.2f}x", flush=True)
+    print("peak RSS of the ingesting process (the dataset is written by another one first)")
 
 
 if __name__ == "__main__":
-    bench_ingest()
-    bench_search()
+    if sys.argv[1:2] == ["search"]:
+        print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
+    elif sys.argv[1:2] == ["hf-make"]:
+        print(json.dumps(hf_make(int(sys.argv[2]), sys.argv[3])))
+    elif sys.argv[1:2] == ["hf"]:
+        print(json.dumps(hf_case(sys.argv[2])))
+    else:
+        bench_ingest()
+        bench_search()
+        bench_hf()

@@ -1,1 +1,3 @@
-"""Human annotation in Label Studio: serve, push samples as tasks, pull annotations back, consensus."""
+"""Human annotation in Label Studio, as a team does it: serve, onboard annotators (``team``), push samples
+as tasks with overlap and gold (``push``, ``gold``), pull annotations back (``pull``), consensus and
+alpha (``consensus``), annotator quality (``quality``, ``report``), disputes back to people (``review``)."""

@@ -5,6 +5,9 @@
   the dimensions tagged by more than half of the annotators who rejected it (or, when none reaches
   that, the most often tagged ones). Any disagreement on a slot's acceptance, ties included, flags the
   sample for review: the label is still usable, but a person should look.
+* :func:`settle` decides a sample's label with the team around it: a reviewer's judgement settles it;
+  otherwise annotators left out for low gold accuracy do not vote (unless nobody else is left, then
+  everyone votes and the sample goes to review).
 * :func:`krippendorff_alpha_nominal` measures agreement beyond chance (Krippendorff 2011,
   "Computing Krippendorff's Alpha-Reliability"), tolerating missing values.
 """
@@ -12,7 +15,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -46,6 +49,40 @@ def consensus(judgements: Sequence[Judgement]) -> Consensus:
     judgement = Judgement.from_defects(defects)
     agreeing = sum(1 for j in judgements if j.answer == judgement.answer)
     return Consensus(judgement=judgement, agreement=agreeing / n, needs_review=review)
+
+
+@dataclass(frozen=True)
+class Settled:
+    judgement: Judgement
+    agreement: float | None  # share of the voters (or of the annotators, against a reviewer) agreeing
+    needs_review: bool
+    left_out: tuple[str, ...]  # annotators whose judgement did not count
+    reviewed_by: str | None
+
+
+def settle(
+    by_annotator: Mapping[str, Judgement], *, left_out: Set[str] = frozenset(), reviewers: Set[str] = frozenset()
+) -> Settled:
+    """The label of one sample from its annotators' judgements (``annotator -> judgement``)."""
+    if not by_annotator:
+        raise ValueError("settle needs at least one judgement")
+    reviewing = sorted(a for a in by_annotator if a in reviewers)
+    if reviewing:
+        verdict = by_annotator[reviewing[0]]
+        others = [j for a, j in by_annotator.items() if a not in reviewers]
+        agreement = sum(j.answer == verdict.answer for j in others) / len(others) if others else None
+        return Settled(verdict, agreement, False, (), reviewing[0])
+    voters = [a for a in sorted(by_annotator) if a not in left_out]
+    everyone_left_out = not voters
+    voters = voters or sorted(by_annotator)
+    result = consensus([by_annotator[a] for a in voters])
+    return Settled(
+        judgement=result.judgement,
+        agreement=result.agreement if len(voters) > 1 else None,
+        needs_review=result.needs_review or everyone_left_out,
+        left_out=() if everyone_left_out else tuple(a for a in sorted(by_annotator) if a in left_out),
+        reviewed_by=None,
+    )
 
 
 def krippendorff_alpha_nominal(units: Iterable[Mapping[Hashable, Hashable]]) -> float | None:

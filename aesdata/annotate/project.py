@@ -13,13 +13,14 @@ import hashlib
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from aesdata.annotate.client import api_errors, call
-from aesdata.assets import asset_path
+from aesdata.assets import read_asset
 from aesdata.errors import AesdataError
 from aesdata.progress import Reporter
 from aesdata.schema import utcnow
@@ -38,8 +39,14 @@ class ProjectRef:
     title: str
 
 
-def label_config() -> str:
-    return asset_path(CONFIG_FILE).read_text(encoding="utf-8")
+def shard_title(base: str, shard: int) -> str:
+    """Title of the ``shard``-th project (0-based) of a dataset titled ``base``."""
+    return base if shard == 0 else f"{base} #{shard + 1}"
+
+
+def label_config(root: Path | None = None) -> str:
+    """The labelling config workspace ``root`` uses (its assets/ copy, else the shipped one)."""
+    return read_asset(CONFIG_FILE, root).text
 
 
 def _hash(text: str) -> str:
@@ -51,14 +58,24 @@ def recorded(db: sqlite3.Connection, url: str, title: str) -> ProjectRef | None:
     return ProjectRef(row["id"], row["project_id"], url, title) if row else None
 
 
-def require_recorded(db: sqlite3.Connection, url: str, title: str) -> ProjectRef:
-    ref = recorded(db, url, title)
-    if ref is None:
+def shards(db: sqlite3.Connection, url: str, base: str) -> list[ProjectRef]:
+    """Every recorded project of the dataset titled ``base`` on ``url``, in shard order."""
+    rows = db.execute(
+        "SELECT id, project_id, title FROM ls_projects WHERE url = ? AND COALESCE(base_title, title) = ? ORDER BY id",
+        (url, base),
+    )
+    return [ProjectRef(r["id"], r["project_id"], url, r["title"]) for r in rows]
+
+
+def require_recorded(db: sqlite3.Connection, url: str, title: str) -> list[ProjectRef]:
+    """The shards of ``title`` (at least one), or one error saying nothing was pushed there."""
+    refs = shards(db, url, title)
+    if not refs:
         raise AesdataError(
             f"nothing pushed to project {title!r} at {url} from this workspace",
             hint="run `aesdata annotate push` first (or pass the --url/--project-title used then)",
         )
-    return ref
+    return refs
 
 
 def _exists(client: LabelStudio, url: str, project_id: int) -> bool:
@@ -94,9 +111,41 @@ def _adopt(client: LabelStudio, url: str, title: str, nonce: str) -> int | None:
     return None
 
 
-def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter) -> ProjectRef:
-    """The recorded project (config updated when it changed), or a new one when none exists yet."""
-    config = label_config()
+def ensure_project(
+    ws: Workspace,
+    client: LabelStudio,
+    url: str,
+    title: str,
+    reporter: Reporter,
+    *,
+    overlap: int = 1,
+    base_title: str | None = None,
+) -> ProjectRef:
+    """The recorded project (config and overlap updated when they changed), or a new one."""
+    ref = _ensure_project(ws, client, url, title, reporter, base_title)
+    _ensure_overlap(ws, client, ref, overlap, reporter)
+    return ref
+
+
+def _ensure_overlap(ws: Workspace, client: LabelStudio, ref: ProjectRef, overlap: int, reporter: Reporter) -> None:
+    row = ws.db.execute("SELECT overlap FROM ls_projects WHERE id = ?", (ref.local_id,)).fetchone()
+    remote = call(ref.url, "read the project", lambda: client.projects.get(id=ref.project_id))
+    if row["overlap"] == overlap and remote.maximum_annotations == overlap:
+        return
+    call(
+        ref.url,
+        f"set the overlap to {overlap}",
+        lambda: client.projects.update(id=ref.project_id, maximum_annotations=overlap),
+    )
+    with ws.transaction() as db:
+        db.execute("UPDATE ls_projects SET overlap = ? WHERE id = ?", (overlap, ref.local_id))
+    reporter.info(f"project {ref.project_id}: each task goes to {overlap} annotator(s)")
+
+
+def _ensure_project(
+    ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter, base_title: str | None
+) -> ProjectRef:
+    config = label_config(ws.root)
     digest = _hash(config)
     ref = recorded(ws.db, url, title)
     if ref is not None:
@@ -143,8 +192,9 @@ def ensure_project(ws: Workspace, client: LabelStudio, url: str, title: str, rep
             )
             return ProjectRef(ref.local_id, project_id, url, title)
         cur = db.execute(
-            "INSERT INTO ls_projects (url, title, project_id, config_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-            (url, title, project_id, digest, utcnow().isoformat()),
+            "INSERT INTO ls_projects (url, title, project_id, config_hash, created_at, base_title)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (url, title, project_id, digest, utcnow().isoformat(), base_title if base_title != title else None),
         )
     return ProjectRef(int(cur.lastrowid or 0), project_id, url, title)
 

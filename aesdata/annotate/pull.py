@@ -9,8 +9,13 @@ Per task: every annotation is validated (:func:`aesdata.annotate.tasks.parse_res
 reported with its task id and skipped (the annotator's earlier annotation, if any, stays) and the task
 is read again on the next pull. One annotation per annotator per sample is stored, the annotator
 pseudonymised; annotations deleted in Label Studio are deleted here. A task deleted in Label Studio is
-reported and the sample's local annotations are kept. Then the sample's human label is derived
-(:func:`aesdata.annotate.consensus.consensus`).
+reported and the sample's local annotations are kept. A skipped task (``was_cancelled``) is counted,
+not a judgement. An annotation without a known annotator (no ``completed_by``, or a user the server no
+longer lists) is bad input like any other. Then the sample's human label is derived
+(:func:`aesdata.annotate.consensus.settle`): a reviewer's judgement settles it, annotators under
+``[annotate] min_gold_accuracy`` on gold do not vote (recorded as ``left_out``), and the project's
+overlap is recorded. When the set of annotators left out changes, every label they touch is derived again.
+Every shard of the title is read (:func:`aesdata.annotate.project.shards`).
 """
 
 from __future__ import annotations
@@ -25,13 +30,17 @@ from typing import Any
 from label_studio_sdk import LabelStudio
 
 from aesdata import store
-from aesdata.annotate.client import api_errors, connect, normalise_url
-from aesdata.annotate.consensus import agreement_report, consensus
+from aesdata.annotate.client import api_errors, call, connect, normalise_url
+from aesdata.annotate.consensus import agreement_report, settle
+from aesdata.annotate.gold import gold_answers
 from aesdata.annotate.project import ProjectRef, list_tasks, reconcile, require_recorded
 from aesdata.annotate.pseudonym import load_key, pseudonym
+from aesdata.annotate.quality import below_gold, score_annotators
+from aesdata.annotate.report import all_judgements, card_summary
+from aesdata.annotate.review import reviewers
 from aesdata.annotate.tasks import parse_result
 from aesdata.progress import LogReporter, Reporter
-from aesdata.schema import Annotation, Judgement, Label
+from aesdata.schema import Annotation, Label
 from aesdata.workspace import RunRecorder, Workspace
 
 #: Task ids per export request: they travel as `ids[]` query fields, and Django refuses more than 1000.
@@ -45,6 +54,40 @@ class LocalTask:
     seen: str | None
 
 
+@dataclass(frozen=True)
+class PullContext:
+    """What every task of a pull is read against."""
+
+    ref: ProjectRef
+    key: bytes
+    users: frozenset[int]  # ids the server lists (an annotation by anyone else is refused)
+    team: Team
+    reporter: Reporter
+    run: RunRecorder
+
+
+@dataclass(frozen=True)
+class Team:
+    """Who settles and who does not vote, and the overlap each project asked for."""
+
+    reviewers: frozenset[str]
+    left_out: frozenset[str]
+    overlap: dict[str, int]  # sample id -> overlap of the project its task is in
+
+
+COUNTS = (
+    "annotations_new",
+    "annotations_updated",
+    "annotations_deleted",
+    "annotations_invalid",
+    "annotations_skipped",
+    "labels_updated",
+    "tasks_deleted",
+    "tasks_reconciled",
+    "tasks_unchanged",
+)
+
+
 def pull(
     ws: Workspace,
     *,
@@ -53,53 +96,88 @@ def pull(
     token: str | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Pull changed annotations, derive labels, report agreement; return the counts and figures."""
+    """Pull changed annotations from every shard, derive labels, report agreement; return the figures."""
     reporter = reporter or LogReporter()
-    # 1. The recorded project and a checked connection: nothing is written before both are known.
+    # 1. The recorded projects and a checked connection: nothing is written before both are known.
     url = normalise_url(url or ws.settings.annotate.url)
-    ref = require_recorded(ws.db, url, project_title or ws.settings.annotate.project_title)
+    refs = require_recorded(ws.db, url, project_title or ws.settings.annotate.project_title)
     client = connect(url, token)
     key = load_key(ws.root)
-    with ws.run("annotate-pull", {"url": url, "project_title": ref.title}) as run:
-        # 2. Tasks imported by a push that crashed before recording them, then what changed since last time.
-        run.count("tasks_reconciled", reconcile(ws, client, ref, reporter))
-        remote = {int(t.id): t for t in list_tasks(client, ref, "id,updated_at,total_annotations")}
-        local = _local_tasks(ws.db, ref)
-        _report_deleted_tasks(ws.db, local, remote, reporter, run)
-        changed = [lt for tid, lt in local.items() if tid in remote and _stamp(remote[tid].updated_at) != lt.seen]
-        annotated = _tasks_with_local_annotations(ws.db, ref)
-        to_export = [lt for lt in changed if remote[lt.task_id].total_annotations or lt.task_id in annotated]
-        with ws.transaction() as db:  # changed but nothing to read (no annotation here or there)
-            for lt in changed:
-                if not (remote[lt.task_id].total_annotations or lt.task_id in annotated):
-                    _set_seen(db, ref, lt.task_id, _stamp(remote[lt.task_id].updated_at))
-        run.count("tasks_unchanged", sum(1 for tid in local if tid in remote) - len(changed))
-        # 3. Export the changed tasks in chunks; each chunk commits on its own.
-        with reporter.task("pull from Label Studio", len(to_export)) as bar:
-            for chunk in _chunks(to_export, EXPORT_CHUNK):
-                exported = export_tasks(client, ref, [lt.task_id for lt in chunk])
-                by_id = {lt.task_id: lt for lt in chunk}
-                with ws.transaction() as db:
-                    for task in exported:
-                        lt = by_id.pop(int(task["id"]), None)
-                        if lt is not None:
-                            _apply_task(db, ref, lt, task, key, reporter, run)
-                    for lt in by_id.values():  # deleted between the listing and the export
-                        reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}) vanished during the pull")
-                bar.advance(len(chunk))
-        # 4. Agreement over every sample with several annotators.
-        figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(_all_judgements(ws.db)).items()}
-        counts = (
-            "annotations_new",
-            "annotations_updated",
-            "annotations_deleted",
-            "annotations_invalid",
-            "labels_updated",
-            "tasks_deleted",
-            "tasks_reconciled",
-            "tasks_unchanged",
-        )
-        return {**{k: run.counts.get(k, 0) for k in counts}, **figures}
+    with ws.run("annotate-pull", {"url": url, "project_title": refs[0].title}) as run:
+        users = frozenset(int(u.id) for u in call(url, "list users", client.users.list) if u.id is not None)
+        team = team_of(ws.db, ws.settings.annotate.min_gold_accuracy)
+        # 2. Each shard: tasks a crashed push imported, then what changed since last time.
+        for ref in refs:
+            _pull_project(ws, client, PullContext(ref, key, users, team, reporter, run))
+        # 3. Labels that depend on who is left out, where that changed (the gold scores or the threshold).
+        after = team_of(ws.db, ws.settings.annotate.min_gold_accuracy)
+        with ws.transaction() as db:
+            for sample_id in _touched_by(db, after.left_out):
+                if derive_label(db, sample_id, after):
+                    run.count("labels_updated")
+        # 4. Agreement over every sample with several annotators; the team's figures for the dataset card,
+        #    computed again only when something changed.
+        judgements = all_judgements(ws.db)
+        figures = {k: None if v is None else round(v, 4) for k, v in agreement_report(judgements).items()}
+        changed = any(run.counts.get(k) for k in COUNTS[:3] + ("labels_updated",))
+        if changed or store.get_annotation_quality(ws.db) is None:
+            with ws.transaction() as db:
+                store.put_annotation_quality(db, card_summary(ws, judgements))
+        return {**{k: run.counts.get(k, 0) for k in COUNTS}, **figures}
+
+
+def team_of(db: sqlite3.Connection, min_gold_accuracy: float) -> Team:
+    """Reviewers, annotators under the gold threshold, and each sample's overlap, from the workspace."""
+    left_out: set[str] = set()
+    if min_gold_accuracy > 0:  # scoring everyone is only needed when someone may be left out
+        left_out = below_gold(score_annotators(all_judgements(db), gold_answers(db)), min_gold_accuracy)
+    overlap = dict(db.execute("SELECT t.sample_id, p.overlap FROM ls_tasks t JOIN ls_projects p ON p.id = t.project"))
+    return Team(frozenset(reviewers(db)), frozenset(left_out), overlap)
+
+
+def _pull_project(ws: Workspace, client: LabelStudio, ctx: PullContext) -> None:
+    ref, run, reporter = ctx.ref, ctx.run, ctx.reporter
+    run.count("tasks_reconciled", reconcile(ws, client, ref, reporter))
+    remote = {int(t.id): t for t in list_tasks(client, ref, "id,updated_at,total_annotations,cancelled_annotations")}
+    local = _local_tasks(ws.db, ref)
+    _report_deleted_tasks(ws.db, local, remote, reporter, run)
+    changed = [lt for tid, lt in local.items() if tid in remote and _stamp(remote[tid].updated_at) != lt.seen]
+    annotated = _tasks_with_local_annotations(ws.db, ref)
+
+    def readable(lt: LocalTask) -> bool:
+        task = remote[lt.task_id]
+        return bool(task.total_annotations or task.cancelled_annotations or lt.task_id in annotated)
+
+    to_export = [lt for lt in changed if readable(lt)]
+    with ws.transaction() as db:  # changed but nothing to read (no annotation here or there)
+        for lt in changed:
+            if not readable(lt):
+                _set_seen(db, ref, lt.task_id, _stamp(remote[lt.task_id].updated_at))
+    run.count("tasks_unchanged", sum(1 for tid in local if tid in remote) - len(changed))
+    # Export the changed tasks in chunks; each chunk commits on its own.
+    with reporter.task(f"pull from Label Studio ({ref.title})", len(to_export)) as bar:
+        for chunk in _chunks(to_export, EXPORT_CHUNK):
+            exported = export_tasks(client, ref, [lt.task_id for lt in chunk])
+            by_id = {lt.task_id: lt for lt in chunk}
+            with ws.transaction() as db:
+                for task in exported:
+                    lt = by_id.pop(int(task["id"]), None)
+                    if lt is not None:
+                        _apply_task(db, lt, task, ctx)
+                for lt in by_id.values():  # deleted between the listing and the export
+                    reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}) vanished during the pull")
+            bar.advance(len(chunk))
+
+
+def _touched_by(db: sqlite3.Connection, left_out: frozenset[str]) -> list[str]:
+    """Samples with an annotation by someone now left out, or a label that left someone out."""
+    marks = ",".join("?" * len(left_out))
+    by_annotator = f"SELECT sample_id FROM annotations WHERE annotator IN ({marks})" if left_out else "SELECT NULL"
+    rows = db.execute(
+        f"{by_annotator} UNION SELECT sample_id FROM labels WHERE origin = 'human' AND left_out != '[]'",
+        tuple(left_out),
+    )
+    return sorted(r[0] for r in rows if r[0] is not None)
 
 
 def export_tasks(client: LabelStudio, ref: ProjectRef, task_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -161,29 +239,29 @@ def _set_seen(db: sqlite3.Connection, ref: ProjectRef, task_id: int, stamp: str 
     )
 
 
-def _apply_task(
-    db: sqlite3.Connection,
-    ref: ProjectRef,
-    lt: LocalTask,
-    task: dict[str, Any],
-    key: bytes,
-    reporter: Reporter,
-    run: RunRecorder,
-) -> None:
+def _apply_task(db: sqlite3.Connection, lt: LocalTask, task: dict[str, Any], ctx: PullContext) -> None:
     """Bring one sample's annotations from one task up to date, then its human label."""
     current: dict[str, Annotation] = {}
-    invalid: set[str] = set()
+    invalid: set[str] = set()  # annotators whose stored annotation stays (their new one is bad)
+    unattributed: set[int] = set()  # annotation ids without a known annotator: their stored copy stays too
     for raw in task.get("annotations") or []:
+        where = f"task {lt.task_id} (sample {lt.sample_id}), annotation {raw.get('id')}"
         if raw.get("was_cancelled"):
-            continue  # a skipped task is not a judgement
-        who = pseudonym(key, ref.url, _user_id(raw.get("completed_by")))
+            ctx.run.count("annotations_skipped")  # a skipped task is not a judgement
+            continue
+        user_id: int | None = None
         try:
+            user_id = _user_id(raw.get("completed_by"), ctx.users)
             judgement, rationale = parse_result(raw.get("result") or [])
         except ValueError as exc:
-            reporter.problem(f"task {lt.task_id} (sample {lt.sample_id}), annotation {raw.get('id')}: {exc}")
-            run.count("annotations_invalid")
-            invalid.add(who)
+            ctx.reporter.problem(f"{where}: {exc}")
+            ctx.run.count("annotations_invalid")
+            if user_id is not None:  # their earlier annotation stays
+                invalid.add(pseudonym(ctx.key, ctx.ref.url, user_id))
+            elif isinstance(raw.get("id"), int):
+                unattributed.add(raw["id"])
             continue
+        who = pseudonym(ctx.key, ctx.ref.url, user_id)
         ann = Annotation(
             sample_id=lt.sample_id,
             annotator=who,
@@ -191,6 +269,7 @@ def _apply_task(
             rationale=rationale,
             task_id=lt.task_id,
             annotation_id=int(raw["id"]),
+            lead_time_s=_lead_time(raw.get("lead_time")),
             updated_at=datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00")),
         )
         if who not in current or ann.updated_at > current[who].updated_at:
@@ -200,49 +279,57 @@ def _apply_task(
     for who, ann in current.items():
         if stored.get(who) != ann:
             store.upsert_annotation(db, ann)
-            run.count("annotations_updated" if who in stored else "annotations_new")
+            ctx.run.count("annotations_updated" if who in stored else "annotations_new")
             changed = True
-    for who in stored.keys() - current.keys() - invalid:
+    keep = invalid | {who for who, a in stored.items() if a.annotation_id in unattributed}
+    for who in stored.keys() - current.keys() - keep:
         db.execute("DELETE FROM annotations WHERE sample_id = ? AND annotator = ?", (lt.sample_id, who))
-        run.count("annotations_deleted")
+        ctx.run.count("annotations_deleted")
         changed = True
-    if changed:
-        derive_label(db, lt.sample_id)
-        run.count("labels_updated")
+    if changed and derive_label(db, lt.sample_id, ctx.team):
+        ctx.run.count("labels_updated")
     # A task with an invalid annotation is read again next time, so the problem is reported until fixed.
-    _set_seen(db, ref, lt.task_id, None if invalid else _stamp(task.get("updated_at")))
+    _set_seen(db, ctx.ref, lt.task_id, None if invalid or unattributed else _stamp(task.get("updated_at")))
 
 
-def derive_label(db: sqlite3.Connection, sample_id: str) -> None:
-    """The sample's human label from all its annotations (removed when none is left)."""
+def derive_label(db: sqlite3.Connection, sample_id: str, team: Team) -> bool:
+    """The sample's human label from all its annotations (removed when none is left); True if it changed."""
     annotations = store.get_annotations(db, sample_id)
     if not annotations:
-        db.execute("DELETE FROM labels WHERE sample_id = ? AND origin = 'human'", (sample_id,))
-        return
-    result = consensus([a.judgement for a in annotations])
-    store.upsert_label(
-        db,
-        Label(
-            sample_id=sample_id,
-            origin="human",
-            judgement=result.judgement,
-            annotators=[a.annotator for a in annotations],
-            agreement=result.agreement if len(annotations) > 1 else None,
-            needs_review=result.needs_review,
-        ),
+        return db.execute("DELETE FROM labels WHERE sample_id = ? AND origin = 'human'", (sample_id,)).rowcount > 0
+    settled = settle(
+        {a.annotator: a.judgement for a in annotations}, left_out=team.left_out, reviewers=team.reviewers
     )
+    label = Label(
+        sample_id=sample_id,
+        origin="human",
+        judgement=settled.judgement,
+        annotators=[a.annotator for a in annotations],
+        agreement=settled.agreement,
+        needs_review=settled.needs_review,
+        overlap=team.overlap.get(sample_id),
+        left_out=list(settled.left_out),
+        reviewed_by=settled.reviewed_by,
+    )
+    old = store.get_label(db, sample_id)
+    if old is not None and old.origin == "human" and old.model_copy(update={"updated_at": label.updated_at}) == label:
+        return False
+    store.upsert_label(db, label)
+    return True
 
 
-def _user_id(completed_by: Any) -> int:
+def _user_id(completed_by: Any, users: frozenset[int]) -> int:
     """Label Studio gives the annotator as an integer id (or, in some views, a user object)."""
-    return int(completed_by["id"] if isinstance(completed_by, dict) else completed_by)
+    raw = completed_by.get("id") if isinstance(completed_by, dict) else completed_by
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise ValueError(f"no annotator (completed_by is {completed_by!r})")
+    if raw not in users:
+        raise ValueError(f"annotator {raw} is not a user of this server (deleted, or another server's export?)")
+    return raw
 
 
-def _all_judgements(db: sqlite3.Connection) -> dict[str, dict[str, Judgement]]:
-    out: dict[str, dict[str, Judgement]] = {}
-    for row in db.execute("SELECT sample_id, annotator, judgement FROM annotations"):
-        out.setdefault(row[0], {})[row[1]] = Judgement.model_validate_json(row[2])
-    return out
+def _lead_time(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
 def _chunks(items: list[LocalTask], size: int) -> Iterator[list[LocalTask]]:

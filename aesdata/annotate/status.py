@@ -11,7 +11,7 @@ from aesdata.workspace import Workspace
 def project_status(ws: Workspace) -> list[dict[str, Any]]:
     """One row per recorded project: tasks pushed, annotated, by number of annotators, in review."""
     rows = []
-    for project in ws.db.execute("SELECT id, url, title, project_id FROM ls_projects ORDER BY id").fetchall():
+    for project in ws.db.execute("SELECT id, url, title, project_id, overlap FROM ls_projects ORDER BY id").fetchall():
         per_sample = ws.db.execute(
             "SELECT t.sample_id, COUNT(a.annotator) AS n FROM ls_tasks t LEFT JOIN annotations a"
             " ON a.sample_id = t.sample_id WHERE t.project = ? GROUP BY t.sample_id",
@@ -31,6 +31,7 @@ def project_status(ws: Workspace) -> list[dict[str, Any]]:
                 "project": project["title"],
                 "url": project["url"],
                 "project_id": project["project_id"],
+                "overlap": project["overlap"],
                 "pushed": len(per_sample),
                 "annotated": sum(histogram.values()),
                 **{f"with_{n}_annotators": histogram[n] for n in sorted(histogram)},

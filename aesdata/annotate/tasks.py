@@ -1,5 +1,13 @@
 """Samples as Label Studio tasks, and judgements as Label Studio results (both directions).
 
+The contract (DESIGN.md, annotation): a candidate is acceptable exactly when it has no defect tag.
+The ``acceptable`` row of the page is a cross-check of the tags, not a second source of truth: the
+ticked slots must equal the untagged ones, or the annotation is reported and not used. Label Studio
+leaves a Choices control with nothing ticked out of the result, so an absent ``acceptable`` item
+reads as the empty set (all four rejected) and an absent ``defects_X`` as no tag on X. A submission
+with nothing ticked at all is therefore "none acceptable, no defect": inconsistent, never silently
+"all acceptable".
+
 The control names here and in ``label_studio_config.xml`` must agree: ``acceptable`` (multi-select
 of slots), ``defects_A`` … ``defects_D`` (dimension aliases per candidate), ``rationale`` (free
 text). The task data key for the source image is ``original``: Label Studio's UI overwrites a key
@@ -43,26 +51,18 @@ def task_data(sample: Sample, candidates: list[Candidate], url_for: Callable[[st
 
 
 def judgement_result(judgement: Judgement) -> list[dict[str, Any]]:
-    """A judgement as Label Studio result items (used for pre-annotations)."""
-    items: list[dict[str, Any]] = [
-        {
-            "from_name": ACCEPTABLE,
-            "to_name": SOURCE_IMAGE,
-            "type": "choices",
-            "value": {"choices": list(judgement.answer)},
-        },
-    ]
+    """A judgement as Label Studio result items, shaped as the page posts it (empty Choices left out)."""
+    items: list[dict[str, Any]] = []
+    if judgement.answer:
+        items.append(_choices_item(ACCEPTABLE, SOURCE_IMAGE, list(judgement.answer)))
     for slot in SLOTS:
         if judgement.defects[slot]:
-            items.append(
-                {
-                    "from_name": defects_control(slot),
-                    "to_name": image_control(slot),
-                    "type": "choices",
-                    "value": {"choices": list(judgement.defects[slot])},
-                }
-            )
+            items.append(_choices_item(defects_control(slot), image_control(slot), list(judgement.defects[slot])))
     return items
+
+
+def _choices_item(name: str, to_name: str, choices: list[str]) -> dict[str, Any]:
+    return {"from_name": name, "to_name": to_name, "type": "choices", "value": {"choices": choices}}
 
 
 def prediction(judgement: Judgement, model_version: str = PREDICTION_MODEL_VERSION) -> dict[str, Any]:
@@ -72,10 +72,10 @@ def prediction(judgement: Judgement, model_version: str = PREDICTION_MODEL_VERSI
 def parse_result(result: list[dict[str, Any]]) -> tuple[Judgement, str | None]:
     """A Label Studio result as a validated judgement and the rationale text.
 
-    The server accepts any result, so everything is checked here: unknown controls or choices,
-    missing slots and inconsistent picks raise ``ValueError`` with a one-line reason.
+    The server accepts any result, so everything is checked here: unknown controls or choices and
+    picks that disagree with the tags raise ``ValueError`` with a one-line reason.
     """
-    accepted: list[str] | None = None
+    accepted: list[str] = []  # absent: nothing ticked (Label Studio omits an empty Choices)
     defects: dict[str, list[str]] = {}
     texts: list[str] = []
     controls = {defects_control(s): s for s in SLOTS}
@@ -89,8 +89,8 @@ def parse_result(result: list[dict[str, Any]]) -> tuple[Judgement, str | None]:
             texts.extend(str(t) for t in value.get("text", []))
         else:
             raise ValueError(f"unknown control {name!r} (is the project's labeling config aesdata's?)")
-    if accepted is None:
-        raise ValueError(f"no {ACCEPTABLE!r} choice in the result")
+    if not accepted and not any(defects.values()):
+        raise ValueError("nothing ticked: tick each acceptable candidate and tag every defect of the others")
     try:
         judgement = Judgement(answer=accepted, defects={s: defects.get(s, []) for s in SLOTS})  # type: ignore[arg-type]
     except ValidationError as exc:

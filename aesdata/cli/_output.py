@@ -1,17 +1,21 @@
-"""One output object per command: human (rich), json, or quiet; logs and problems go to stderr."""
+"""One output object per command: human (rich), json, or quiet; logs and problems go to stderr.
+
+rich is imported when something is drawn, not before: ``aesdata status --json`` in a script never loads it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from aesdata.progress import Task
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
 class _BarTask:
@@ -32,8 +36,18 @@ class Output:
 
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode, self.quiet = json_mode, quiet
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def human(self) -> bool:
@@ -45,6 +59,8 @@ class Output:
         if not self.human or not self.err.is_terminal:
             yield _NullTask()
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=self.err, transient=True) as progress:
             yield _BarTask(progress, progress.add_task(description, total=total))
@@ -65,6 +81,8 @@ class Output:
             return
         if self.quiet:
             return
+        from rich.table import Table
+
         table = Table(title=title, show_header=False, title_justify="left")
         for key, value in data.items():
             table.add_row(str(key), str(value))
@@ -79,6 +97,8 @@ class Output:
         if not rows:
             self.out.print(f"{title}: none" if title else "none")
             return
+        from rich.table import Table
+
         table = Table(title=title, title_justify="left")
         for col in rows[0]:
             table.add_column(str(col))

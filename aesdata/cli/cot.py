@@ -6,12 +6,9 @@ from typing import Annotated
 
 import typer
 
+from aesdata.choices import CotMode, Limits, Redo
 from aesdata.cli._common import BatchOpt, JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.cot.stage import CotOptions, Redo, run_cot
-from aesdata.cot.validate import Limits
-from aesdata.schema import CotMode
-from aesdata.workspace import Workspace
 
 
 @handle_errors
@@ -54,6 +51,9 @@ def cot(
 
     The API key comes from the environment variable named by cot.api_key_env (OPENAI_API_KEY).
     """
+    from aesdata.cot.stage import CotOptions, run_cot
+    from aesdata.workspace import Workspace
+
     opts = CotOptions(
         mode=mode,
         model=model,

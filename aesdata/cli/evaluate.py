@@ -7,18 +7,15 @@ and ``aesdata eval compare A.json B.json`` work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from aesdata.cli._common import BatchOpt, JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.errors import WorkspaceNotFound
-from aesdata.evaluate import compare as compare_mod
-from aesdata.evaluate import dataset, mining, run
-from aesdata.evaluate.asking import Endpoint, check_rollouts
-from aesdata.evaluate.export import export as export_stage
-from aesdata.workspace import Workspace
+
+if TYPE_CHECKING:
+    from aesdata.workspace import Workspace
 
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model name (default: cot.model).", show_default=False)
@@ -62,6 +59,9 @@ eval_app = typer.Typer(help="Score a model on a published split (or `eval compar
 
 def _workspace(path: Path | None, *, required: bool) -> Workspace | None:
     """The workspace; with ``--dataset`` there may be none (then nothing is recorded in runs)."""
+    from aesdata.errors import WorkspaceNotFound
+    from aesdata.workspace import Workspace
+
     try:
         return Workspace.open(path)
     except WorkspaceNotFound:
@@ -104,6 +104,9 @@ def eval_cmd(
     """Ask a model the screening question for every row of a split; score it exactly and with partial credit."""
     if ctx.invoked_subcommand is not None:
         return
+    from aesdata.evaluate import dataset, run
+    from aesdata.evaluate.asking import Endpoint, check_rollouts
+
     temp = check_rollouts(rollouts, temperature, need_sampling=False)
     out_ = output(json, quiet)
     ws = _workspace(workspace, required=version is not None)
@@ -135,6 +138,9 @@ def compare_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Compare two eval reports sample by sample: deltas, wins and losses, a sign test."""
+    from aesdata.evaluate import compare as compare_mod
+    from aesdata.evaluate import run
+
     result = compare_mod.compare(run.read_report(a), run.read_report(b))
     shown = {k: v for k, v in result.items() if not k.endswith("_samples")} if not json else result
     output(json, quiet).result(shown, title="eval compare (B - A)")
@@ -158,6 +164,10 @@ def mine_hard(
     quiet: QuietOpt = False,
 ) -> None:
     """Ask each training sample K times and store its pass rate (publish: difficulty column, hard config)."""
+    from aesdata.evaluate import mining
+    from aesdata.evaluate.asking import Endpoint, check_rollouts
+    from aesdata.workspace import Workspace
+
     temp = check_rollouts(rollouts, temperature, need_sampling=True)
     out_ = output(json, quiet)
     endpoint = Endpoint(model=model, base_url=base_url, concurrency=concurrency, temperature=temp,
@@ -186,6 +196,9 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write a published version as JSONL + image files for TRL-style SFT or GRPO trainers."""
+    from aesdata.evaluate import dataset
+    from aesdata.evaluate.export import export as export_stage
+
     out_ = output(json, quiet)
     ws = _workspace(workspace, required=version is not None)
     try:

@@ -9,9 +9,6 @@ import typer
 
 from aesdata.cli._common import JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.generate.demo_sources import write_demo_sources
-from aesdata.generate.stage import generate as generate_stage
-from aesdata.workspace import Workspace
 
 
 @handle_errors
@@ -36,6 +33,9 @@ def generate(
     quiet: QuietOpt = False,
 ) -> None:
     """Make four candidates (slots A-D) for every source without a sample."""
+    from aesdata.generate.stage import generate as generate_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = generate_stage(ws, backend=backend, preset=preset, model=model, limit=limit,
@@ -55,5 +55,7 @@ def demo_sources(
     quiet: QuietOpt = False,
 ) -> None:
     """Write procedurally drawn product photos (boxes, bottles, tubes, blister packs)."""
+    from aesdata.generate.demo_sources import write_demo_sources
+
     paths = write_demo_sources(directory, n, seed=seed, alpha=alpha)
     output(json, quiet).result({"written": len(paths), "folder": str(directory)}, title="demo-sources")

@@ -9,9 +9,6 @@ import typer
 
 from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.dedup import duplicate_groups
-from aesdata.ingest import ingest as ingest_stage
-from aesdata.workspace import Workspace
 
 
 @handle_errors
@@ -27,6 +24,9 @@ def ingest(
     quiet: QuietOpt = False,
 ) -> None:
     """Import source images: stored once by content, near-duplicates linked, bad files skipped."""
+    from aesdata.ingest import ingest as ingest_stage
+    from aesdata.workspace import Workspace
+
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = ingest_stage(ws, paths or [], recursive=recursive, hf_dataset=hf_dataset, split=split,
@@ -35,10 +35,25 @@ def ingest(
 
 
 @handle_errors
-def dupes(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
+def dupes(
+    rebuild_links: Annotated[bool, typer.Option(
+        "--rebuild", help="Decide near-duplicates and links again with the current thresholds.")] = False,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """List near-duplicate groups: each source with its near-duplicates and related sources."""
+    from aesdata.dedup import duplicate_groups, rebuild
+    from aesdata.workspace import Workspace
+
     out = output(json)
     with Workspace.open(workspace) as ws:
+        if rebuild_links:
+            with ws.run("dupes-rebuild", {"near_duplicate_threshold": ws.settings.ingest.near_duplicate_threshold,
+                                          "group_threshold": ws.settings.ingest.group_threshold}) as run:
+                summary = rebuild(ws.db, ws.blobs, ws.settings.ingest, reporter=out)
+                run.counts.update(summary.as_dict())
+            out.result(summary.as_dict(), title="dupes --rebuild")
+            return
         groups = duplicate_groups(ws.db)
     rows = [
         {"source": g.origin, "kind": kind, "image": origin, "distance": d}

@@ -1,4 +1,9 @@
-"""The root ``aesdata`` app: it only registers the per-noun modules."""
+"""The root ``aesdata`` app: it only registers the per-noun modules.
+
+The noun modules import their stages inside the commands, so building this app (``aesdata --help``,
+``aesdata status``) loads no torch, diffusers, openai, label_studio_sdk or datasets
+(tests/foundation/test_cli_startup.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ import sys
 
 import typer
 
-from aesdata import __version__
 from aesdata.cli import annotate as annotate_cli
+from aesdata.cli import assets as assets_cli
 from aesdata.cli import cot as cot_cli
 from aesdata.cli import evaluate as evaluate_cli
 from aesdata.cli import generate as generate_cli
 from aesdata.cli import ingest, workspace
 from aesdata.cli import publish as publish_cli
+from aesdata.cli._common import RootWorkspaceOpt
 
 app = typer.Typer(
     name="aesdata",
@@ -27,6 +33,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from aesdata import __version__
+
         print(f"aesdata {__version__}")
         raise typer.Exit()
 
@@ -34,6 +42,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    workspace: RootWorkspaceOpt = None,
 ) -> None:
     """aesdata: source images -> four candidates -> human labels -> CoT -> versioned dataset."""
 
@@ -41,6 +50,7 @@ def _root(
 app.command("init")(workspace.init)
 app.command("status")(workspace.status_cmd)
 app.command("schemas")(workspace.schemas)
+app.add_typer(assets_cli.app, name="assets")
 app.command("ingest")(ingest.ingest)
 app.command("dupes")(ingest.dupes)
 app.command("demo-sources")(generate_cli.demo_sources)

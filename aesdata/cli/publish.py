@@ -7,12 +7,8 @@ from typing import Annotated
 
 import typer
 
-from aesdata import store
 from aesdata.cli._common import JsonOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
-from aesdata.publish import versions as versions_mod
-from aesdata.publish.stage import publish as publish_stage
-from aesdata.workspace import Workspace
 
 VersionArg = Annotated[str, typer.Argument(help="A published version, e.g. 1.0.0.")]
 
@@ -46,6 +42,9 @@ def publish(
     quiet: QuietOpt = False,
 ) -> None:
     """Publish labelled samples as a versioned dataset folder (and Hub repo), with its dataset card."""
+    from aesdata.publish.stage import publish as publish_stage
+    from aesdata.workspace import Workspace
+
     out_ = output(json, quiet)
     with Workspace.open(workspace) as ws:
         summary = publish_stage(
@@ -64,6 +63,10 @@ def publish(
 @handle_errors
 def versions(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
     """List published versions: counts per split, folder, Hub repo and commit."""
+    from aesdata import store
+    from aesdata.publish import versions as versions_mod
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         rows = [
             {
@@ -83,6 +86,9 @@ def versions(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
 @handle_errors
 def diff(a: VersionArg, b: VersionArg, workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
     """What changed from version A to version B: samples added, removed, relabelled, moved to test."""
+    from aesdata.publish import versions as versions_mod
+    from aesdata.workspace import Workspace
+
     with Workspace.open(workspace) as ws:
         log = versions_mod.diff(ws.db, a, b)
     out = output(json)

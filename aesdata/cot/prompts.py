@@ -2,7 +2,8 @@
 
 Templates are plain markdown with ``$name`` placeholders (``string.Template``: JSON braces in the
 text need no escaping). Each rationale records the hash of the files that produced it, so a changed
-template is visible in the manifest and re-runnable with ``--redo all``.
+template is visible in the manifest and re-runnable with ``--redo all``. Inside a cot run the files
+come from the workspace's ``assets/`` first (:func:`aesdata.assets.scoped`), and so does the hash.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from functools import cache
 from string import Template
 from typing import Any
 
-from aesdata.assets import asset_path
+from aesdata.assets import read_asset
 from aesdata.cot.validate import Limits
 from aesdata.llm.client import image_part, text_part
 from aesdata.prompting import CAPTIONS
@@ -30,28 +31,30 @@ MODE_FILES: dict[CotMode, tuple[str, ...]] = {
 }
 
 
-@cache
 def _read(name: str) -> str:
-    return (asset_path("annotation") / "prompts" / name).read_text(encoding="utf-8")
+    return read_asset(f"annotation/prompts/{name}").text
 
 
 def files_hash(names: tuple[str, ...]) -> str:
-    """12 hex digits over the files' names and contents."""
+    """12 hex digits over the files' names and contents (the files this run reads)."""
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode() + b"\0" + _read(name).encode() + b"\0")
     return digest.hexdigest()[:12]
 
 
-@cache
 def mode_hash(mode: CotMode) -> str:
     return files_hash(MODE_FILES[mode])
 
 
-@cache
 def phrases() -> dict[str, Any]:
     """The template mode's phrase bank (``template.toml``)."""
-    return tomllib.loads(_read("template.toml"))
+    return _parse_toml(_read("template.toml"))
+
+
+@cache
+def _parse_toml(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
 
 
 def describe_result(judgement: Judgement) -> str:

@@ -28,9 +28,9 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from aesdata import claims, store
+from aesdata import assets, claims, store
 from aesdata.cot.llm import LLMWriter
 from aesdata.cot.manual import manual_rationale
 from aesdata.cot.prompts import mode_hash
@@ -49,10 +49,9 @@ from aesdata.llm.client import (
 )
 from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter, Task
-from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
+from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
 from aesdata.workspace import RunRecorder, Workspace
 
-Redo = Literal["failed", "stale", "all"]
 #: Images rendered ahead of the requests, per request in flight (a sample has five).
 _AHEAD = 20
 REDO: tuple[Redo, ...] = get_args(Redo)
@@ -319,6 +318,7 @@ class _ModelRun:
         self.stopped = self.client.stopped
 
 
+@assets.scoped  # prompts and their hash: the workspace's assets/ first
 def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """Write rationales for the labelled samples still missing one in ``opts.mode``; return a summary."""
     reporter = reporter or LogReporter()

@@ -10,16 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aesdata.choices import Limits  # noqa: F401 (re-exported: defined there for a cheap CLI)
 from aesdata.regions import contradicts, place
 from aesdata.schema import DIMENSIONS, SLOTS, CotReply, Judgement, Observation, format_answer
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Length bounds of the reasoning, in characters."""
-
-    min_chars: int = 200
-    max_chars: int = 6000
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ bytes stored in the parquet shards, so export copies them untouched and eval enc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,11 +18,12 @@ import datasets
 
 from aesdata import store
 from aesdata.errors import AesdataError
-from aesdata.schema import DIMENSIONS, SLOTS, Region, parse_answer
+from aesdata.schema import DIMENSIONS, SAMPLE_ID_PATTERN, SLOTS, Region, parse_answer
 from aesdata.workspace import Workspace
 
 #: Image columns of a published row, in the order a model is shown them: the source, then A-D.
 IMAGE_NAMES: tuple[str, ...] = ("source", *SLOTS)
+_SAMPLE_ID = re.compile(SAMPLE_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,19 @@ def load_split(ref: DatasetRef, split: str) -> datasets.IterableDataset:
 
 
 def _image_bytes(value: Mapping[str, Any] | None) -> bytes:
+    """The embedded bytes of an image. A path the dataset names is never read: it could name any local
+    file (``/home/me/.ssh/id_rsa``), which export would then copy out and eval send to an endpoint."""
     if value and value.get("bytes"):
         return value["bytes"]
-    if value and value.get("path") and Path(value["path"]).is_file():
-        return Path(value["path"]).read_bytes()
-    raise ValueError("an image has neither bytes nor a readable path")
+    raise ValueError("an image has no embedded bytes (a path a dataset names is never read)")
+
+
+def sample_id_of(record: Mapping[str, Any]) -> str:
+    """The record's sample id, checked against the contract before it can name a file or a folder."""
+    sid = record.get("sample_id")
+    if not isinstance(sid, str) or not _SAMPLE_ID.match(sid):
+        raise ValueError(f"sample_id {sid!r}: not a sample id (16 lowercase hex digits)")
+    return sid
 
 
 def _defects(value: Any) -> dict[str, list[str]]:
@@ -134,7 +144,7 @@ def _regions(value: Any, defects: dict[str, list[str]]) -> dict[str, list[Region
 
 def to_row(record: Mapping[str, Any]) -> Row:
     """A published record (images undecoded) as a :class:`Row`; ValueError names the sample and the fault."""
-    sid = record.get("sample_id") or "?"
+    sid = sample_id_of(record)
     try:
         candidates = record.get("candidates") or []
         if len(candidates) != len(SLOTS):
@@ -160,9 +170,10 @@ def to_row(record: Mapping[str, Any]) -> Row:
 
 
 def iter_rows(ds: datasets.IterableDataset) -> Iterator[Row | ValueError]:
-    """Rows in order; a malformed one comes back as the error naming it, so callers report and go on."""
-    for record in ds:
+    """Rows in order; a malformed one comes back as the error naming it (its position, from 0, and its
+    sample), so callers report it on one line and go on."""
+    for index, record in enumerate(ds):
         try:
             yield to_row(record)
         except ValueError as exc:
-            yield exc
+            yield ValueError(f"row {index}: {exc}")

@@ -159,6 +159,7 @@ def export(
               "splits": list(loaded)}
     summary = {"written": 0, "skipped": 0, "failed": 0}
     expected: dict[str, dict[str, str]] = {}
+    exported: set[str] = set()  # sample ids: each names one images/ folder, so a repeat is refused
     with recorded(ws, "export", params) as run, _staging(out) as root:
         # 2. stream rows into JSONL + image files
         for split, ds in loaded.items():
@@ -169,6 +170,8 @@ def export(
             ):
                 for item in iter_rows(ds):
                     task.advance()
+                    if not isinstance(item, ValueError) and item.sample_id in exported:
+                        item = ValueError(f"sample {item.sample_id}: appears twice; only its first row is exported")
                     if isinstance(item, ValueError):
                         reporter.problem(f"{ref.name} {split}: {item}")
                         summary["failed"] += 1
@@ -178,6 +181,7 @@ def export(
                     if record is None:
                         summary["skipped"] += 1
                         continue
+                    exported.add(item.sample_id)
                     _write_images(root, images, item)
                     expected[split].update({p: _sha(d) for p, d in zip(images, item.images, strict=True)})
                     fh.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -52,6 +52,12 @@ def folder_revision(folder: Path) -> str:
     return f"folder-sha256:{digest.hexdigest()[:16]}"
 
 
+def local_model_id(folder: Path, revision: str) -> str:
+    """How a local model is recorded and published: its folder's name and content hash, never its path
+    (a path names the user's file system, often their user name, and says nothing about the weights)."""
+    return f"{folder.name}@{revision}"
+
+
 def resolve_model(model: str, revision: str | None) -> tuple[Path, str, str]:
     """(folder to load, model id to record, resolved revision) for a local folder or a hub id."""
     path = Path(model).expanduser()
@@ -59,7 +65,8 @@ def resolve_model(model: str, revision: str | None) -> tuple[Path, str, str]:
         if not (path / "model_index.json").is_file():
             raise AesdataError(f"{path}: not a diffusers pipeline folder (no model_index.json)",
                                hint="save one with pipeline.save_pretrained(DIR)")
-        return path.resolve(), str(path.resolve()), folder_revision(path)
+        folder, local_revision = path.resolve(), folder_revision(path)
+        return folder, local_model_id(folder, local_revision), local_revision
     if not _HUB_ID.match(model):
         raise AesdataError(f"{model}: model folder not found",
                            hint="pass a folder saved with save_pretrained, or a hub id such as ORG/NAME")

@@ -1,8 +1,10 @@
 """Generation presets: TOML files in ``generation/`` (or any path), validated, with CLI overrides.
 
-A preset fixes everything that decides the pixels except the seed: model and revision, pipeline class,
-prompt bank, negative prompt, steps, guidance, strength, canvas size and the layout ranges. Its
-:func:`signature` is stored with every sample, so a changed preset is visible downstream.
+A preset fixes everything that decides the pixels except the seed: its backend, model and revision,
+pipeline class, prompt bank, negative prompt, steps, guidance, strength, canvas size and the layout
+ranges. Its :func:`signature` is stored with every sample, so a changed preset is visible downstream.
+Presets and prompt banks are looked up in the workspace's ``assets/generation/`` first, then in the
+shipped ones (:mod:`aesdata.assets`), so the signature follows the files actually used.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from aesdata.assets import asset_path
+from aesdata import assets
 from aesdata.errors import AesdataError
 
 Backend = Literal["diffusers", "synthetic"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 class Range(BaseModel):
@@ -72,23 +75,26 @@ class Preset(BaseModel):
     near_duplicate_distance: int = Field(4, ge=0, le=64, description="pHash bits; closer siblings are redrawn")
     max_redraws: int = Field(3, ge=0, description="next-seed tries per candidate before keeping it")
     layout: LayoutRanges = LayoutRanges()
+    #: The workspace whose assets/ is searched first for the prompt bank (not a setting: not hashed).
+    _assets_root: Path | None = PrivateAttr(None)
 
     def with_overrides(self, **overrides: object) -> Preset:
         """A copy with the CLI's overrides (``None`` means keep), validated again."""
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return Preset.model_validate(data)
+            return _rooted(Preset.model_validate(data), self._assets_root)
         except ValidationError as exc:
             raise AesdataError(f"preset {self.name}: {_first_error(exc)}") from None
 
     def prompt_bank(self) -> list[str]:
         """The scene prompts, one a line (blank lines and ``#`` comments ignored)."""
         path = Path(self.prompts)
-        if not path.is_absolute():
-            path = asset_path("generation") / path
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            if path.is_absolute():
+                lines = path.read_text(encoding="utf-8").splitlines()
+            else:
+                lines = assets.read_asset(f"generation/{self.prompts}", self._assets_root).text.splitlines()
         except OSError as exc:
             raise AesdataError(f"preset {self.name}: prompt bank {path}: {exc.strerror or exc}") from None
         bank = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
@@ -108,19 +114,26 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in err['loc']) or 'preset'}: {err['msg']}"
 
 
-def available() -> list[str]:
-    """Names of the presets shipped in ``generation/``."""
-    return sorted(p.stem for p in asset_path("generation").glob("*.toml"))
+def _rooted(preset: Preset, root: Path | None) -> Preset:
+    preset._assets_root = root
+    return preset
 
 
-def load_preset(name_or_path: str) -> Preset:
-    """Load a shipped preset by name (``sd15-inpaint``) or any TOML file by path."""
+def available(root: Path | None = None) -> list[str]:
+    """Names of the presets: the shipped ones and those in the workspace's ``assets/generation/``."""
+    return [Path(name).stem for name in assets.names_in("generation", "*.toml", root)]
+
+
+def load_preset(name_or_path: str, root: Path | None = None) -> Preset:
+    """Load a preset by name (``sd15-inpaint``: workspace ``root``'s copy first, then the shipped one) or
+    any TOML file by path."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = asset_path("generation") / f"{name_or_path}.toml"
-        if not path.is_file():
+        try:
+            path = assets.asset_path(f"generation/{name_or_path}.toml", root)
+        except FileNotFoundError:
             raise AesdataError(f"no preset named {name_or_path!r}",
-                               hint=f"shipped presets: {', '.join(available())}; or pass a .toml path")
+                               hint=f"presets: {', '.join(available(root))}; or pass a .toml path") from None
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -129,6 +142,31 @@ def load_preset(name_or_path: str) -> Preset:
         raise AesdataError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
     try:
-        return Preset.model_validate(data)
+        return _rooted(Preset.model_validate(data), root)
     except ValidationError as exc:
         raise AesdataError(f"{path}: {_first_error(exc)}") from None
+
+
+def choose(*, preset: str | None, backend: str | None, model: str | None, default_backend: str,
+           default_preset: str, root: Path | None = None) -> Preset:
+    """The preset a run uses, and with it the backend: a named preset brings its own backend.
+
+    ``--preset P`` alone selects P's backend; ``--backend B`` alone takes B's default preset (``synthetic``,
+    or ``default_preset`` from aesdata.toml for diffusers); ``--model`` alone means diffusers; neither
+    falls back to aesdata.toml. Only an explicit contradiction (``--backend synthetic --preset
+    sd15-inpaint``, ``--model`` with a synthetic preset) is an error.
+    """
+    if preset is not None:
+        loaded = load_preset(preset, root)
+        chosen = backend or loaded.backend
+    else:
+        chosen = backend or ("diffusers" if model else default_backend)
+        loaded = load_preset("synthetic" if chosen == "synthetic" else default_preset, root)
+    if chosen not in BACKENDS:
+        raise AesdataError(f"--backend {chosen}: not a backend ({' or '.join(BACKENDS)})")
+    if loaded.backend != chosen:
+        raise AesdataError(f"preset {loaded.name} is for the {loaded.backend} backend, not {chosen}",
+                           hint=f"drop --backend (the preset brings its own), or pick a {chosen} preset")
+    if model and chosen == "synthetic":
+        raise AesdataError("--model is for the diffusers backend; the synthetic backend needs no weights")
+    return loaded

@@ -31,7 +31,7 @@ from aesdata.errors import AesdataError, InputRejected
 from aesdata.generate import layout as layoutmod
 from aesdata.generate.backend import Backend, Job, Rendered
 from aesdata.generate.masks import product_mask
-from aesdata.generate.presets import Preset, load_preset
+from aesdata.generate.presets import Preset, choose
 from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Judgement, Label, Sample, Slot, Source
 from aesdata.workspace import Workspace
@@ -50,16 +50,8 @@ def candidate_seed(base_seed: int, source_id: str, slot: Slot) -> int:
 def settle_preset(ws: Workspace, *, backend: str | None = None, preset: str | None = None,
                   model: str | None = None, steps: int | None = None, size: int | None = None) -> Preset:
     """The effective preset: CLI options, then ``[generate]`` of aesdata.toml, then the preset's own values."""
-    chosen = backend or ("diffusers" if model else ws.settings.generate.backend)
-    if chosen not in ("diffusers", "synthetic"):
-        raise AesdataError(f"--backend {chosen}: not a backend (diffusers or synthetic)")
-    name = preset or ("synthetic" if chosen == "synthetic" else ws.settings.generate.preset)
-    loaded = load_preset(name)
-    if loaded.backend != chosen:
-        raise AesdataError(f"preset {loaded.name} is for the {loaded.backend} backend, not {chosen}",
-                           hint="pick a preset of that backend, or the other --backend")
-    if model and chosen == "synthetic":
-        raise AesdataError("--model is for the diffusers backend; the synthetic backend needs no weights")
+    loaded = choose(preset=preset, backend=backend, model=model, default_backend=ws.settings.generate.backend,
+                    default_preset=ws.settings.generate.preset, root=ws.root)
     return loaded.with_overrides(model=model, steps=steps, size=size)
 
 

@@ -66,6 +66,9 @@ class CardStats:
     rationales: Counter[tuple[str, str]] = field(default_factory=Counter)  # (mode, model) -> rows
     generators: Counter[str] = field(default_factory=Counter)
     annotators: set[str] = field(default_factory=set)
+    overlaps: Counter[int] = field(default_factory=Counter)  # overlap asked for -> human-labelled rows
+    left_out: set[str] = field(default_factory=set)
+    annotation_quality: dict[str, Any] | None = None  # the team's figures as of the last pull
     agreements: int = 0
     agreement_sum: float = 0.0
     full_agreement: int = 0
@@ -85,6 +88,9 @@ class CardStats:
         self.rationales[row.rationale_mode or "none", prov.rationale_model or "-"] += 1
         self.generators[prov.generator] += 1
         self.annotators.update(prov.annotators)
+        if prov.overlap is not None:
+            self.overlaps[prov.overlap] += 1
+        self.left_out.update(prov.left_out)
         self.difficulties += row.difficulty is not None
         if prov.agreement is not None:
             self.agreements += 1
@@ -117,6 +123,40 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _team_section(stats: CardStats) -> str:
+    """Overlap, annotators left out, Krippendorff's alpha per dimension and each annotator's gold accuracy."""
+    overlap = ", ".join(f"{n} annotator(s): {rows} rows" for n, rows in sorted(stats.overlaps.items())) or "n/a"
+    lines = [
+        f"- each task was handed to (overlap): {overlap}",
+        f"- annotators left out of the consensus for low gold accuracy: {len(stats.left_out)}",
+    ]
+    quality = stats.annotation_quality
+    if not quality:
+        return "\n".join(lines)
+    alpha = [[dim, _fmt(value)] for dim, value in quality["alpha"].items()]
+    people = [
+        [a["annotator"], a["tasks"], a["gold_tasks"], _fmt(a["gold_exact"]), _fmt(a["gold_proportional"]),
+         _fmt(a["agreement"]), "yes" if a["left_out"] else ""]
+        for a in quality["annotators"]
+    ]
+    return "\n".join(lines) + f"""
+
+Krippendorff's alpha (nominal) over samples with two or more annotators, on each slot's acceptance and on
+each dimension's tags:
+
+{_table(["", "alpha"], alpha)}
+
+Annotators (pseudonyms), scored on {quality["gold_samples"]} gold sample(s) with a known answer (exact and
+proportional accuracy) and against the consensus of the others; consensus leaves out those under
+{quality["min_gold_accuracy"]:g} gold accuracy. Figures over every annotation at the last `annotate pull`.
+
+{_table(["annotator", "tasks", "gold tasks", "gold exact", "gold proportional", "agreement", "left out"], people)}"""
 
 
 def _changelog_section(log: Changelog | None) -> str:
@@ -236,6 +276,8 @@ generator drew in on purpose. Where a sample has both, the human label is publis
 - annotators (pseudonymised): {len(stats.annotators)}
 - rows with an agreement figure: {stats.agreements}; mean agreement {mean_agreement};
   full agreement on {stats.full_agreement}
+
+{_team_section(stats)}
 
 ## Rationales
 

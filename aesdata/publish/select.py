@@ -62,6 +62,8 @@ class Selection:
                 agreement=self.label.agreement,
                 label_origin=self.label.origin,
                 rationale_model=rat.model if rat else None,
+                overlap=self.label.overlap,
+                left_out=self.label.left_out,
             ),
         )
 

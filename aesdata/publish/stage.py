@@ -355,6 +355,7 @@ def _write_folder(
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{plan.content_hash[:12]}"
     try:
         stats = _write(tmp, plan, max_shard_bytes=max_shard_bytes, reporter=reporter)
+        stats.annotation_quality = store.get_annotation_quality(ws.db)
         configs = [card.Config("default", DATA_DIR, stats.splits)]
         if stats.hard_rows:
             configs.append(card.Config("hard", HARD_DIR, ("train",)))

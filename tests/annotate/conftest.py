@@ -58,6 +58,7 @@ class LS:
         return ann.id
 
 
+PSEUDONYM_KEY = "test-key-of-at-least-32-bytes-for-hmac"  # pseudonym keys need at least 32 bytes
 SECOND_EMAIL, SECOND_PASSWORD = "annotator2@aesdata.local", "annotator2-password"
 
 
@@ -117,6 +118,6 @@ def ls_ws(label_studio: LS, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspa
     monkeypatch.setenv(TOKEN_ENV, label_studio.token)
     monkeypatch.setenv(PASSWORD_ENV, label_studio.server.password)
     monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(label_studio.server.files_root))
-    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "test-key")
+    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", PSEUDONYM_KEY)
     with Workspace.open(path) as ws:
         yield ws

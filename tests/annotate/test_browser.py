@@ -1,71 +1,65 @@
-"""An annotator's path through the real labeling page: headless Debian chromium driven by Playwright.
+"""Annotators' paths through the real labelling page: headless Debian chromium driven by Playwright.
 
-Log in, open a task, tick choices, write a rationale, submit; then ``annotate pull`` sees exactly that.
-The screenshot of the filled interface is what the README shows (refresh it with
-``AESDATA_UPDATE_DOCS=1``; otherwise it goes to the test's temporary folder only).
+Every answer a person can give there is pulled as given: some acceptable, none acceptable (Label Studio
+then leaves the empty "acceptable" row out of the result), all acceptable, an edit, a skip, a deletion;
+and a team of three walks the label stream, each handed every task, scored on a gold task.
+The screenshot of the filled interface is what the README shows (refresh it with ``AESDATA_UPDATE_DOCS=1``;
+otherwise it goes to the test's temporary folder only).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from aesdata import store
+from aesdata.annotate.gold import gold_answers
 from aesdata.annotate.pull import pull
 from aesdata.annotate.push import push
-from aesdata.schema import Judgement
+from aesdata.annotate.team import add_annotators
+from aesdata.cli.main import app
+from aesdata.schema import SLOTS, Judgement
+from aesdata.scoring import exact
+from tests.annotate import page as ui
 from tests.factories import make_samples
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "labelstudio.png"
+REJECT_ALL = Judgement.from_defects({s: ["extension_rationality"] for s in SLOTS})
+ACCEPT_ALL = Judgement.from_defects({})
+TEAM_PASSWORD = "team-password-9f2c"
+
+
+def _project_and_tasks(ws) -> tuple[int, dict[str, int]]:
+    project = int(ws.db.execute("SELECT project_id FROM ls_projects").fetchone()[0])
+    return project, dict(ws.db.execute("SELECT sample_id, task_id FROM ls_tasks"))
 
 
 def test_an_annotation_submitted_in_the_browser_is_pulled(label_studio, ls_ws, tmp_path):
     [sample_id] = make_samples(ls_ws, 1, seed=7)
     push(ls_ws, files_root=label_studio.server.files_root, predictions="none")
-    project = ls_ws.db.execute("SELECT project_id FROM ls_projects").fetchone()[0]
-    task = ls_ws.db.execute("SELECT task_id FROM ls_tasks").fetchone()[0]
+    project, tasks = _project_and_tasks(ls_ws)
     shot = tmp_path / "labelstudio.png"
+    given = Judgement.from_defects(
+        {"B": ["physical_shadow"], "C": ["placement_layout"], "D": ["appearance_deformation"]}
+    )
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1350})
-            page.goto(f"{label_studio.url}/user/login/")
-            page.fill("input[name=email]", label_studio.server.username)
-            page.fill("input[name=password]", label_studio.server.password)
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "/user/login" not in url)
-
-            page.goto(f"{label_studio.url}/projects/{project}/data?task={task}")
-            page.locator("#aes-acceptable").wait_for(timeout=60_000)
-            for slot in "ABCD":  # every image actually loaded from the workspace's blobs
-                page.locator(f"#aes-cand-{slot} img").first.wait_for(timeout=30_000)
-            page.locator("#aes-acceptable input[name='A']").click()
-            page.keyboard.press("s")  # hotkey of "B: shadow"
-            page.locator("#aes-defects-C input[name='C: placement']").click()
-            page.locator("#aes-defects-D input[name='D: deformed']").click()
-            page.locator("#aes-rationale textarea").fill("B's shadow falls towards the light.")
-            page.screenshot(path=str(shot))
-            with page.expect_response(lambda r: "/annotations" in r.url and r.request.method == "POST") as posted:
-                page.get_by_role("button", name="Submit").click()
-            assert posted.value.status == 201
-        finally:
-            browser.close()
+    with ui.chromium() as browser:
+        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password)
+        ui.open_task(page, label_studio.url, project, tasks[sample_id])
+        ui.tick(page, "A")
+        page.keyboard.press("s")  # hotkey of "B: shadow"
+        ui.tick(page, "C", "placement_layout")
+        ui.tick(page, "D", "appearance_deformation")
+        page.locator("#aes-rationale textarea").fill("B's shadow falls towards the light.")
+        page.screenshot(path=str(shot))
+        assert ui.submit(page) == 201
 
     assert shot.stat().st_size > 50_000
     if os.environ.get("AESDATA_UPDATE_DOCS") == "1":
@@ -75,8 +69,97 @@ def test_an_annotation_submitted_in_the_browser_is_pulled(label_studio, ls_ws, t
     summary = pull(ls_ws)
     assert summary["annotations_new"] == 1
     [annotation] = store.get_annotations(ls_ws.db, sample_id)
-    assert annotation.judgement == Judgement.from_defects(
-        {"B": ["physical_shadow"], "C": ["placement_layout"], "D": ["appearance_deformation"]}
-    )
+    assert annotation.judgement == given
     assert annotation.rationale == "B's shadow falls towards the light."
+    assert annotation.lead_time_s is not None and annotation.lead_time_s > 0
     assert store.get_label(ls_ws.db, sample_id).origin == "human"
+
+
+def test_three_annotators_walk_the_label_stream_and_everything_they_submit_is_pulled(label_studio, ls_ws, cli):
+    """Done-when of the annotation-team issue: three accounts, overlap 3, one rejects all four, gold scores."""
+    ids = make_samples(ls_ws, 2, seed=21)
+    pushed = push(ls_ws, files_root=label_studio.server.files_root, overlap=3, gold_fraction=0.5)
+    assert (pushed["pushed"], pushed["gold"], pushed["overlap"]) == (2, 1, 3)
+    project, tasks = _project_and_tasks(ls_ws)
+    assert label_studio.client.projects.get(id=project).maximum_annotations == 3
+    [gold_id] = gold_answers(ls_ws.db)
+    known = {tasks[s]: store.get_label(ls_ws.db, s).judgement for s in ids}  # synthetic labels: the truth
+    emails = [f"team{i}-{uuid.uuid4().hex[:6]}@aesdata.local" for i in range(3)]
+    rows = add_annotators(ls_ws, emails, password_for=lambda email: TEAM_PASSWORD)
+    assert [r["status"] for r in rows] == ["created"] * 3
+    plans = [  # what each person enters on every task
+        {t: REJECT_ALL for t in known},  # rejects all four candidates, "acceptable" row left empty
+        known,  # the careful one
+        {t: ACCEPT_ALL for t in known},
+    ]
+
+    with ui.chromium() as browser:
+        for email, plan in zip(emails, plans, strict=True):
+            page = ui.log_in(browser, label_studio.url, email, TEAM_PASSWORD)
+            served = ui.walk_stream(page, label_studio.url, project, plan)
+            assert sorted(served) == sorted(known), f"{email} was not handed every task (overlap 3)"
+            page.context.close()
+
+    summary = pull(ls_ws)
+    assert (summary["annotations_new"], summary["annotations_invalid"]) == (6, 0)
+    assert summary["alpha_acceptance"] is not None
+    by_email = {r["email"]: r["pseudonym"] for r in rows}
+    for sample_id in ids:
+        stored = {a.annotator: a.judgement for a in store.get_annotations(ls_ws.db, sample_id)}
+        task = tasks[sample_id]
+        assert stored == {by_email[e]: plan[task] for e, plan in zip(emails, plans, strict=True)}
+        label = store.get_label(ls_ws.db, sample_id)
+        assert sorted(label.annotators) == sorted(by_email.values()) and label.overlap == 3
+
+    report = cli.invoke(app, ["annotate", "report", "--json"])
+    assert report.exit_code == 0, report.output
+    figures = json.loads(report.stdout)
+    people = {a["annotator"]: a for a in figures["annotators"]}
+    assert set(people) == set(by_email.values())
+    gold_answer = frozenset(known[tasks[gold_id]].answer)
+    for email, plan in zip(emails, plans, strict=True):
+        row = people[by_email[email]]
+        assert (row["tasks"], row["gold_tasks"], row["compared"]) == (2, 1, 2)
+        assert row["gold_exact"] == exact(frozenset(plan[tasks[gold_id]].answer), gold_answer)
+        assert row["median_seconds"] is not None and row["median_seconds"] > 0
+    assert people[by_email[emails[1]]]["gold_exact"] == 1.0
+    assert set(figures["alpha"]) == {"acceptance", "appearance_deformation", "physical_shadow", "placement_layout",
+                                     "extension_rationality"}
+    listed = cli.invoke(app, ["annotate", "annotators", "--json"])
+    assert listed.exit_code == 0, listed.output
+    counts = {r["email"]: r["annotations"] for r in json.loads(listed.stdout)}
+    assert [counts[e] for e in emails] == [2, 2, 2]
+
+
+def test_all_accepted_an_edit_a_skip_and_a_deletion_in_the_page_are_pulled(label_studio, ls_ws):
+    accepted, skipped = make_samples(ls_ws, 2, seed=33)
+    push(ls_ws, files_root=label_studio.server.files_root, predictions="none", overlap=1)
+    project, tasks = _project_and_tasks(ls_ws)
+    edited = Judgement.from_defects({"C": ["physical_shadow"]})
+    user, password = label_studio.server.username, label_studio.server.password
+
+    with ui.chromium() as browser:
+        page = ui.log_in(browser, label_studio.url, user, password)
+        ui.open_task(page, label_studio.url, project, tasks[accepted])
+        ui.fill(page, ACCEPT_ALL)
+        assert ui.submit(page) == 201
+        first = pull(ls_ws)
+        assert first["annotations_new"] == 1
+        assert store.get_label(ls_ws.db, accepted).judgement == ACCEPT_ALL
+
+        ui.open_task(page, label_studio.url, project, tasks[accepted])  # the edit: C after all has a defect
+        ui.tick(page, "C")
+        ui.tick(page, "C", "physical_shadow")
+        assert ui.submit(page, update=True) == 200
+
+        assert ui.skip_next(page, label_studio.url, project) == tasks[skipped]  # the stream's only task left
+        second = pull(ls_ws)
+        assert (second["annotations_updated"], second["annotations_skipped"], second["annotations_new"]) == (1, 1, 0)
+        assert store.get_label(ls_ws.db, accepted).judgement == edited
+        assert store.get_annotations(ls_ws.db, skipped) == []
+
+        ui.delete_all_annotations(page, label_studio.url, project)
+    third = pull(ls_ws)
+    assert third["annotations_deleted"] == 1
+    assert store.get_annotations(ls_ws.db, accepted) == []
+    assert store.get_label(ls_ws.db, accepted).origin == "synthetic"

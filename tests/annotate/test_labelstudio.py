@@ -23,6 +23,7 @@ from aesdata.annotate.push import push
 from aesdata.annotate.server import free_port, is_healthy
 from aesdata.cli.main import app
 from aesdata.schema import Judgement
+from tests.annotate.conftest import PSEUDONYM_KEY
 from tests.annotate.throwaway import PASSWORD, TEMPLATE, TOKEN
 from tests.factories import make_samples
 
@@ -120,7 +121,7 @@ def test_two_annotators_give_labels_agreement_and_a_second_pull_changes_nothing(
     anns = store.get_annotations(ls_ws.db, ids[0])
     assert {a.rationale for a in anns} == {"B's shadow points the wrong way", None}
     user_ids = {label_studio.client.users.whoami().id, label_studio.second.users.whoami().id}
-    assert {a.annotator for a in anns} == {pseudonym(b"test-key", label_studio.url, i) for i in user_ids}
+    assert {a.annotator for a in anns} == {pseudonym(PSEUDONYM_KEY.encode(), label_studio.url, i) for i in user_ids}
 
     again = cli_json(cli, "annotate", "pull")
     assert again["annotations_new"] == again["annotations_updated"] == again["labels_updated"] == 0

@@ -32,6 +32,25 @@ def test_result_round_trips(judgement):
     assert parse_result(judgement_result(judgement)) == (judgement, None)
 
 
+def test_an_absent_acceptable_choice_is_the_empty_answer():
+    """Label Studio leaves an empty Choices out: every candidate tagged, no acceptable item, is "none"."""
+    rejected = Judgement.from_defects({s: ["physical_shadow"] for s in SLOTS})
+    result = [item for item in judgement_result(rejected) if item["from_name"] != ACCEPTABLE]
+    assert [i["from_name"] for i in result] == [defects_control(s) for s in SLOTS]
+    judgement, _ = parse_result(result)
+    assert judgement.answer == [] and judgement == rejected
+
+
+def test_acceptable_ticks_are_a_cross_check_of_the_tags():
+    """Only tags, no ticks: B's and D's missing ticks contradict their lack of tags."""
+    tags_only = [{"from_name": defects_control(s), "value": {"choices": ["placement_layout"]}} for s in "AC"]
+    with pytest.raises(ValueError, match="slot B is marked unacceptable but has no defect tag"):
+        parse_result(tags_only)
+    ticks = [{"from_name": ACCEPTABLE, "value": {"choices": ["B", "D"]}}]
+    assert parse_result(tags_only + ticks)[0] == Judgement.from_defects({"A": ["placement_layout"],
+                                                                         "C": ["placement_layout"]})
+
+
 def test_rationale_text_is_kept():
     result = judgement_result(Judgement.from_defects({}))
     result.append(
@@ -43,7 +62,8 @@ def test_rationale_text_is_kept():
 @pytest.mark.parametrize(
     ("result", "reason"),
     [
-        ([], "no 'acceptable' choice"),
+        ([], "nothing ticked"),
+        ([{"from_name": RATIONALE, "value": {"text": ["looks fine"]}}], "nothing ticked"),
         ([{"from_name": ACCEPTABLE, "value": {"choices": ["A", "E"]}}], "unknown choice(s) E"),
         ([{"from_name": "mood", "value": {"choices": ["x"]}}], "unknown control 'mood'"),
         (
@@ -90,5 +110,5 @@ def test_pseudonyms_are_keyed_stable_and_never_the_user_id(tmp_path, monkeypatch
     assert p1 == pseudonym(key, "http://127.0.0.1:9999", 1)  # same server, another port
     assert p1 != pseudonym(key, "http://127.0.0.1:8080", 2)
     assert p1 != pseudonym(b"another key", "http://127.0.0.1:8080", 1)
-    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "shared")
-    assert load_key(tmp_path) == b"shared"
+    monkeypatch.setenv("AESDATA_PSEUDONYM_KEY", "shared-key-of-at-least-32-bytes-for-hmac")
+    assert load_key(tmp_path) == b"shared-key-of-at-least-32-bytes-for-hmac"

@@ -10,6 +10,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+import httpx
+from label_studio_sdk import LabelStudio
+
 from aesdata.annotate.server import DEFAULT_VENV, LabelStudioServer, free_port
 
 #: The template's admin has this token and password: a loopback server holding only test data.
@@ -39,3 +42,13 @@ def start_throwaway(root: Path) -> LabelStudioServer:
         server.port = free_port()
         server.start()
     return server
+
+
+def log_in(url: str, email: str, password: str) -> LabelStudio:
+    """A client with the user's own API token, read after signing in as a person would."""
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=60) as session:
+        session.get("/user/login/")
+        form = {"email": email, "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken")}
+        session.post("/user/login/", headers={"Referer": f"{url}/user/login/"}, data=form)
+        token = session.get("/api/current-user/token").json()["token"]
+    return LabelStudio(base_url=url, api_key=token, timeout=600)

@@ -124,7 +124,7 @@ def test_malformed_rows_are_reported_and_skipped(published: tuple[Path, dict], c
     res = cli.invoke(app, ["eval", "--baseline", "random", "--dataset", str(broken), "--out", str(tmp_path / "r.json")])
     assert res.exit_code == 0, res.output
     assert f"sample {rows[0]['sample_id']}: not a slot: Z" in res.stderr
-    assert f"sample {rows[1]['sample_id']}: an image has neither bytes nor a readable path" in res.stderr
+    assert f"sample {rows[1]['sample_id']}: an image has no embedded bytes" in res.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["metrics"]["samples"] == len(rows) - 2 and len(report["failed"]) == 2
 

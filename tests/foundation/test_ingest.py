@@ -35,7 +35,7 @@ def test_every_kind_of_input_gets_its_outcome(ws, zoo_dir):
     summary = ingest(ws, [zoo_dir])
     assert outcomes(ws) == zoo.EXPECTED
     assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "rejected": 4,
-                                 "unchanged": 0}
+                                 "unchanged": 0, "skipped_extension": 0, "library_warnings": 0}
     reasons = {Path(o).name: r for o, r in ws.db.execute("SELECT origin, reason FROM rejections")}
     assert "truncated" in reasons["i_truncated.jpg"]
     assert "empty" in reasons["j_empty.png"]
@@ -127,6 +127,8 @@ def test_hf_dataset_rows_are_ingested(ws, tmp_path, monkeypatch):
     assert (summary.added, summary.exact_duplicates) == (3, 1)
     origins = sorted(r[0] for r in ws.db.execute("SELECT origin FROM sources"))
     assert origins[0].startswith("hf://") and origins[0].endswith("/train/0")
+    again = ingest(ws, hf_dataset=str(tmp_path / "hfds"), split="train", image_column="photo")
+    assert (again.unchanged, again.added) == (4, 0), "rows with the same bytes are not decoded again"
 
 
 def test_cli_summary_and_status_json(cli, ws_path, zoo_dir):

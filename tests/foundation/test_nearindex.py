@@ -1,4 +1,4 @@
-"""Multi-index hashing finds exactly the pairs the quadratic search finds."""
+"""The near-duplicate search is exact: the same pairs and decisions as comparing every pair."""
 
 from __future__ import annotations
 
@@ -7,53 +7,131 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aesdata.nearindex import HashIndex, all_pairs, chunk_widths, flip_masks, near_pairs, plan
+from aesdata.nearindex import BITS, NearIndex, all_pairs, flip_masks, plan
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 
 
-def planted(n: int, seed: int, max_flips: int = 9) -> np.ndarray:
+def planted(n: int, seed: int, max_flips: int = 12) -> np.ndarray:
     """Random hashes with many close pairs planted (random ones are almost never close)."""
     rng = np.random.default_rng(seed)
     h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-    for a in range(0, n - 1, 3):
-        v = int(h[a])
+    for a in range(1, n, 2):
+        v = int(h[rng.integers(0, a)])
         for bit in rng.choice(64, size=int(rng.integers(0, max_flips)), replace=False):
             v ^= 1 << int(bit)
-        h[a + 1] = v
+        h[a] = v
     return h
 
 
-def test_chunking_covers_64_bits_and_masks_are_complete():
-    for m in range(1, 9):
-        assert sum(chunk_widths(m)) == 64
+def brute_search(stored: np.ndarray, queries: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+    d = np.bitwise_count(queries[:, None] ^ stored[None, :]) if len(stored) else np.zeros((len(queries), 0), int)
+    qi, pos = np.nonzero(d <= radius)
+    return sorted(zip(qi.tolist(), d[qi, pos].tolist(), pos.tolist(), strict=True))
+
+
+def sequential(hashes: np.ndarray, radius: int, near: int) -> tuple[list, list]:
+    """Reference: one hash at a time, comparing with every source so far."""
+    sources: list[int] = []
+    decisions, links = [], []
+    for k, h in enumerate(hashes.tolist()):
+        close = sorted(((h ^ s).bit_count(), p) for p, s in enumerate(sources) if (h ^ s).bit_count() <= radius)
+        if close and close[0][0] <= near:
+            decisions.append(("near", close[0][1], close[0][0]))
+        else:
+            decisions.append(("source", len(sources), -1))
+            links.extend((k, p, d) for d, p in sorted(close, key=lambda c: c[1]))
+            sources.append(h)
+    return decisions, links
+
+
+def test_flip_masks_are_complete():
     assert len(flip_masks(16, 1)) == 17 and len(flip_masks(10, 2)) == 1 + 10 + 45
+    assert len(set(flip_masks(12, 3))) == len(flip_masks(12, 3))
 
 
-@pytest.mark.parametrize("n,radius", [(50, 0), (600, 6), (3000, 6), (3000, 10)])
-def test_batch_search_equals_all_pairs(n, radius):
-    h = planted(n, seed=n + radius)
-    expected = all_pairs(h, radius)
-    assert len(expected) > 0
-    np.testing.assert_array_equal(near_pairs(h, radius), expected)
+@pytest.mark.parametrize("n", [1_000, 640_000, 10_000_000])
+@pytest.mark.parametrize("radius", [0, 6, 10])
+def test_plans_satisfy_the_pigeonhole_bound(n, radius):
+    p = plan(n, radius)
+    assert sum(p.widths) == BITS
+    assert sum(t + 1 for t in p.thresholds if t >= 0) >= radius + 1, "every close pair meets some chunk"
 
 
-def test_plan_grows_chunk_width_with_size():
-    assert plan(1_000, 6)[0] >= plan(1_000_000, 6)[0]
+@pytest.mark.parametrize("radius", [0, 6, 10])
+def test_search_equals_brute_force_through_tables_and_tail(radius):
+    h = planted(6000, seed=radius)
+    index = NearIndex(radius, tail=500)
+    index.add(h[:4000])
+    index.add(h[4000:4400])  # stays in the brute-force tail
+    assert index._tables is not None and index._tables.size == 4000
+    got = list(zip(*index.search(h[4400:]), strict=True))
+    expected = [(q, p, d) for q, d, p in brute_search(h[:4400], h[4400:], radius)]
+    assert sorted(got, key=lambda g: (g[0], g[2], g[1])) == got and len(expected) > 50
+    assert got == sorted(expected, key=lambda e: (e[0], e[2], e[1]))
+
+
+@pytest.mark.parametrize("radius,near", [(6, 6), (10, 6), (10, 0)])
+def test_assign_in_batches_equals_one_at_a_time(radius, near):
+    h = planted(3000, seed=100 + radius + near)
+    expected_decisions, expected_links = sequential(h, radius, near)
+    index = NearIndex(radius, tail=300)
+    decisions, links = [], []
+    for start in range(0, len(h), 256):
+        a = index.assign(h[start : start + 256], near)
+        for k in range(len(a.position)):
+            decisions.append(("source", int(a.position[k]), -1) if a.position[k] >= 0
+                             else ("near", int(a.near_of[k]), int(a.distance[k])))
+        links.extend((start + int(q), int(p), int(d)) for q, p, d in zip(*a.links, strict=True))
+    assert decisions == expected_decisions
+    assert links == expected_links
+    assert sum(d[0] == "near" for d in decisions) > 100 and (len(links) > 0 or radius == near)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(u64, min_size=0, max_size=80), st.lists(u64, min_size=1, max_size=30), st.integers(0, 12),
+       st.integers(0, 40))
+def test_search_property_against_brute_force(stored, queries, radius, tail):
+    index = NearIndex(12, tail=tail)
+    # near copies of the stored hashes make close pairs likely
+    q = np.array(queries + [s ^ (1 << (i % 64)) ^ (1 << ((7 * i) % 64)) for i, s in enumerate(stored[:10])],
+                 dtype=np.uint64)
+    index.add(np.array(stored, dtype=np.uint64))
+    got = [(a, d, b) for a, b, d in zip(*index.search(q, radius), strict=True)]
+    assert got == brute_search(np.array(stored, dtype=np.uint64), q, radius)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(u64, min_size=1, max_size=60), u64, st.integers(0, 12))
-def test_incremental_index_query_equals_brute_force(stored, query, radius):
-    index = HashIndex(radius=12)
-    for i, h in enumerate(stored):
-        index.add(h, i)
-    got = index.query(query, radius)
-    expected = sorted(((i, (h ^ query).bit_count()) for i, h in enumerate(stored)
-                       if (h ^ query).bit_count() <= radius), key=lambda kv: (kv[1], str(kv[0])))
-    assert got == expected
+@given(st.lists(st.tuples(u64, st.integers(0, 12)), min_size=1, max_size=60), st.sampled_from([(6, 6), (10, 6)]),
+       st.integers(1, 17))
+def test_assign_property_against_sequential(seeds, radii, batch):
+    radius, near = radii
+    values: list[int] = []
+    for v, flips in seeds:  # each hash a random one or a few bits away from an earlier one
+        base = values[v % len(values)] if values and flips < 10 else v
+        values.append(base ^ ((1 << flips) - 1) << (v % 50))
+    h = np.array([v % 2**64 for v in values], dtype=np.uint64)
+    expected_decisions, expected_links = sequential(h, radius, near)
+    index = NearIndex(radius, tail=batch)
+    decisions, links = [], []
+    for start in range(0, len(h), batch):
+        a = index.assign(h[start : start + batch], near)
+        decisions += [("source", int(p), -1) if p >= 0 else ("near", int(o), int(d))
+                      for p, o, d in zip(a.position, a.near_of, a.distance, strict=True)]
+        links += [(start + int(q), int(p), int(d)) for q, p, d in zip(*a.links, strict=True)]
+    assert (decisions, links) == (expected_decisions, expected_links)
 
 
-def test_query_radius_cannot_exceed_index_radius():
+def test_all_pairs_baseline_is_every_close_pair():
+    h = planted(500, seed=3)
+    pairs = all_pairs(h, 6)
+    expected = [(i, j, (int(h[i]) ^ int(h[j])).bit_count()) for i in range(500) for j in range(i + 1, 500)
+                if (int(h[i]) ^ int(h[j])).bit_count() <= 6]
+    assert [tuple(p) for p in pairs.tolist()] == expected and len(expected) > 20
+
+
+def test_radius_limits():
     with pytest.raises(ValueError, match="radius"):
-        HashIndex(radius=4).query(0, 6)
+        NearIndex(radius=4).search(np.zeros(1, np.uint64), 6)
+    with pytest.raises(ValueError, match="near radius"):
+        NearIndex(radius=4).assign(np.zeros(1, np.uint64), 6)

@@ -76,11 +76,13 @@ def test_rationale_form_round_trips_and_failed_needs_reasons():
 
 
 def test_published_row_checks_rationale_form():
-    base = dict(sample_id="s", split="train", question="q", answer="A", defects={s: [] for s in SLOTS},
+    base = dict(sample_id="0123456789abcdef", split="train", question="q", answer="A", defects={s: [] for s in SLOTS},
                 provenance=dict(generator="g", seeds=[1, 2, 3, 4], annotators=[], label_origin="synthetic"))
     PublishedRow(**base, rationale=format_rationale("ok", {"A"}))
     with pytest.raises(ValidationError):
         PublishedRow(**base, rationale="free text without tags")
+    with pytest.raises(ValidationError):  # a sample id is 16 hex digits: it names files in exports
+        PublishedRow(**{**base, "sample_id": "../../x"})
 
 
 def test_schemas_folder_matches_the_models():

@@ -45,6 +45,7 @@ def test_upload_commit_tag_and_record(
         prefix = f"/api/datasets/{REPO}"
         assert hub.paths() == [
             "POST /api/repos/create",
+            f"GET {prefix}/refs",  # what an earlier, killed run left (nothing here)
             f"GET {prefix}/tree/main",
             "POST /api/validate-yaml",
             f"POST {prefix}/preupload/main",
@@ -64,7 +65,8 @@ def test_upload_commit_tag_and_record(
         second = json.loads(res.stdout)
         assert repo.files == _files(Path(second["out"]))
         assert repo.tags["v1.1.0"] == second["commit_id"] != first["commit_id"]
-        assert hub.paths()[6] == "POST /api/repos/create"  # exists: answered 409, which the client accepts
+        assert hub.paths()[7] == "POST /api/repos/create"  # exists: answered 409, which the client accepts
+        assert hub.paths()[9] == f"GET {prefix}/commits/{first['commit_id']}"  # the head is 1.0.0's, not ours
 
     recorded = {v.version: v for v in store.get_versions(ws.db)}
     assert recorded["1.0.0"].commit_id == first["commit_id"] and recorded["1.0.0"].repo_id == REPO

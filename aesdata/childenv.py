@@ -1,0 +1,41 @@
+"""The environment of the processes aesdata starts: an allow-list, never the caller's whole environment.
+
+The caller's shell holds ``OPENAI_API_KEY``, ``HF_TOKEN`` and the like; a web server or an installer that
+inherited them would hold them too (in ``/proc/PID/environ``, in crash reports, in a debug page). So a
+child gets the few variables any program needs to run (``PATH``, ``HOME``, locale, temp folder), the
+groups its job needs (named here, once), and what aesdata sets for it explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+#: Any program: where executables are, whose home, which language and time zone, where temp files go.
+BASE: tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP",
+    "SYSTEMROOT",
+)
+#: A program that downloads: proxies and certificate bundles.
+NETWORK: tuple[str, ...] = (
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+)
+#: pip: its own settings (index URL, trusted hosts), cache and config folders.
+PIP: tuple[str, ...] = ("PIP_*", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+
+
+def _allowed(name: str, patterns: Iterable[str]) -> bool:
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
+
+
+def child_env(*groups: Iterable[str], drop: Iterable[str] = (), extra: Mapping[str, str] | None = None,
+              environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The caller's variables named by :data:`BASE` and ``groups`` (``NAME`` or ``PREFIX*``), minus ``drop``,
+    plus ``extra``."""
+    source = os.environ if environ is None else environ
+    patterns = [*BASE, *(p for group in groups for p in group)]
+    dropped = frozenset(drop)
+    env = {k: v for k, v in source.items() if _allowed(k, patterns) and k not in dropped}
+    env.update(extra or {})
+    return env

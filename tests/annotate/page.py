@@ -1,0 +1,148 @@
+"""The labelling page as a person uses it: headless Debian chromium driven by Playwright.
+
+Locators are what a person sees: the choices by their visible text inside each card ("B: shadow", "A"), the
+buttons by their accessible names ("Label All Tasks", "Submit current annotation", "Update", "Skip").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from aesdata.schema import SLOTS, Judgement
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+#: The visible word of each dimension's choice (label_studio_config.xml: "A: deformed" ...).
+WORD = {
+    "appearance_deformation": "deformed",
+    "physical_shadow": "shadow",
+    "placement_layout": "placement",
+    "extension_rationality": "extension",
+}
+WAIT_MS = 60_000
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def log_in(browser: Browser, url: str, email: str, password: str) -> Page:
+    """A fresh browser context (its own cookies) signed in as ``email``."""
+    page = browser.new_context(viewport={"width": 1500, "height": 1350}).new_page()
+    page.goto(f"{url}/user/login/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda u: "/user/login" not in u, timeout=WAIT_MS)
+    return page
+
+
+def wait_for_task(page: Page) -> None:
+    page.locator("#aes-acceptable").wait_for(timeout=WAIT_MS)
+    for slot in SLOTS:  # every image actually loaded from the workspace's blobs
+        page.locator(f"#aes-cand-{slot} img").first.wait_for(timeout=WAIT_MS)
+
+
+def tick(page: Page, slot: str, dimension: str | None = None) -> None:
+    """Click one choice: a defect under candidate ``slot``, or ``slot`` in the acceptable row.
+
+    Label Studio names each checkbox after the choice's visible text ("A", "B: shadow").
+    """
+    if dimension is None:
+        page.locator(f"#aes-acceptable input[name='{slot}']").click()
+    else:
+        page.locator(f"#aes-defects-{slot} input[name='{slot}: {WORD[dimension]}']").click()
+
+
+def fill(page: Page, judgement: Judgement, *, cross_check: bool = True) -> None:
+    """Tag every defect of ``judgement`` and (as the guidelines ask) tick the acceptable candidates."""
+    for slot in SLOTS:
+        for dim in judgement.defects[slot]:
+            tick(page, slot, dim)
+    if cross_check:
+        for slot in judgement.answer:
+            tick(page, slot)
+
+
+def submit(page: Page, update: bool = False) -> int:
+    """Press Submit (Update for an annotation already submitted); return the request's HTTP status."""
+    method = "PATCH" if update else "POST"
+    text = re.compile(r"^\s*(Update|Submit)\s*$")  # the words on the button (its aria-label differs by view)
+    with page.expect_response(
+        lambda r: "/annotations" in r.url and r.request.method == method, timeout=WAIT_MS
+    ) as sent:
+        page.get_by_role("button").filter(has_text=text).first.click()
+    return sent.value.status
+
+
+def _is_next(response) -> bool:
+    return "/api/dm/actions" in response.url and "id=next_task" in response.url
+
+
+def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Judgement]) -> list[int]:
+    """Open the project's label stream ("Label All Tasks") and label what it hands out until it runs dry.
+
+    ``answer_for`` maps a task id to the judgement to enter; returns the task ids in the order served
+    (the stream's own choice, read from the responses of the Data Manager's ``next_task`` action, which
+    is Label Studio's ``get_next_task``, the same as ``/api/projects/{id}/next``).
+    """
+    served: list[int] = []
+
+    page.goto(f"{url}/projects/{project}/data")
+    with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
+        page.get_by_role("button", name="Label All Tasks").click()
+    while nxt.value.status == 200:
+        served.append(int(nxt.value.json()["id"]))
+        wait_for_task(page)
+        expect(page.locator("#aes-acceptable input:checked, .aes-card input:checked")).to_have_count(0)
+        fill(page, answer_for[served[-1]])
+        with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
+            assert submit(page) == 201
+    expect(page.get_by_text("No More Tasks Left in Queue")).to_be_visible(timeout=WAIT_MS)
+    return served
+
+
+def skip_next(page: Page, url: str, project: int) -> int:
+    """Open the label stream and press Skip on the task it hands out; return that task's id."""
+    page.goto(f"{url}/projects/{project}/data")
+    with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
+        page.get_by_role("button", name="Label All Tasks").click()
+    wait_for_task(page)
+    with page.expect_response(lambda r: "/annotations" in r.url and r.request.method == "POST") as sent:
+        page.get_by_role("button").filter(has_text=re.compile(r"^\s*Skip\s*$")).first.click()
+    assert sent.value.status == 201
+    return int(nxt.value.json()["id"])
+
+
+def open_task(page: Page, url: str, project: int, task: int) -> None:
+    page.goto(f"{url}/projects/{project}/data?task={task}")
+    wait_for_task(page)
+
+
+def delete_all_annotations(page: Page, url: str, project: int) -> None:
+    """In the Data Manager: select every task (the header checkbox), Actions -> Delete Annotations, confirm."""
+    page.goto(f"{url}/projects/{project}/data")
+    page.get_by_role("button", name="Label All Tasks").wait_for(timeout=WAIT_MS)
+    page.get_by_role("checkbox").first.check()
+    page.get_by_role("button", name="Actions").click()
+    page.get_by_text("Delete Annotations", exact=True).click()
+    with page.expect_response(lambda r: "/actions" in r.url and r.request.method == "POST", timeout=WAIT_MS) as sent:
+        page.get_by_role("button", name="Delete Annotations", exact=True).click()  # the confirmation
+    assert sent.value.status == 200
