@@ -77,6 +77,13 @@ class CotSettings(Section):
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model (or '*') -> {input, output} USD per million tokens"
     )
+    batch_discount: float = Field(0.5, gt=0, le=1, description="--batch price as a share of cot.prices")
+    batch_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="--batch prices per model (or '*'), where not cot.prices x batch_discount"
+    )
+    batch_poll_s: float = Field(30.0, gt=0, description="--batch: seconds between polls of open batches")
+    batch_max_requests: int = Field(50_000, ge=1, description="--batch: requests per batch at most")
+    batch_max_bytes: int = Field(190_000_000, ge=1, description="--batch: bytes per batch input file at most")
 
 
 class PublishSettings(Section):
@@ -159,9 +166,18 @@ backoff_s = 1.0
 max_side = 768
 # "auto": JSON-schema response_format, falling back to the schema in the prompt where refused.
 structured = "auto"
+# --batch (the provider's Batch API): price as a share of the online price, poll interval (s), and
+# the size of one batch (OpenAI: 50000 requests, 200 MB per input file).
+batch_discount = 0.5
+batch_poll_s = 30.0
+batch_max_requests = 50000
+batch_max_bytes = 190000000
 # Price table for the cost ledger and --max-cost: USD per million tokens ("*" for any model).
 # [cot.prices]
 # "gpt-4o" = { input = 2.5, output = 10.0 }
+# Batch prices where they are not cot.prices x batch_discount:
+# [cot.batch_prices]
+# "gpt-4o" = { input = 1.25, output = 5.0 }
 
 [publish]
 # Hugging Face dataset repo (token from HF_TOKEN), e.g. "my-org/screening".

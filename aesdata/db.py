@@ -474,3 +474,48 @@ migration(
         );
     """,
 )
+
+
+migration(
+    "m350_llm_batches",
+    """
+        -- --batch: one row per batch submitted to the endpoint's Batch API (aesdata.llm.batch)
+        CREATE TABLE llm_batches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope TEXT NOT NULL,              -- stage, model and endpoint the requests belong to
+            nonce TEXT NOT NULL UNIQUE,       -- in the batch's metadata: a submit killed before it recorded
+                                              -- the endpoint's id finds the batch again instead of paying twice
+            batch_id TEXT,                    -- the endpoint's id; NULL while being submitted
+            input_file_id TEXT,
+            status TEXT NOT NULL,             -- 'submitting', then the endpoint's status
+            requests INTEGER NOT NULL,
+            estimated_cost REAL NOT NULL,     -- what --max-cost counted for it before it was submitted
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            created_at TEXT NOT NULL,
+            collected_at TEXT                 -- its files read and every request settled
+        );
+        CREATE INDEX llm_batches_open ON llm_batches(scope, collected_at);
+        -- one row per request of an item still in progress (removed once the item is finished)
+        CREATE TABLE llm_batch_requests (
+            custom_id TEXT PRIMARY KEY,       -- from scope, item, request body and occurrence: a replay in
+                                              -- another process finds the same request again
+            scope TEXT NOT NULL,
+            item TEXT NOT NULL,               -- the sample (or eval row) it is for
+            batch INTEGER NOT NULL REFERENCES llm_batches(id),
+            status TEXT NOT NULL CHECK (status IN ('submitted','answered','retry','rejected','failed')),
+            tries INTEGER NOT NULL,           -- batches it was sent in
+            reply TEXT,                       -- answered: JSON {content, finish_reason, model}
+            error TEXT,                       -- retry / rejected / failed: why
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost_usd REAL                     -- at batch prices
+        );
+        CREATE INDEX llm_batch_requests_batch ON llm_batch_requests(batch, status);
+        -- the cot ledger names the batch request behind a call, so a replayed reply is counted once
+        ALTER TABLE cot_calls ADD COLUMN request_id TEXT;
+        CREATE UNIQUE INDEX cot_calls_request ON cot_calls(request_id) WHERE request_id IS NOT NULL;
+    """,
+)

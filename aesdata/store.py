@@ -133,6 +133,13 @@ def get_candidates(db: sqlite3.Connection, sample_id: str) -> list[Candidate]:
     ]
 
 
+def candidate_shas(db: sqlite3.Connection, sample_id: str) -> list[str]:
+    """The blobs of a sample's candidates, in slot order: what a model is shown, without building the
+    records (the LLM stages ask this once per sample and request, where it is a good part of the CPU)."""
+    rows = db.execute("SELECT sha256 FROM candidates WHERE sample_id = ? ORDER BY slot", (sample_id,)).fetchall()
+    return [r[0] for r in rows]
+
+
 # --------------------------------------------------------------------------- annotations and labels
 
 

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,191 @@ def _estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+# --------------------------------------------------------------------------- files and batches
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How the server ends one batch (tests script the failures a real provider has).
+
+    ``status``: ``completed``; ``failed`` (validation refused the whole batch, ``message`` says why; no
+    output); ``expired`` (the window closed after ``answered`` lines: the rest go to the error file as
+    ``batch_expired``). ``malformed(n, line)``: whether input line ``n`` (0-based) gets its result line cut in half.
+    ``polls``: retrievals that still show ``in_progress`` before the batch ends.
+    """
+
+    status: str = "completed"
+    answered: int = 0
+    malformed: Callable[[int, dict[str, Any]], bool] = lambda n, line: False  # noqa: E731
+    polls: int = 1
+    message: str = "the input file could not be validated"
+
+
+#: batch number (0-based, in creation order) -> its plan
+BatchPolicy = Callable[[int], BatchPlan]
+
+
+def _multipart(headers: dict[str, str], raw: bytes) -> dict[str, bytes]:
+    """Field name -> content of a multipart/form-data body (what ``files.create`` sends)."""
+    kind = headers.get("content-type", "")
+    if "boundary=" not in kind:
+        return {}
+    boundary = kind.split("boundary=", 1)[1].strip().strip('"').encode()
+    fields = {}
+    for part in raw.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        part = part.removeprefix(b"\r\n").removesuffix(b"\r\n")
+        head, _, content = part.partition(b"\r\n\r\n")
+        for line in head.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("content-disposition") and 'name="' in line:
+                fields[line.split('name="', 1)[1].split('"', 1)[0]] = content
+    return fields
+
+
+class BatchAPI:
+    """``/v1/files`` and ``/v1/batches`` as OpenAI serves them, answering each line with the chat policy.
+
+    A batch is validated when created (a bad line fails the whole batch, as the provider does), shows
+    ``in_progress`` for ``plan.polls`` retrievals, and then ends as its :class:`BatchPlan` says: every
+    line answered through the server's policy (a non-200 reply goes to the error file), or failed, or
+    expired part way. ``hold`` (an Event, set by default) cleared keeps every batch in progress;
+    ``create_delay`` stalls the reply to ``POST /v1/batches`` after the batch exists (a client killed
+    meanwhile must find it again by its metadata). ``created`` lists the batches in creation order and
+    ``lines`` the input lines of each batch processed (batch id -> lines), for assertions.
+    """
+
+    def __init__(self, server: OpenAIServer, plan: BatchPolicy | None = None) -> None:
+        self.server, self.plan = server, plan or (lambda index: BatchPlan())
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.created: list[str] = []
+        self.lines: dict[str, list[dict[str, Any]]] = {}
+        self.hold = threading.Event()
+        self.hold.set()
+        self.create_delay = 0.0
+        self._plans: dict[str, BatchPlan] = {}
+        self._polls: dict[str, int] = {}
+
+    async def dispatch(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | bytes]:
+        parts = path.strip("/").split("/")[1:]  # "files", id, "content" / "batches", id
+        if parts == ["files"] and method == "POST":
+            return self._upload(headers, raw)
+        if len(parts) == 3 and parts[0] == "files" and parts[2] == "content" and method == "GET":
+            if parts[1] not in self.files:
+                return 404, {}, _error(f"no file {parts[1]}", "invalid_request_error")
+            return 200, {}, self.files[parts[1]][1]
+        if len(parts) == 2 and parts[0] == "files" and method == "GET" and parts[1] in self.files:
+            return 200, {}, self.files[parts[1]][0]
+        if parts == ["batches"] and method == "POST":
+            return await self._create(raw)
+        if parts == ["batches"] and method == "GET":
+            return 200, {}, self._list(query)
+        if len(parts) == 2 and parts[0] == "batches" and method == "GET":
+            if parts[1] not in self.batches:
+                return 404, {}, _error(f"no batch {parts[1]}", "invalid_request_error")
+            return 200, {}, self._retrieve(parts[1])
+        return 404, {}, _error(f"no route {method} {path}", "invalid_request_error")
+
+    def _file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        meta = {"id": f"file-{len(self.files)}", "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose, "status": "processed"}
+        self.files[meta["id"]] = (meta, data)
+        return meta
+
+    def _upload(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        fields = _multipart(headers, raw)
+        if "file" not in fields or fields.get("purpose") != b"batch":
+            return 400, {}, _error("expected multipart fields 'file' and purpose=batch", "invalid_request_error")
+        return 200, {}, self._file(fields["file"], "input.jsonl", "batch")
+
+    async def _create(self, raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, {}, _error("body is not JSON", "invalid_request_error")
+        if body.get("input_file_id") not in self.files or body.get("endpoint") != "/v1/chat/completions":
+            return 400, {}, _error("unknown input_file_id or endpoint", "invalid_request_error")
+        batch_id = f"batch_{len(self.created)}"
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window", "24h"), "status": "validating",
+            "created_at": int(time.time()), "metadata": body.get("metadata") or {}, "output_file_id": None,
+            "error_file_id": None, "errors": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
+        }
+        self._plans[batch_id] = self.plan(len(self.created))
+        self._polls[batch_id] = 0
+        self.created.append(batch_id)
+        await asyncio.sleep(self.create_delay)
+        return 200, {}, self.batches[batch_id]
+
+    def _list(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Newest first, ``limit`` per page, ``after`` an id."""
+        ids = list(reversed(self.created))
+        if "after" in query and query["after"][0] in ids:
+            ids = ids[ids.index(query["after"][0]) + 1 :]
+        limit = int(query.get("limit", ["20"])[0])
+        page = [self.batches[i] for i in ids[:limit]]
+        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None, "has_more": len(ids) > limit}
+
+    def _retrieve(self, batch_id: str) -> dict[str, Any]:
+        batch = self.batches[batch_id]
+        if batch["status"] == "validating":
+            self._validate(batch)
+        elif batch["status"] == "in_progress" and self.hold.is_set():
+            self._polls[batch_id] += 1
+            if self._polls[batch_id] >= self._plans[batch_id].polls:
+                self._finish(batch, self._plans[batch_id])
+        return batch
+
+    def _validate(self, batch: dict[str, Any]) -> None:
+        """Every line must be a POST of a valid chat body with a unique custom_id, else the batch fails."""
+        errors, seen = [], set()
+        for n, line in enumerate(self.files[batch["input_file_id"]][1].decode().splitlines()):
+            try:
+                item = json.loads(line)
+                problem = None if item["custom_id"] not in seen else "duplicate custom_id"
+                problem = problem or _check(item["body"], json_schema=self.server.json_schema)
+                seen.add(item["custom_id"])
+            except (ValueError, KeyError, TypeError):
+                problem = "not a batch request line"
+            if problem:
+                errors.append({"code": "invalid_request", "message": problem, "line": n + 1})
+        plan = self._plans[batch["id"]]
+        if errors or plan.status == "failed":
+            errors = errors or [{"code": "invalid_request", "message": plan.message, "line": None}]
+            batch.update(status="failed", errors={"object": "list", "data": errors}, failed_at=int(time.time()))
+        else:
+            batch.update(status="in_progress", in_progress_at=int(time.time()))
+            batch["request_counts"]["total"] = len(seen)
+
+    def _finish(self, batch: dict[str, Any], plan: BatchPlan) -> None:
+        out, err = [], []
+        lines = self.lines[batch["id"]] = []
+        for n, line in enumerate(self.files[batch["input_file_id"]][1].decode().splitlines()):
+            item = json.loads(line)
+            lines.append(item)
+            entry: dict[str, Any] = {"id": f"{batch['id']}_req_{n}", "custom_id": item["custom_id"]}
+            if plan.status == "expired" and n >= plan.answered:
+                message = "This request could not be executed before the completion window expired."
+                entry.update(response=None, error={"code": "batch_expired", "message": message})
+                err.append(json.dumps(entry))
+                continue
+            status, _extra, body = self.server.answer(item["body"], self.server._reply(item["body"], {}))
+            entry.update(response={"status_code": status, "request_id": entry["id"], "body": body}, error=None)
+            text = json.dumps(entry)
+            (out if status == 200 else err).append(text[: len(text) // 2] if plan.malformed(n, item) else text)
+        counts = batch["request_counts"]
+        counts.update(completed=len(out), failed=len(err))
+        for name, texts in (("output_file_id", out), ("error_file_id", err)):
+            if texts:
+                batch[name] = self._file(("\n".join(texts) + "\n").encode(), f"{name}.jsonl", "batch_output")["id"]
+        batch.update(status=plan.status if plan.status == "expired" else "completed", completed_at=int(time.time()))
+
+
 # --------------------------------------------------------------------------- the server
 
 
@@ -193,8 +379,10 @@ class OpenAIServer:
         record: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        batch_plan: BatchPolicy | None = None,
     ) -> None:
         self.policy, self.latency, self.api_key = policy, latency, api_key
+        self.batch_api = BatchAPI(self, batch_plan)
         self.json_schema, self.record = json_schema, record
         self.host, self.port = host, port
         self.requests: list[Request] = []
@@ -291,11 +479,16 @@ class OpenAIServer:
                     body = await reader.readexactly(int(headers.get("content-length", "0")))
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
-                status, extra, payload = await self._dispatch(method, path.split("?")[0], headers, body)
-                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+                route, _, query = path.partition("?")
+                status, extra, payload = await self._dispatch(method, route, query, headers, body)
+                if isinstance(payload, bytes):
+                    data, kind = payload, "application/octet-stream"
+                else:
+                    data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+                    kind = "application/json"
                 lines = [
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-                    "Content-Type: application/json",
+                    f"Content-Type: {kind}",
                     f"Content-Length: {len(data)}",
                     *[f"{k}: {v}" for k, v in extra.items()],
                 ]
@@ -313,8 +506,8 @@ class OpenAIServer:
             writer.close()
 
     async def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes
-    ) -> tuple[int, dict[str, str], dict[str, Any] | str]:
+        self, method: str, path: str, query: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], dict[str, Any] | str | bytes]:
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {}, _error("invalid API key", "invalid_request_error")
         if method == "GET" and path == "/v1/models":
@@ -323,6 +516,8 @@ class OpenAIServer:
                 {},
                 {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "tests"}]},
             )
+        if path.startswith(("/v1/files", "/v1/batches")):
+            return await self.batch_api.dispatch(method, path, parse_qs(query), headers, raw)
         if method != "POST" or path != "/v1/chat/completions":
             return 404, {}, _error(f"no route {method} {path}", "invalid_request_error")
         try:
@@ -332,20 +527,27 @@ class OpenAIServer:
         problem = _check(body, json_schema=self.json_schema)
         if problem:
             return 400, {}, _error(problem, "invalid_request_error")
-        with self._lock:
-            index = self.calls
-            self.calls += 1
-            if self.record:
-                self.requests.append(Request(index, body, headers))
-        reply = self.policy(body, index)
-        if isinstance(reply, str):
-            reply = Reply(content=reply)
+        reply = self._reply(body, headers)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.latency + reply.delay)
         finally:
             self.in_flight -= 1
+        return self.answer(body, reply)
+
+    def _reply(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """The policy's reply to one chat request (counted, and kept when recording)."""
+        with self._lock:
+            index = self.calls
+            self.calls += 1
+            if self.record:
+                self.requests.append(Request(index, body, headers))
+        reply = self.policy(body, index)
+        return Reply(content=reply) if isinstance(reply, str) else reply
+
+    def answer(self, body: dict[str, Any], reply: Reply) -> tuple[int, dict[str, str], dict[str, Any] | str]:
+        """(status, extra headers, body) of the HTTP response that ``reply`` makes."""
         if reply.status != 200:
             extra = {"Retry-After": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             kind = "rate_limit_exceeded" if reply.status == 429 else "server_error"
@@ -360,7 +562,7 @@ class OpenAIServer:
             200,
             {},
             {
-                "id": f"chatcmpl-{index}",
+                "id": f"chatcmpl-{self.calls}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body["model"],

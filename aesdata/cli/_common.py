@@ -37,6 +37,9 @@ WorkspaceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Process at most N items.")]
+BatchOpt = Annotated[
+    bool, typer.Option("--batch", help="Through the endpoint's Batch API (cheaper, slower); a re-run polls.")
+]
 
 
 def output(json_mode: bool = False, quiet: bool = False) -> Output:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aesdata.choices import CotMode, Limits, Redo
-from aesdata.cli._common import JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._common import BatchOpt, JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
 
 
@@ -42,6 +42,7 @@ def cot(
     ] = False,
     min_chars: Annotated[int, typer.Option(min=0, help="Shortest reasoning accepted.")] = Limits.min_chars,
     max_chars: Annotated[int, typer.Option(min=1, help="Longest reasoning accepted.")] = Limits.max_chars,
+    batch: BatchOpt = False,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -65,6 +66,7 @@ def cot(
         redo=redo,
         include_review=include_review,
         limits=Limits(min_chars=min_chars, max_chars=max_chars),
+        batch=batch,
     )
     out = output(json, quiet)
     with Workspace.open(workspace) as ws:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from aesdata.cli._common import JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
+from aesdata.cli._common import BatchOpt, JsonOpt, LimitOpt, QuietOpt, WorkspaceOpt, output
 from aesdata.cli._errors import handle_errors
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def eval_cmd(
         Path | None,
         typer.Option("--out", help="Report JSON (default: eval-MODEL-VERSION-SPLIT.json here).", show_default=False),
     ] = None,
+    batch: BatchOpt = False,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -115,7 +116,7 @@ def eval_cmd(
             model=model, base_url=base_url, concurrency=concurrency, temperature=temp, max_tokens=max_tokens,
             max_cost=max_cost, max_side=max_side)
         report, path = run.run_eval(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=out,
-                                    reporter=out_)
+                                    batch=batch, reporter=out_)
     finally:
         if ws is not None:
             ws.close()
@@ -157,6 +158,7 @@ def mine_hard(
     max_side: MaxSideOpt = None,
     limit: LimitOpt = None,
     redo: Annotated[bool, typer.Option("--redo", help="Ask again samples already mined.")] = False,
+    batch: BatchOpt = False,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -171,7 +173,8 @@ def mine_hard(
     endpoint = Endpoint(model=model, base_url=base_url, concurrency=concurrency, temperature=temp,
                         max_tokens=max_tokens, max_cost=max_cost, max_side=max_side)
     with Workspace.open(workspace) as ws:
-        summary = mining.mine_hard(ws, endpoint, rollouts=rollouts, limit=limit, redo=redo, reporter=out_)
+        summary = mining.mine_hard(ws, endpoint, rollouts=rollouts, limit=limit, redo=redo, batch=batch,
+                                   reporter=out_)
     out_.result(summary, title="mine-hard")
 
 

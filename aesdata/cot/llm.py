@@ -23,7 +23,7 @@ from typing import Any
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
 from aesdata.cot.prompts import Conversation, mode_hash
 from aesdata.cot.validate import Limits, Problem, validate
-from aesdata.llm.client import ChatResult, LLMClient
+from aesdata.llm.client import ChatClient, ChatResult
 from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
 
 #: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)
@@ -63,11 +63,11 @@ def _check(result: ChatResult, judgement: Judgement, limits: Limits) -> tuple[Co
 
 
 class LLMWriter:
-    """Writes one sample's rationale in a model mode through a shared :class:`LLMClient`."""
+    """Writes one sample's rationale in a model mode through a shared client (online or batch)."""
 
     def __init__(
         self,
-        client: LLMClient,
+        client: ChatClient,
         mode: CotMode,
         *,
         limits: Limits,
@@ -82,6 +82,7 @@ class LLMWriter:
         self.attempts = attempts if mode == "automated" else 1
         self.conversation = Conversation(mode, limits)
         self.agreement = Agreement()
+        self._judged: set[str] = set()  # batch replies already counted (a replayed sample meets them again)
 
     async def write(self, sample_id: str, judgement: Judgement, images: list[str]) -> Rationale:
         """The sample's rationale, valid or failed with reasons (transport errors propagate)."""
@@ -162,7 +163,9 @@ class LLMWriter:
     ) -> None:
         """Ledger the call; for the reply that ends an attempt, count agreement with the label."""
         agreed = None if reply is None else set(reply.final_answer) == set(judgement.answer)
-        if agreed is not None:
+        if agreed is not None and result.request_id not in self._judged:
+            if result.request_id is not None:
+                self._judged.add(result.request_id)
             self.agreement.judged += 1
             self.agreement.agreed += agreed
         self.on_call(sample_id, result, attempt, kind, agreed)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
 from typing import Any, get_args
 
 from aesdata import assets, claims, store
@@ -36,6 +38,7 @@ from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.llm import ledger
+from aesdata.llm.batch import BatchClient, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
     ChatResult,
@@ -49,6 +52,8 @@ from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
 from aesdata.workspace import RunRecorder, Workspace
 
+#: Images rendered ahead of the requests, per request in flight (a sample has five).
+_AHEAD = 20
 REDO: tuple[Redo, ...] = get_args(Redo)
 
 
@@ -67,6 +72,7 @@ class CotOptions:
     redo: Redo | None = None
     include_review: bool = False
     limits: Limits = Limits()
+    batch: bool = False  # through the endpoint's Batch API (aesdata.llm.batch)
 
     def __post_init__(self) -> None:
         if self.mode not in COT_MODES:
@@ -189,7 +195,12 @@ class _ModelRun:
     """State of one model-mode run: the client, the writer, the ledger and budget, the stop flag."""
 
     def __init__(
-        self, work: _Work, opts: CotOptions, client: LLMClient, budget: ledger.Budget | None, reporter: Reporter
+        self,
+        work: _Work,
+        opts: CotOptions,
+        client: LLMClient | BatchClient,
+        budget: ledger.Budget | None,
+        reporter: Reporter,
     ) -> None:
         ws, cot = work.ws, work.ws.settings.cot
         self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
@@ -208,16 +219,32 @@ class _ModelRun:
     def _ledger(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
         call = ledger.Call(
             self.work.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed,
-            session=self.work.me.session,
+            session=self.work.me.session, request_id=result.request_id,
         )
         with self.ws.transaction() as db:
             ledger.record(db, call)
             if self.budget is not None:
                 self.budget.settle(db, sample_id, kind, result.usage)
 
+    def _shas(self, sample: Sample) -> list[str]:
+        return [sample.source_id, *store.candidate_shas(self.ws.db, sample.id)]
+
+    @asynccontextmanager
+    async def _rendering(self, todo: list[Todo], ahead: int) -> AsyncIterator[None]:
+        """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
+        job = asyncio.create_task(
+            self.encoder.render_ahead((sha for item in todo for sha in self._shas(item.sample)), ahead=ahead)
+        )
+        try:
+            yield
+        finally:
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+            self.encoder.close()
+
     async def _images(self, sample: Sample) -> list[str]:
         """Data URLs of the source then candidates A-D; :class:`InputRejected` when one is unusable."""
-        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        shas = self._shas(sample)
         if len(shas) != 5:
             raise InputRejected(f"sample {sample.id}: {len(shas) - 1} candidates, not 4")
         try:
@@ -263,16 +290,32 @@ class _ModelRun:
                         self.reporter.info(f"{exc}; {exc.hint}")
                     self.stopped = "max-cost"
 
-        # Twice as many samples in progress as requests in flight: the extra ones encode their images
-        # and build their prompts while they wait, so a freed request slot is refilled at once.
-        tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
+        # Twice as many samples in progress as requests in flight: the extra ones build their prompts
+        # while they wait, so a freed request slot is refilled at once; images are rendered further ahead.
+        async with self._rendering(todo, ahead=_AHEAD * workers):
+            tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await self.client.aclose()
+
+    async def batch(self, todo: list[Todo]) -> None:
+        """The same per-sample work, its requests sent through the Batch API (see :mod:`aesdata.llm.batch`)."""
+        assert isinstance(self.client, BatchClient)
         try:
-            await asyncio.gather(*tasks)
+            async with self._rendering(todo, ahead=_AHEAD * 8):
+                await self.client.run(
+                    todo,
+                    lambda ids: (item for item in todo if item.sample.id in ids),
+                    lambda item: item.sample.id,
+                    self.one,
+                )
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self.client.aclose()
+        self.stopped = self.client.stopped
 
 
 @assets.scoped  # prompts and their hash: the workspace's assets/ first
@@ -287,7 +330,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             model=opts.model,
             base_url=opts.base_url,
             concurrency=opts.concurrency,
-            max_cost=opts.max_cost,
+            max_cost=None if opts.batch else opts.max_cost,  # batch mode checks it before submitting
             reject_per_request=True,  # a sample the endpoint refuses is stored as failed, the run goes on
         )
         if model_mode
@@ -303,6 +346,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
         "base_url": client.base_url if client else None,
         "concurrency": opts.concurrency or cot.concurrency,
         "max_side": opts.max_side or cot.max_side,
+        "batch": opts.batch,
     }
     with ws.run("cot", params) as run, claims.owner(ws.db, "cot") as me:
         todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
@@ -315,14 +359,19 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             else:
                 budget = (
                     None
-                    if opts.max_cost is None
+                    if opts.max_cost is None or opts.batch  # batch mode checks it before submitting
                     else ledger.Budget(
                         ws.db, owner=me.id, session=me.session, max_cost=opts.max_cost, model=client.model,
                         mode=opts.mode,
                     )
                 )
-                model_run = _ModelRun(work, opts, client, budget, reporter)
-                asyncio.run(model_run.all(todo, opts.concurrency or cot.concurrency))
+                asker = client if not opts.batch else open_batch_client(
+                    ws, client, stage=f"cot {opts.mode}", cot=cot, reporter=reporter,
+                    max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
+                )
+                model_run = _ModelRun(work, opts, asker, budget, reporter)
+                workers = opts.concurrency or cot.concurrency
+                asyncio.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate
         summary: dict[str, Any] = {
@@ -346,8 +395,10 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
                 prompt_tokens=spent["prompt_tokens"],
                 completion_tokens=spent["completion_tokens"],
                 cost_usd=round(spent["cost_usd"], 6),
-                retries=client.stats.retries,
+                retries=model_run.client.stats.retries,
             )
+            if isinstance(model_run.client, BatchClient):
+                summary.update({f"batch_{k}": v for k, v in asdict(model_run.client.batch).items()})
             if opts.mode == "automated":
                 summary["agreement_rate"] = None if agreement is None else round(agreement, 4)
             if stopped:

@@ -18,9 +18,19 @@ from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.evaluate.answers import parse_reply
 from aesdata.evaluate.scoring import Prediction
-from aesdata.llm.client import ChatResult, LLMClient, RequestFailed, client_from_settings, image_part
+from aesdata.llm.batch import BatchClient, Pending, open_batch_client
+from aesdata.llm.client import (
+    BudgetExceeded,
+    ChatClient,
+    ChatResult,
+    LLMClient,
+    RequestFailed,
+    client_from_settings,
+    image_part,
+)
 from aesdata.progress import Reporter
 from aesdata.prompting import user_content
+from aesdata.workspace import Workspace
 
 T = TypeVar("T")
 
@@ -91,10 +101,12 @@ class Rollouts:
     cost_usd: float
 
 
-async def ask(client: LLMClient, messages: list[dict[str, Any]], k: int) -> Rollouts:
+async def ask(client: ChatClient, messages: list[dict[str, Any]], k: int) -> Rollouts:
     """K independent completions of the same messages (in flight together, within the client's bound)."""
     outcomes = await asyncio.gather(*(client.chat(messages) for _ in range(k)), return_exceptions=True)
-    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    # batch mode: while any rollout waits for a batch the sample is undecided, whatever the others did
+    failure = next((o for o in outcomes if isinstance(o, Pending)), None)
+    failure = failure or next((o for o in outcomes if isinstance(o, BaseException)), None)
     if failure is not None:  # raised once every rollout has ended: none is left running unobserved
         raise failure
     results: list[ChatResult] = outcomes  # type: ignore[assignment]
@@ -148,6 +160,16 @@ class Asking(Generic[T]):
     on_failure: Callable[[T, RequestFailed], None]
 
 
+@dataclass(frozen=True)
+class Batching(Generic[T]):
+    """Batch mode for :func:`ask_each`: the workspace that records the batches, each item's key, and how
+    to read the items with given keys again (they are replayed as their batches end)."""
+
+    ws: Workspace | None
+    key: Callable[[T], str]
+    again: Callable[[set[str]], Iterable[T]]
+
+
 def ask_each(
     cot: CotSettings,
     endpoint: Endpoint,
@@ -158,27 +180,45 @@ def ask_each(
     total: int | None,
     description: str,
     reporter: Reporter,
+    batch: Batching[T] | None = None,
 ) -> dict[str, int]:
     """Ask every item ``rollouts`` times through one client, a bounded number of items at a time; return
     the client's request statistics (requests, retries, timeouts, rate-limited, server errors).
 
-    ``items`` may be a stream: it is read only as workers become free.
+    ``items`` may be a stream: it is read only as workers become free. With ``batch`` the requests go
+    through the endpoint's Batch API (:mod:`aesdata.llm.batch`) and ``--max-cost`` is checked before
+    each request joins a batch; reaching it raises :class:`BudgetExceeded` once every open batch is in.
     """
 
     async def main() -> dict[str, int]:
-        async with open_client(cot, endpoint) as client:
+        online = replace(endpoint, max_cost=None) if batch else endpoint  # batch mode prices at batch rates
+        async with open_client(cot, online) as client:
+            asker: LLMClient | BatchClient = client
+            if batch is not None:
+                asker = open_batch_client(batch.ws, client, stage=description, cot=cot, reporter=reporter,
+                                          max_side=int(endpoint.max_side or cot.max_side), max_cost=endpoint.max_cost)
             with reporter.task(f"{description} {client.model}", total) as task:
 
                 async def work(item: T) -> None:
                     try:
-                        got = await ask(client, await asking.messages(item), rollouts)
+                        got = await ask(asker, await asking.messages(item), rollouts)
                     except RequestFailed as exc:
                         asking.on_failure(item, exc)
                     else:
                         asking.on_answer(item, got)
                     task.advance()
 
-                await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+                if isinstance(asker, BatchClient) and batch is not None:
+                    await asker.run(items, batch.again, batch.key, work)
+                else:
+                    await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+            if isinstance(asker, BatchClient):
+                if asker.stopped:
+                    raise BudgetExceeded(
+                        f"--max-cost ${endpoint.max_cost:.4f} reached: {asker.batch.held} request(s) not submitted",
+                        hint="work done so far is stored; raise --max-cost and run again to continue",
+                    )
+                return {**asdict(asker.stats), **{f"batch_{k}": v for k, v in asdict(asker.batch).items()}}
             return asdict(client.stats)
 
     return asyncio.run(main())

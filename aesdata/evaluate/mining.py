@@ -25,7 +25,7 @@ import sqlite3
 from typing import Any
 
 from aesdata import store
-from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
+from aesdata.evaluate.asking import Asking, Batching, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.scoring import score_sample
 from aesdata.llm.client import RequestFailed
 from aesdata.llm.images import ImageEncoder, image_cache
@@ -99,7 +99,7 @@ class _Miner:
 
     async def messages(self, item: tuple[Sample, Label]) -> list[dict[str, Any]]:
         sample = item[0]
-        shas = [sample.source_id, *(c.sha256 for c in store.get_candidates(self.ws.db, sample.id))]
+        shas = [sample.source_id, *store.candidate_shas(self.ws.db, sample.id)]
         return screening_messages(QUESTION, await self.encoder.urls(shas))
 
     def answered(self, item: tuple[Sample, Label], got: Rollouts) -> None:
@@ -119,14 +119,19 @@ def mine_hard(
     rollouts: int = 4,
     limit: int | None = None,
     redo: bool = False,
+    batch: bool = False,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Mine every training sample still to do; return counts and the pass-rate figures of the model."""
+    """Mine every training sample still to do; return counts and the pass-rate figures of the model.
+
+    With ``batch`` the rollouts go through the endpoint's Batch API (:mod:`aesdata.llm.batch`).
+    """
     reporter = reporter or LogReporter()
     cot = ws.settings.cot
     endpoint = endpoint.resolved(cot)
     model = str(endpoint.model)
-    params = {**endpoint.params(), "rollouts": rollouts, "limit": limit, "redo": redo, "prompt_hash": PROMPT_HASH}
+    params = {**endpoint.params(), "rollouts": rollouts, "limit": limit, "redo": redo, "prompt_hash": PROMPT_HASH,
+              "batch": batch}
     with ws.run("mine-hard", params) as run:
         # 1. what is still to do
         test = _test_samples(ws.db)
@@ -149,8 +154,9 @@ def mine_hard(
                                cache_dir=image_cache(ws))
         miner = _Miner(ws, model, encoder, endpoint.temperature, reporter)
         if todo:
+            batching = Batching(ws, lambda item: item[0].id, lambda ids: (t for t in todo if t[0].id in ids))
             ask_each(cot, endpoint, todo, Asking(miner.messages, miner.answered, miner.failed), rollouts=rollouts,
-                     total=len(todo), description="mine-hard", reporter=reporter)
+                     total=len(todo), description="mine-hard", reporter=reporter, batch=batching if batch else None)
         mined = miner.counts
         for key, n in {**counts, **mined}.items():
             run.count(key, n)

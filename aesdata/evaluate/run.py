@@ -34,7 +34,7 @@ from PIL import Image
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
-from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
+from aesdata.evaluate.asking import Asking, Batching, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.dataset import DatasetRef, Row, iter_rows, load_split
 from aesdata.evaluate.journal import Journal, journal_path
 from aesdata.evaluate.scoring import SampleScore, random_sample_score, score_sample, summarise
@@ -200,12 +200,15 @@ def evaluate(
     rollouts: int = 1,
     limit: int | None = None,
     out: Path | None = None,
+    batch: bool = False,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Ask ``endpoint`` every row of ``split`` ``rollouts`` times; return the report (see module doc).
 
     With ``out``, the report is written there, and answered samples are journalled beside it as they
     arrive: a run that was killed, interrupted or stopped by ``--max-cost`` continues where it stopped.
+    With ``batch`` the requests go through the endpoint's Batch API, recorded in the workspace
+    (:mod:`aesdata.llm.batch`); rows are read again from the dataset as their batches end.
     """
     reporter = reporter or LogReporter()
     cot = cot or (ws.settings.cot if ws else CotSettings())
@@ -246,8 +249,12 @@ def evaluate(
         async def messages(row: Row) -> list[dict[str, Any]]:
             return screening_messages(row.question, await asyncio.to_thread(images.urls, row))
 
+        def again(ids: set[str]) -> Iterator[Row]:
+            return (r for r in iter_rows(rows.ds) if isinstance(r, Row) and r.sample_id in ids)
+
+        batching = Batching(ws, lambda row: row.sample_id, again) if batch else None
         stats = ask_each(cot, endpoint, pending(), Asking(messages, answered, failure), rollouts=rollouts,
-                 total=rows.total, description="eval", reporter=reporter)
+                         total=rows.total, description="eval", reporter=reporter, batch=batching)
         scored = rows.ordered(results)
         failed = rows.failures() + failed
         resumed = sum(sid in earlier for sid in results)
@@ -274,6 +281,7 @@ def run_eval(
     rollouts: int = 1,
     limit: int | None = None,
     out: Path | None = None,
+    batch: bool = False,
     reporter: Reporter | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """``aesdata eval``: the model's report (``endpoint``), or the random baseline's (None), written to ``out``
@@ -285,7 +293,9 @@ def run_eval(
         return report, path
     model = endpoint.model or (ws.settings.cot.model if ws else None) or "model"
     path = out or default_report_path(model, ref, split)
-    return evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=path, reporter=reporter), path
+    report = evaluate(ws, ref, endpoint, split=split, rollouts=rollouts, limit=limit, out=path, batch=batch,
+                      reporter=reporter)
+    return report, path
 
 
 def default_report_path(model: str, ref: DatasetRef, split: str) -> Path:

@@ -3,8 +3,12 @@
 A sample's five images are sent with every try of that sample (retries, repair, automated
 attempts) and again by later runs and stages, so each is encoded once: kept in a bounded LRU cache
 and, in a workspace, as JPEG files under ``cache/cot-images/`` keyed by blob and settings.
-Encoding runs in worker threads (Pillow releases the GIL while resizing and encoding), keeping the
-event loop that drives the requests responsive.
+
+A stage that knows which images it will need renders them ahead (:meth:`ImageEncoder.render_ahead`)
+in a pool of processes, in the order it will ask for them, a bounded number ahead: decoding a PNG
+costs about 2 ms of CPU per 256 px image, held mostly under the GIL, so in threads it would stall the
+event loop that sends the requests. An image still missing when it is asked for is encoded in a worker
+thread (Pillow releases the GIL while resizing and encoding).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import multiprocessing
 import os
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +55,26 @@ def data_url(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def render(blobs: BlobStore, sha: str, target: Path, max_side: int, quality: int) -> None:
+    """Write the JPEG rendition of one stored image to ``target`` (the job of a render-ahead process)."""
+    write_atomic(target, encode_jpeg(blobs.open(sha), max_side=max_side, quality=quality))
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked where that is safe (Linux, no other thread yet: nothing half-locked is
+    copied), else spawned (a spawned worker first imports Pillow and this module, about 0.3 s)."""
+    fork = sys.platform == "linux" and threading.active_count() == 1
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+
+
 class ImageEncoder:
     """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached.
 
@@ -72,44 +99,77 @@ class ImageEncoder:
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0  # how many encodings were done (misses of both caches)
+        self._ahead: dict[str, asyncio.Future[None]] = {}  # renditions being made by the pool
+        self._renderer: ProcessPoolExecutor | None = None
 
     def _path(self, sha: str) -> Path | None:
         return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
 
-    def _jpeg(self, sha: str) -> bytes:
-        path = self._path(sha)
-        if path is not None and path.is_file():
-            return path.read_bytes()
-        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
-        with self._lock:
-            self.encoded += 1
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(jpeg)
-            os.replace(tmp, path)  # atomic: a reader never sees half a file
-        return jpeg
-
-    def url(self, sha: str) -> str:
-        """The data URL of one stored image (thread-safe)."""
+    def _cached(self, sha: str) -> str | None:
+        """The data URL from memory or the disk cache; None when the image must be encoded."""
         with self._lock:
             if sha in self._cache:
                 self._cache.move_to_end(sha)
                 return self._cache[sha]
-        url = data_url(self._jpeg(sha))
+        if self.disk is None:
+            return None
+        try:  # a plain string path and one read: pathlib and a stat first cost more than the read
+            with open(f"{self.disk}/{sha[:2]}/{sha}.jpg", "rb") as fh:
+                return self._remember(sha, data_url(fh.read()))
+        except FileNotFoundError:
+            return None
+
+    def _remember(self, sha: str, url: str) -> str:
         with self._lock:
             self._cache[sha] = url
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return url
 
-    def _ready(self, sha: str) -> bool:
-        """Whether :meth:`url` needs no encoding (cached in memory or on disk)."""
-        path = self._path(sha)
-        return sha in self._cache or (path is not None and path.is_file())
+    def url(self, sha: str) -> str:
+        """The data URL of one stored image (thread-safe), encoded and cached if need be."""
+        if (url := self._cached(sha)) is not None:
+            return url
+        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
+        with self._lock:
+            self.encoded += 1
+        if (path := self._path(sha)) is not None:
+            write_atomic(path, jpeg)
+        return self._remember(sha, data_url(jpeg))
 
     async def urls(self, shas: Sequence[str]) -> list[str]:
-        """Data URLs of several images; encoding runs off the event loop, cache reads inline."""
-        if all(self._ready(sha) for sha in shas):
-            return [self.url(sha) for sha in shas]
-        return await asyncio.to_thread(lambda: [self.url(sha) for sha in shas])
+        """Data URLs of several images; cache reads inline, encoding off the event loop."""
+        rendering = [job for sha in shas if (job := self._ahead.get(sha)) is not None]
+        if rendering:  # a failed rendition is encoded below, where its error is the image's own
+            await asyncio.wait(rendering)
+        found = [self._cached(sha) for sha in shas]
+        if all(found):
+            return found  # type: ignore[return-value]
+        return await asyncio.to_thread(lambda: [url or self.url(sha) for sha, url in zip(shas, found, strict=True)])
+
+    async def render_ahead(self, shas: Iterable[str], *, ahead: int, workers: int | None = None) -> None:
+        """Render ``shas`` into the disk cache in a pool of processes, in order, at most ``ahead`` at a
+        time; :meth:`urls` waits for one being rendered. Run it as a task beside the requests; it ends
+        when every image is rendered (or already was); cancel it, then :meth:`close`, to stop early."""
+        if self.disk is None:
+            return
+        loop = asyncio.get_running_loop()
+        room = asyncio.Semaphore(ahead)
+        for sha in shas:
+            path = self._path(sha)
+            if sha in self._ahead or sha in self._cache or path is None or path.is_file():
+                await asyncio.sleep(0)  # never a long stretch on the event loop (a warm cache: all of them)
+                continue
+            await room.acquire()
+            if self._renderer is None:
+                self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
+            job = loop.run_in_executor(self._renderer, render, self.blobs, sha, path, self.max_side, self.quality)
+            self._ahead[sha] = job
+            job.add_done_callback(lambda _job, sha=sha: (room.release(), self._ahead.pop(sha, None)))
+        await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+
+    def close(self) -> None:
+        """Stop rendering ahead: the pool's processes end (what they wrote stays in the cache)."""
+        if self._renderer is not None:
+            self._renderer.shutdown(wait=False, cancel_futures=True)
+            self._renderer = None

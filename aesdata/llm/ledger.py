@@ -32,12 +32,15 @@ class Call:
     usage: Usage
     agreed: bool | None = None
     session: str | None = None  # the claims session the request's cost counts toward
+    request_id: str | None = None  # batch mode: the batch request that answered it
 
 
 def record(db: sqlite3.Connection, call: Call) -> None:
+    """One row per answered request; a batch reply met again when its sample is replayed is not counted twice."""
     db.execute(
-        "INSERT INTO cot_calls (run_id, sample_id, mode, model, attempt, kind, prompt_tokens, completion_tokens,"
-        " cost_usd, agreed, created_at, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO cot_calls (run_id, sample_id, mode, model, attempt, kind, prompt_tokens,"
+        " completion_tokens, cost_usd, agreed, created_at, session, request_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             call.run_id,
             call.sample_id,
@@ -51,6 +54,7 @@ def record(db: sqlite3.Connection, call: Call) -> None:
             None if call.agreed is None else int(call.agreed),
             utcnow().isoformat(),
             call.session,
+            call.request_id,
         ),
     )
 

@@ -7,6 +7,7 @@ import base64
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from aesdata.llm.images import ImageEncoder
@@ -32,3 +33,25 @@ def test_resized_flattened_and_encoded_once(ws: Workspace, tmp_path: Path) -> No
     assert again.url(sha) == urls[0] and again.encoded == 0  # read back from disk, not re-encoded
     other = ImageEncoder(ws.blobs, max_side=64, cache_dir=tmp_path / "cache")
     assert max(decode(other.url(sha)).size) == 64 and other.encoded == 1  # settings are part of the key
+
+
+def test_rendered_ahead_by_a_process_pool_then_read_back(ws: Workspace, tmp_path: Path) -> None:
+    shas = [ws.blobs.put_image(Image.new("RGB", (200, 100), (40 * i, 0, 0))) for i in range(4)]
+    broken = ws.blobs.put(b"not a png at all")
+    enc = ImageEncoder(ws.blobs, max_side=50, cache_dir=tmp_path / "cache")
+
+    async def run() -> list[str]:
+        await enc.render_ahead([*shas, shas[0], broken], ahead=2, workers=2)
+        urls = await enc.urls(shas)
+        with pytest.raises(OSError):  # the pool's failure is not swallowed: the image's own error is raised
+            await enc.urls([broken])
+        return urls
+
+    try:
+        urls = asyncio.run(run())
+    finally:
+        enc.close()
+    assert enc.encoded == 0  # every good image was made by the pool, in other processes
+    assert len(list((tmp_path / "cache" / "50px-q85").rglob("*.jpg"))) == 4
+    assert [decode(u).size for u in urls] == [(50, 25)] * 4
+    assert decode(urls[1]).getpixel((25, 12))[0] > 25  # each sha got its own image

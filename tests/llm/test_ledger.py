@@ -1,4 +1,4 @@
-"""The cost ledger's table (migration m300) and its totals."""
+"""The cost ledger's table (migrations m300, m350) and its totals."""
 
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ def test_cot_calls_schema(ws: Workspace) -> None:
         "agreed",
         "created_at",
         "session",  # m310: the claims session whose --max-cost the call counts toward
+        "request_id",  # m350: the batch request behind a call
     ]
     applied = {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
-    assert {"m300_cot_calls", "m310_cot_budget"} <= applied
+    assert {"m300_cot_calls", "m310_cot_budget", "m350_llm_batches"} <= applied
 
 
 def test_totals_by_run_and_mode(ws: Workspace) -> None:
