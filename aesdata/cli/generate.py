@@ -16,9 +16,11 @@ from aesdata.workspace import Workspace
 
 @handle_errors
 def generate(
-    backend: Annotated[str | None, typer.Option(help="diffusers or synthetic (default: aesdata.toml).")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="synthetic, diffusers, openai-images or a plugin's (default: aesdata.toml).")] = None,
     preset: Annotated[str | None, typer.Option(help="Preset name in generation/ or a .toml path.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id or a folder saved with save_pretrained.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Hub id or a folder saved with save_pretrained; an API backend's model name.")] = None,
     limit: LimitOpt = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1,
                                                    help="Sources per batch (4 images each).")] = None,
@@ -27,6 +29,10 @@ def generate(
     size: Annotated[int | None, typer.Option(min=32, help="Override the canvas side in pixels.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Base seed (default: aesdata.toml).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the denoiser (CUDA).")] = False,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="API backends: the endpoint.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="API backends: requests in flight.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", min=0, help="API backends: stop starting requests at this USD spend.")] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -36,7 +42,8 @@ def generate(
     with Workspace.open(workspace) as ws:
         summary = generate_stage(ws, backend=backend, preset=preset, model=model, limit=limit,
                                  batch_size=batch_size, device=device, steps=steps, size=size, seed=seed,
-                                 compile=compile, reporter=out)
+                                 compile=compile, base_url=base_url, concurrency=concurrency, max_cost=max_cost,
+                                 reporter=out)
     out.result(summary, title="generate")
 
 

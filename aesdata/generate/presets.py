@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from aesdata.assets import asset_path
 from aesdata.errors import AesdataError
-
-Backend = Literal["diffusers", "synthetic"]
+from aesdata.schema import BackendName
 
 
 class Range(BaseModel):
@@ -57,7 +56,7 @@ class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    backend: Backend = "diffusers"
+    backend: BackendName = "diffusers"
     description: str = ""
     model: str | None = Field(None, description="hub id or local folder saved with save_pretrained")
     revision: str | None = Field(None, description="hub branch, tag or commit")

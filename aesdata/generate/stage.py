@@ -22,17 +22,19 @@ from PIL import Image
 from aesdata import store
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.generate import layout as layoutmod
-from aesdata.generate.backend import Backend, Job, Rendered
+from aesdata.generate.backend import Backend, BackendStopped, Failed, Job, LoadContext, Rendered, make_backend
+from aesdata.generate.backend import available as available_backends
 from aesdata.generate.masks import product_mask
 from aesdata.generate.presets import Preset, load_preset
+from aesdata.generate.presets import available as available_presets
 from aesdata.progress import LogReporter, Reporter
 from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Judgement, Label, Sample, Slot, Source
 from aesdata.workspace import Workspace
 
 #: What a run reports (and records in its ``runs`` row).
-SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped")
+SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped", "failed")
 #: Sources per batch when --batch-size is not given.
-DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16}
+DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16, "api": 4}
 
 
 def candidate_seed(base_seed: int, source_id: str, slot: Slot) -> int:
@@ -44,26 +46,20 @@ def settle_preset(ws: Workspace, *, backend: str | None = None, preset: str | No
                   model: str | None = None, steps: int | None = None, size: int | None = None) -> Preset:
     """The effective preset: CLI options, then ``[generate]`` of aesdata.toml, then the preset's own values."""
     chosen = backend or ("diffusers" if model else ws.settings.generate.backend)
-    if chosen not in ("diffusers", "synthetic"):
-        raise AesdataError(f"--backend {chosen}: not a backend (diffusers or synthetic)")
-    name = preset or ("synthetic" if chosen == "synthetic" else ws.settings.generate.preset)
-    loaded = load_preset(name)
+    if chosen not in available_backends():
+        raise AesdataError(f"--backend {chosen}: not a backend (registered: {', '.join(sorted(available_backends()))})",
+                           hint="a package adds one through the 'aesdata.backends' entry-point group")
+    if preset is None and chosen != "diffusers" and chosen not in available_presets():
+        # a plugin backend without a preset of its own: the generic canvas (prompt bank, layout, size)
+        loaded = load_preset("synthetic").with_overrides(name=chosen, backend=chosen)
+    else:
+        loaded = load_preset(preset or (ws.settings.generate.preset if chosen == "diffusers" else chosen))
     if loaded.backend != chosen:
         raise AesdataError(f"preset {loaded.name} is for the {loaded.backend} backend, not {chosen}",
                            hint="pick a preset of that backend, or the other --backend")
     if model and chosen == "synthetic":
         raise AesdataError("--model is for the diffusers backend; the synthetic backend needs no weights")
     return loaded.with_overrides(model=model, steps=steps, size=size)
-
-
-def make_backend(preset: Preset, *, device: str = "auto", compile: bool = False) -> Backend:
-    if preset.backend == "synthetic":
-        from aesdata.generate.synthetic import SyntheticBackend
-
-        return SyntheticBackend(preset)
-    from aesdata.generate.diffusers_backend import DiffusersBackend
-
-    return DiffusersBackend.load(preset, device=device, compile=compile)
 
 
 @dataclass(frozen=True)
@@ -96,18 +92,23 @@ def product_of(ws: Workspace, source: Source) -> tuple[Image.Image, str]:
     return layoutmod.cutout(img, mask), how
 
 
-def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tuple[list[Job], list[Rendered],
+def _phash(r: Rendered | Failed) -> imagehash.ImageHash | None:
+    return imagehash.phash(r.image) if isinstance(r, Rendered) else None
+
+
+def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tuple[list[Job], list[Rendered | Failed],
                                                                                       list[int]]:
     """Render ``jobs``; a candidate within the preset's pHash distance of an earlier sibling is redrawn
     with the next seed, at most ``max_redraws`` times (then kept). Returns final jobs, images, redraws."""
     jobs = list(jobs)
-    out = backend.render(jobs)
-    hashes = [imagehash.phash(r.image) for r in out]
+    out = list(backend.render(jobs))
+    hashes = [_phash(r) for r in out]
     redraws = [0] * len(jobs)
     limit = planner.preset.near_duplicate_distance
     for _ in range(planner.preset.max_redraws):
-        again = [i for i, job in enumerate(jobs)
-                 if any(jobs[k].source_id == job.source_id and hashes[i] - hashes[k] <= limit for k in range(i))]
+        again = [i for i, job in enumerate(jobs) if hashes[i] is not None and any(
+            jobs[k].source_id == job.source_id and hashes[k] is not None and hashes[i] - hashes[k] <= limit
+            for k in range(i))]
         if not again:
             break
         for i in again:
@@ -115,7 +116,7 @@ def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tupl
             jobs[i] = planner.job(j.source_id, j.slot, j.seed + 1, j.product, j.injected)
             redraws[i] += 1
         for i, r in zip(again, backend.render([jobs[i] for i in again]), strict=True):
-            out[i], hashes[i] = r, imagehash.phash(r.image)
+            out[i], hashes[i] = r, _phash(r)
     return jobs, out, redraws
 
 
@@ -132,6 +133,27 @@ class _Prepared:
     source: Source
     mask_rule: str
     jobs: list[Job]
+
+
+def _drop_failed(batch: list[_Prepared], jobs: list[Job], out: list[Rendered | Failed], redraws: list[int],
+                 reporter: Reporter) -> tuple[tuple[list[_Prepared], list[Job], list[Rendered], list[int]], int]:
+    """The sources whose four candidates were all drawn; each other one is one line and counted failed."""
+    kept: tuple[list[_Prepared], list[Job], list[Rendered], list[int]] = ([], [], [], [])
+    failed = 0
+    for n, prep in enumerate(batch):
+        span = range(4 * n, 4 * n + 4)
+        bad = [(jobs[i].slot, r.reason) for i in span if isinstance(r := out[i], Failed)]
+        if bad:
+            failed += 1
+            reporter.problem(f"{prep.source.origin}: " + "; ".join(f"slot {slot}: {why}" for slot, why in bad)
+                             + " (a re-run tries it again)")
+            continue
+        kept[0].append(prep)
+        for i in span:
+            kept[1].append(jobs[i])
+            kept[2].append(out[i])  # type: ignore[arg-type]
+            kept[3].append(redraws[i])
+    return kept, failed
 
 
 def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[Rendered], redraws: list[int],
@@ -166,8 +188,10 @@ def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[R
 def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = None, model: str | None = None,
              limit: int | None = None, batch_size: int | None = None, device: str = "auto",
              steps: int | None = None, size: int | None = None, seed: int | None = None, compile: bool = False,
-             reporter: Reporter | None = None, engine: Backend | None = None) -> dict[str, int]:
-    """Generate the missing samples; returns counts (sources, samples, candidates, redraws, skipped).
+             base_url: str | None = None, concurrency: int | None = None, max_cost: float | None = None,
+             reporter: Reporter | None = None, engine: Backend | None = None) -> dict[str, Any]:
+    """Generate the missing samples; returns counts (sources, samples, candidates, redraws, skipped, failed,
+    and what the backend adds: an API backend's calls and cost).
 
     ``engine`` lets a caller that already holds a loaded backend (benchmarks, notebooks) reuse it.
     """
@@ -176,7 +200,8 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
     chosen = settle_preset(ws, backend=backend, preset=preset, model=model, steps=steps, size=size)
     base_seed = ws.settings.generate.seed if seed is None else seed
     # 2. backend (fails early: a missing model folder is one error before any work)
-    engine = engine or make_backend(chosen, device=device, compile=compile)
+    engine = engine or make_backend(chosen, LoadContext(workspace=ws, device=device, compile=compile,
+                                                        base_url=base_url, concurrency=concurrency, max_cost=max_cost))
     identity = engine.identity()
     signature = hashlib.sha256(f"{chosen.signature(base_seed)}:{identity.get('revision')}".encode()).hexdigest()[:16]
     planner = Planner.of(chosen)
@@ -185,7 +210,7 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
     pending = list(store.iter_sources(ws.db, without_sample=True))[:limit]
     params = dict(backend=chosen.backend, preset=chosen.name, model=identity["model_id"], revision=identity["revision"],
                   signature=signature, seed=base_seed, steps=chosen.steps, size=chosen.size, limit=limit,
-                  batch_size=per_batch, device=device, compile=compile)
+                  batch_size=per_batch, device=device, compile=compile, max_cost=max_cost)
     # 3. batches; the counts live in the run record, so a killed run still says what it did
     with ws.run("generate", params) as run, reporter.task("generating", len(pending)) as task:
         for key in SUMMARY_KEYS:
@@ -206,14 +231,22 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
                     for s in SLOTS]))
             if not batch:
                 continue
-            jobs, out, redraws = render_distinct(engine, planner, [j for p in batch for j in p.jobs])
-            made = _persist(ws, batch, jobs, out, redraws, identity, signature)
+            try:
+                jobs, out, redraws = render_distinct(engine, planner, [j for p in batch for j in p.jobs])
+            except BackendStopped as exc:
+                reporter.info(f"{exc}; {exc.hint}" if exc.hint else str(exc))
+                run.count("stopped")
+                break
+            kept, failed = _drop_failed(batch, jobs, out, redraws, reporter)
+            made = _persist(ws, *kept, identity, signature) if kept[0] else 0
             run.count("redraws", sum(redraws))
             run.count("samples", made)
             run.count("candidates", 4 * made)
-            run.count("skipped", len(batch) - made)
+            run.count("failed", failed)
+            run.count("skipped", len(batch) - failed - made)
             task.advance(len(batch))
-        return dict(run.counts)
+        extra = getattr(engine, "summary", None)
+        return {**run.counts, **(extra() if extra else {})}
 
 
 def regenerate(ws: Workspace, engine: Backend, preset: Preset, sample_id: str, slot: Slot) -> Image.Image:
@@ -225,4 +258,7 @@ def regenerate(ws: Workspace, engine: Backend, preset: Preset, sample_id: str, s
         raise AesdataError(f"sample {sample_id}: no candidate in slot {slot}")
     product, _ = product_of(ws, source)
     job = Planner.of(preset).job(source.id, slot, cand.seed, product, cand.provenance.injected)
-    return engine.render([job])[0].image
+    drawn = engine.render([job])[0]
+    if isinstance(drawn, Failed):
+        raise AesdataError(f"sample {sample_id}, slot {slot}: {drawn.reason}")
+    return drawn.image
