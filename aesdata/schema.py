@@ -77,16 +77,58 @@ def parse_answer(text: str) -> frozenset[Slot]:
     return frozenset(parts)  # type: ignore[arg-type]
 
 
+Box = tuple[float, float, float, float]
+
+
+class Region(Record):
+    """Where one defect is: a box on one candidate, as fractions of the image (``x, y, w, h`` in 0-1).
+
+    Normalised so a region survives resizing and means the same on any rendition of the candidate.
+    """
+
+    dimension: Dimension
+    box: Box = Field(description="[x, y, w, h]: top-left corner and size, as fractions of the image")
+
+    @field_validator("box")
+    @classmethod
+    def _inside_image(cls, v: Box) -> Box:
+        x, y, w, h = v
+        eps = 1e-6
+        if not (w > 0 and h > 0):
+            raise ValueError(f"box {list(v)} has no area")
+        if x < -eps or y < -eps or x + w > 1 + eps or y + h > 1 + eps:
+            raise ValueError(f"box {list(v)} reaches outside the image (x, y, w, h must stay within 0-1)")
+        return tuple(round(min(1.0, max(0.0, c)), 6) for c in v)  # type: ignore[return-value]
+
+    @classmethod
+    def from_pixels(cls, dimension: Dimension, left: float, top: float, right: float, bottom: float,
+                    width: int, height: int) -> Region:
+        """The region of a pixel box (clipped to the image)."""
+        x0, y0 = max(0.0, left) / width, max(0.0, top) / height
+        x1, y1 = min(float(width), right) / width, min(float(height), bottom) / height
+        return cls(dimension=dimension, box=(x0, y0, x1 - x0, y1 - y0))
+
+
+def _no_regions(regions: dict[str, Any] | list[Any]) -> bool:
+    return not regions
+
+
 class Judgement(Record):
     """The verdict on the four candidates of one sample: defects per slot, answer derived from them.
 
     ``defects`` has an entry for every slot; an empty list means the candidate is acceptable.
     ``answer`` must equal the slots without defects: a judgement that says otherwise is inconsistent
-    and is rejected (reported by the caller, never silently fixed).
+    and is rejected (reported by the caller, never silently fixed). ``regions`` optionally says where
+    a tagged defect is; a region for a dimension the slot is not tagged with is inconsistent too.
+    Regions are left out of the stored form when there are none, so a judgement without regions
+    hashes as it always did.
     """
 
     answer: list[Slot] = Field(description="acceptable slots, in slot order")
     defects: dict[Slot, list[Dimension]] = Field(description="defect dimensions per slot, all four slots")
+    regions: dict[Slot, list[Region]] = Field(
+        default_factory=dict, exclude_if=_no_regions,
+        description="optional: where each tagged defect is, per slot (slots without regions left out)")
 
     @field_validator("answer")
     @classmethod
@@ -106,6 +148,12 @@ class Judgement(Record):
                 raise ValueError(f"slot {slot} repeats a dimension: {dims}")
         return {s: [d for d in DIMENSIONS if d in v[s]] for s in SLOTS}
 
+    @field_validator("regions")
+    @classmethod
+    def _regions_canonical(cls, v: dict[Slot, list[Region]]) -> dict[Slot, list[Region]]:
+        order = {d: i for i, d in enumerate(DIMENSIONS)}
+        return {s: sorted(v[s], key=lambda r: (order[r.dimension], r.box)) for s in SLOTS if v.get(s)}
+
     @model_validator(mode="after")
     def _acceptable_iff_no_defect(self) -> Judgement:
         for slot in SLOTS:
@@ -115,13 +163,18 @@ class Judgement(Record):
                 raise ValueError(f"slot {slot} is marked acceptable but tagged {', '.join(self.defects[slot])}")
             if not accepted and not tagged:
                 raise ValueError(f"slot {slot} is marked unacceptable but has no defect tag")
+            untagged = sorted({r.dimension for r in self.regions.get(slot, ())} - set(self.defects[slot]))
+            if untagged:
+                raise ValueError(f"slot {slot} has a region for {', '.join(untagged)} but no such defect tag")
         return self
 
     @classmethod
-    def from_defects(cls, defects: dict[str, list[str] | set[str] | frozenset[str]]) -> Judgement:
-        """Build from defects alone (the answer follows from them)."""
+    def from_defects(cls, defects: dict[str, list[str] | set[str] | frozenset[str]],
+                     regions: dict[str, list[Region]] | None = None) -> Judgement:
+        """Build from defects alone (the answer follows from them), with their regions if known."""
         full = {s: sorted(defects.get(s, ())) for s in SLOTS}
-        return cls(answer=[s for s in SLOTS if not full[s]], defects=full)  # type: ignore[arg-type]
+        return cls(answer=[s for s in SLOTS if not full[s]], defects=full,  # type: ignore[arg-type]
+                   regions=regions or {})  # type: ignore[arg-type]
 
     @property
     def answer_text(self) -> str:
@@ -194,6 +247,8 @@ class GenerationProvenance(Record):
     layout: Layout
     redraws: int = Field(default=0, ge=0, description="seeds skipped because the image repeated a sibling")
     injected: list[Dimension] = Field(default_factory=list, description="synthetic backend: defects drawn in")
+    regions: list[Region] = Field(default_factory=list, exclude_if=_no_regions,
+                                  description="synthetic backend: where each injected defect was drawn")
     mask: Literal["alpha", "sidecar", "background"] | None = Field(
         default=None, description="which rule found the product mask of the source")
 
@@ -358,6 +413,9 @@ class PublishedRow(Record):
     question: str
     answer: str = Field(description="canonical answer text, e.g. 'A,C' or 'none'")
     defects: dict[Slot, list[Dimension]]
+    regions: dict[Slot, list[Region]] = Field(
+        default_factory=lambda: {s: [] for s in SLOTS},
+        description="where the defects are, per slot (all four slots; empty where none were marked)")
     rationale: str | None = None
     rationale_mode: CotMode | None = None
     difficulty: float | None = Field(default=None, ge=0, le=1)
@@ -369,6 +427,11 @@ class PublishedRow(Record):
         if v is not None:
             parse_rationale(v)
         return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_every_slot(cls, v: dict[Slot, list[Region]]) -> dict[Slot, list[Region]]:
+        return {s: list(v.get(s, ())) for s in SLOTS}
 
 
 class Run(Record):
@@ -386,6 +449,7 @@ class Run(Record):
 #: Every model exported to ``schemas/`` (file stem -> model).
 EXPORTED: dict[str, type[BaseModel]] = {
     "judgement": Judgement,
+    "region": Region,
     "source": Source,
     "near_duplicate": NearDuplicate,
     "rejection": Rejection,

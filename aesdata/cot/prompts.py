@@ -17,6 +17,7 @@ from typing import Any
 from aesdata.assets import asset_path
 from aesdata.cot.client import image_part, text_part
 from aesdata.cot.validate import Limits
+from aesdata.regions import place
 from aesdata.schema import SLOTS, CotMode, Judgement
 
 #: Files each mode reads; their contents together make the mode's prompt hash.
@@ -57,8 +58,10 @@ def describe_result(judgement: Judgement) -> str:
     accepted = ", ".join(judgement.answer) or "none"
     lines = [f"Acceptable candidates: {accepted}"]
     for slot in SLOTS:
-        defects = ", ".join(judgement.defects[slot]) or "no defect"
-        lines.append(f"Candidate {slot}: {defects}")
+        regions = judgement.regions.get(slot, ())
+        named = [d + "".join(f" (in the {place(r.box)})" for r in regions if r.dimension == d)
+                 for d in judgement.defects[slot]]
+        lines.append(f"Candidate {slot}: {', '.join(named) or 'no defect'}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from string import Template
 
 from aesdata.cot.prompts import mode_hash, phrases
 from aesdata.cot.validate import Limits, Problem, validate
+from aesdata.regions import place
 from aesdata.schema import DIMENSIONS, SLOTS, CotMode, CotReply, Judgement, Observation, Rationale
 
 
@@ -20,16 +21,20 @@ def _pick(options: list[str], *key: str) -> str:
     return options[int.from_bytes(digest[:4], "big") % len(options)]
 
 
+def _note(judgement: Judgement, sample_id: str, slot: str, dim: str) -> str:
+    """The phrase for one candidate and dimension; a defect with a marked region says where it is."""
+    bank = phrases()
+    defective = dim in judgement.defects[slot]  # type: ignore[index]
+    note = _pick(bank["defect" if defective else "clean"][dim], sample_id, slot, dim)
+    places = [place(r.box) for r in judgement.regions.get(slot, ()) if r.dimension == dim]  # type: ignore[call-overload]
+    return f"{note}, in the {' and the '.join(places)} of the image" if defective and places else note
+
+
 def observations_from(judgement: Judgement, sample_id: str) -> list[Observation]:
     """One observation per candidate per dimension, worded from the phrase bank."""
-    bank = phrases()
     return [
-        Observation(
-            slot=slot,
-            dimension=dim,
-            defective=dim in judgement.defects[slot],
-            note=_pick(bank["defect" if dim in judgement.defects[slot] else "clean"][dim], sample_id, slot, dim),
-        )
+        Observation(slot=slot, dimension=dim, defective=dim in judgement.defects[slot],
+                    note=_note(judgement, sample_id, slot, dim))
         for slot in SLOTS
         for dim in DIMENSIONS
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aesdata.regions import contradicts, place
 from aesdata.schema import DIMENSIONS, SLOTS, CotReply, Judgement, Observation, format_answer
 
 
@@ -108,6 +109,21 @@ def check_observations(observations: list[Observation], judgement: Judgement) ->
     return problems
 
 
+def check_locations(observations: list[Observation], judgement: Judgement) -> list[Problem]:
+    """A defect's note that states a location must agree with the defect's marked region, where there is one."""
+    problems: list[Problem] = []
+    for obs in observations:
+        boxes = [r.box for r in judgement.regions.get(obs.slot, ()) if r.dimension == obs.dimension]
+        if not (obs.defective and boxes):
+            continue
+        stated = contradicts(obs.note, boxes)
+        if stated is not None:
+            where = " and ".join(place(b) for b in boxes)
+            problems.append(Problem(f"candidate {obs.slot} / {obs.dimension}: the note puts the defect in the "
+                                    f"{stated}, but it is in the {where} of the image", about_label=True))
+    return problems
+
+
 def check_text(text: str, notes: list[str], limits: Limits) -> list[Problem]:
     """Coverage of all four candidates, no leakage, length within bounds."""
     problems: list[Problem] = []
@@ -131,5 +147,6 @@ def validate(reply: CotReply, judgement: Judgement, limits: Limits) -> list[Prob
     return [
         *check_answer(reply.final_answer, judgement),
         *check_observations(reply.observations, judgement),
+        *check_locations(reply.observations, judgement),
         *check_text(reply.reasoning, [o.note for o in reply.observations], limits),
     ]

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import re
 
+from pydantic import ValidationError
+
 from aesdata.evaluate.scoring import Prediction
-from aesdata.schema import SLOTS
+from aesdata.schema import SLOTS, Region
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S | re.I)
@@ -116,3 +118,28 @@ def parse_reply(text: str | None) -> Prediction:
     if "\n" not in visible:
         return parse_slots(visible)
     return None
+
+
+_REGIONS_TAG = re.compile(r"<regions>(.*?)</regions>", re.S | re.I)
+
+
+def parse_regions(text: str | None) -> dict[str, list[Region]] | None:
+    """Where a reply says the defects are, or None when it gives no (well-formed) boxes.
+
+    Boxes are asked for as ``<regions>[{"slot": "C", "dimension": "...", "box": [x, y, w, h]}]</regions>``
+    (fractions of the image) after the answer; a malformed block counts as no boxes, never as an error.
+    """
+    tags = _REGIONS_TAG.findall(_THINK.sub("", text or ""))
+    if not tags:
+        return None
+    try:
+        items = json.loads(_FENCE.sub("", tags[-1].strip()))
+        out: dict[str, list[Region]] = {}
+        for item in items:
+            slot = str(item["slot"]).strip().upper()
+            if slot not in SLOTS:
+                return None
+            out.setdefault(slot, []).append(Region(dimension=item["dimension"], box=tuple(item["box"])))
+        return out
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None

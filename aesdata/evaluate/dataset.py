@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import datasets
 
 from aesdata import store
 from aesdata.errors import AesdataError
-from aesdata.schema import DIMENSIONS, SLOTS, parse_answer
+from aesdata.schema import DIMENSIONS, SLOTS, Region, parse_answer
 from aesdata.workspace import Workspace
 
 #: Image columns of a published row, in the order a model is shown them: the source, then A-D.
@@ -50,6 +50,7 @@ class Row:
     images: tuple[bytes, ...]
     rationale: str | None
     difficulty: float | None
+    regions: dict[str, list[Region]] = field(default_factory=dict)  # slot -> where its defects are
 
 
 def resolve(ws: Workspace | None, *, version: str | None, dataset: str | None, config: str | None = None) -> DatasetRef:
@@ -120,6 +121,17 @@ def _defects(value: Any) -> dict[str, list[str]]:
     return out
 
 
+def _regions(value: Any, defects: dict[str, list[str]]) -> dict[str, list[Region]]:
+    """Regions per slot (a dataset without the column has none); a region of an untagged defect is refused."""
+    data = json.loads(value) if isinstance(value, str) else (value or {})
+    out = {slot: [Region.model_validate(r) for r in data.get(slot) or ()] for slot in SLOTS}
+    for slot, regions in out.items():
+        untagged = sorted({r.dimension for r in regions} - set(defects[slot]))
+        if untagged:
+            raise ValueError(f"slot {slot} has a region for {', '.join(untagged)} but no such defect")
+    return {slot: regions for slot, regions in out.items() if regions}
+
+
 def to_row(record: Mapping[str, Any]) -> Row:
     """A published record (images undecoded) as a :class:`Row`; ValueError names the sample and the fault."""
     sid = record.get("sample_id") or "?"
@@ -130,18 +142,20 @@ def to_row(record: Mapping[str, Any]) -> Row:
         question = record["question"]
         if not isinstance(question, str) or not question.strip():
             raise ValueError("no question")
+        defects = _defects(record.get("defects") or {})
         return Row(
             sample_id=sid,
             question=question,
             answer=parse_answer(record["answer"]),
-            defects=_defects(record.get("defects") or {}),
+            defects=defects,
+            regions=_regions(record.get("regions"), defects),
             images=tuple(_image_bytes(img) for img in [record.get("source"), *candidates]),
             rationale=record.get("rationale"),
             difficulty=record.get("difficulty"),
         )
     except KeyError as exc:
         raise ValueError(f"sample {sid}: no column {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         raise ValueError(f"sample {sid}: {exc}") from exc
 
 

@@ -11,8 +11,10 @@ Layout of ``--out DIR`` (image paths in the JSONL are relative to DIR)::
   ``{"type": "image"}`` placeholder per entry of ``images``, in order; the assistant message is the
   rationale ``<think>…</think><answer>…</answer>``. Rows without a rationale are skipped and counted.
 * ``grpo`` (reinforcement learning with the scorer as reward, TRL ``GRPOTrainer``):
-  ``{"sample_id", "prompt": [user], "images": [5 paths], "solution": "A,C", "difficulty"}``;
-  ``solution`` is what :func:`aesdata.evaluate.reward.proportional_reward` scores completions against.
+  ``{"sample_id", "prompt": [user], "images": [5 paths], "solution": "A,C", "difficulty", "regions"}``;
+  ``solution`` is what :func:`aesdata.evaluate.reward.proportional_reward` scores completions against;
+  ``regions`` (slot -> ``[{dimension, box: [x, y, w, h]}]``, fractions of the image) is there for reward
+  functions that also score where a model says the defects are.
 
 The folder is written beside its destination under a temporary name, read back with
 ``datasets.load_dataset("json")`` and checked (rows, placeholders against images, every image file and
@@ -37,7 +39,7 @@ from aesdata.evaluate._runs import recorded
 from aesdata.evaluate.dataset import IMAGE_NAMES, DatasetRef, Row, iter_rows, load_splits
 from aesdata.evaluate.prompt import PROMPT_HASH, user_content
 from aesdata.progress import LogReporter, Reporter
-from aesdata.schema import format_answer, parse_answer, parse_rationale
+from aesdata.schema import SLOTS, format_answer, parse_answer, parse_rationale
 from aesdata.workspace import Workspace
 
 Format = Literal["sft", "grpo"]
@@ -78,6 +80,7 @@ def to_record(fmt: Format, row: Row, images: list[str]) -> dict[str, Any] | None
         "images": images,
         "solution": format_answer(row.answer),
         "difficulty": row.difficulty,
+        "regions": {slot: [r.model_dump() for r in row.regions.get(slot, ())] for slot in SLOTS},
     }
 
 

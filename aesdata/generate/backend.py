@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from PIL import Image
 
 from aesdata.errors import AesdataError
-from aesdata.schema import Dimension, Layout, Slot
+from aesdata.schema import Dimension, Layout, Region, Slot
 
 if TYPE_CHECKING:
     from aesdata.generate.presets import Preset
@@ -60,6 +60,7 @@ class Rendered:
     image: Image.Image
     layout: Layout  # where the product actually went (a synthetic layout defect moves it)
     prompt: str
+    regions: tuple[Region, ...] = ()  # where injected defects were drawn (synthetic backend only)
 
 
 @dataclass(frozen=True)

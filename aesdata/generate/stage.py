@@ -167,10 +167,12 @@ def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[R
         for i in range(4 * n, 4 * n + 4):
             job, r = jobs[i], out[i]
             prov = GenerationProvenance(**identity, prompt=r.prompt, seed=job.seed, layout=r.layout,
-                                        redraws=redraws[i], injected=list(job.injected), mask=prep.mask_rule)
+                                        redraws=redraws[i], injected=list(job.injected), mask=prep.mask_rule,
+                                        regions=list(r.regions))
             cands.append(Candidate(sample_id=sample.id, slot=job.slot, sha256=ws.blobs.put_image(r.image),
                                    width=r.image.width, height=r.image.height, seed=job.seed, provenance=prov))
-        judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands})
+        judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands},
+                                            {c.slot: c.provenance.regions for c in cands})
                      if identity["backend"] == "synthetic" else None)
         records.append((sample, cands, judgement))
     made = 0

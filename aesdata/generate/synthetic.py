@@ -28,7 +28,7 @@ from aesdata import __version__
 from aesdata.generate.backend import Job, Rendered
 from aesdata.generate.layout import Placement, layout_of, place, product_layer
 from aesdata.generate.presets import Preset
-from aesdata.schema import DIMENSIONS, SLOTS, Dimension, Slot
+from aesdata.schema import DIMENSIONS, SLOTS, Dimension, Region, Slot
 
 # (name, wall RGB, floor RGB, floor texture); colours are jittered per candidate.
 MATERIALS: tuple[tuple[str, tuple[int, int, int], tuple[int, int, int], str], ...] = (
@@ -347,6 +347,37 @@ def _extended_box(where: Placement, original: Image.Image, extended: Image.Image
                      max(1, round(extended.height * k)))
 
 
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Pixel bounding box (left, top, right, bottom) of a boolean mask; None when it is empty."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def defect_regions(injected: set[str], product_alpha: np.ndarray, drawn_alpha: np.ndarray, shadow: np.ndarray,
+                   true_shadow: np.ndarray) -> tuple[Region, ...]:
+    """Where each injected defect is on the canvas, from the layers the renderer drew.
+
+    The warped or misplaced product is its own box; an extension is what was drawn beyond the product;
+    a wrong shadow is where the drawn shadow differs from the one the scene's light would cast (so a
+    missing shadow is marked where it should have been).
+    """
+    size = product_alpha.shape[0]
+    masks = {
+        "appearance_deformation": product_alpha > 0.5,
+        "placement_layout": product_alpha > 0.5,
+        "extension_rationality": (drawn_alpha - product_alpha) > 0.5,
+        "physical_shadow": np.abs(shadow - true_shadow) > 0.08,
+    }
+    out = []
+    for dim in DIMENSIONS:
+        box = _box(masks[dim]) if dim in injected else None
+        if box is not None:
+            out.append(Region.from_pixels(dim, *box, size, size))
+    return tuple(out)
+
+
 def render_one(job: Job, size: int) -> tuple[Rendered, np.ndarray]:
     """The candidate (image, actual layout, scene description) and the product's alpha on the canvas.
 
@@ -381,8 +412,9 @@ def render_one(job: Job, size: int) -> tuple[Rendered, np.ndarray]:
         directions = drng.choice(([], [(-scene.light, 1.3)], [(scene.light, 1.0), (-scene.light, 0.8)]))
     prop_layers = [product_layer(img, at_box, size) for _, img, at_box in props]
     canvas = _background(scene, size, nrng)
-    shadow = _shadows(scene, on_floor, max(floor_y, where.y0 + where.height), [_alpha(p) for p in prop_layers],
-                      [b.y0 + b.height for _, _, b in props], directions, (length, squash))
+    prop_alphas, prop_bases = [_alpha(p) for p in prop_layers], [b.y0 + b.height for _, _, b in props]
+    stands_at = max(floor_y, where.y0 + where.height)
+    shadow = _shadows(scene, on_floor, stands_at, prop_alphas, prop_bases, directions, (length, squash))
     canvas = canvas * (1 - shadow[..., None] * 0.85)
     for p in prop_layers:
         canvas = _over(canvas, p)
@@ -395,7 +427,11 @@ def render_one(job: Job, size: int) -> tuple[Rendered, np.ndarray]:
     prompt = f"a product photo on a {scene.material}, soft light from the {'left' if scene.light < 0 else 'right'}"
     if props:
         prompt += ", beside " + " and ".join(f"a {kind}" for kind, _, _ in props)
-    return Rendered(image=image, layout=layout, prompt=prompt), silhouette
+    true_shadow = shadow if "physical_shadow" not in injected else _shadows(
+        scene, on_floor, stands_at, prop_alphas, prop_bases, [(scene.light, 1.0)], (length, squash))
+    product_alpha = silhouette if drawn is product else _alpha(product_layer(product, where, size))
+    regions = defect_regions(injected, product_alpha, silhouette, shadow, true_shadow)
+    return Rendered(image=image, layout=layout, prompt=prompt, regions=regions), silhouette
 
 
 class SyntheticBackend:

@@ -26,6 +26,7 @@ FIELDS = [
     ["question", "the screening question"],
     ["answer", "acceptable slots, comma-separated, or `none`"],
     ["defects", "defect dimensions per slot (empty: acceptable)"],
+    ["regions", "where the defects are, per slot: `{dimension, box: [x, y, w, h]}` as fractions of the image"],
     ["rationale", "chain-of-thought reasoning to the answer"],
     ["rationale_mode", "answer-driven, automated, manual or template"],
     ["difficulty", "1 - the share of a mined model's rollouts that were exactly right, when known"],
@@ -247,6 +248,7 @@ row["source"]        # PIL image
 row["candidates"]    # four PIL images, slots A-D
 row["answer"]        # e.g. "A,C" or "none"
 row["defects"]       # {{"A": [...], "B": [...], "C": [...], "D": [...]}}
+row["regions"]       # {{"A": [{{"dimension": ..., "box": [x, y, w, h]}}], ...}} (fractions of the image)
 row["rationale"]     # "<think>…</think><answer>…</answer>" (None when no rationale)
 ```
 

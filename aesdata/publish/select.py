@@ -57,6 +57,7 @@ class Selection:
             question=QUESTION,
             answer=self.label.judgement.answer_text,
             defects=self.label.judgement.defects,
+            regions=self.label.judgement.regions,
             rationale=rat.text if rat else None,
             rationale_mode=rat.mode if rat else None,
             difficulty=self.difficulty,

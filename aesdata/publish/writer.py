@@ -26,6 +26,8 @@ FEATURES = Features(
         "question": Value("string"),
         "answer": Value("string"),
         "defects": {slot: List(Value("string")) for slot in SLOTS},
+        "regions": {slot: List({"dimension": Value("string"), "box": List(Value("float64"), length=4)})
+                    for slot in SLOTS},
         "rationale": Value("string"),
         "rationale_mode": Value("string"),
         "difficulty": Value("float64"),

@@ -37,7 +37,8 @@ def test_stage_stores_the_injected_defects_as_synthetic_labels(ws: Workspace, tm
         label = store.get_label(ws.db, sample.id)
         cands = store.get_candidates(ws.db, sample.id)
         assert label is not None and label.origin == "synthetic" and sample.backend == "synthetic"
-        assert label.judgement == Judgement.from_defects({c.slot: c.provenance.injected for c in cands})
+        assert label.judgement == Judgement.from_defects({c.slot: c.provenance.injected for c in cands},
+                                                         {c.slot: c.provenance.regions for c in cands})
         assert len({c.sha256 for c in cands}) == 4
         answers[len(label.judgement.answer)] += 1
         for c in cands:
