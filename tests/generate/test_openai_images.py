@@ -34,7 +34,7 @@ def configure(ws_path: Path, **images: object) -> None:
     path = ws_path / "aesdata.toml"
     head, rest = path.read_text().split("[images]\n")
     _, tail = rest.split("\n[publish]")
-    keys = {"timeout_s": 0.5, "max_retries": 3, "backoff_s": 0.01, **images}
+    keys = {"timeout_s": 2.0, "max_retries": 3, "backoff_s": 0.01, **images}
     body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
     path.write_text(f'{head}[images]\n{body}[images.prices]\n"*" = {{ image = {PRICE} }}\n\n[publish]{tail}')
 
@@ -75,7 +75,7 @@ def test_faults_cost_only_their_item_and_a_rerun_pays_only_what_is_missing(
             return EditReply.fail(500)
         if i == 2:
             stalled.append(i)
-            return EditReply(delay=1.5)  # past the 0.5 s timeout
+            return EditReply(delay=4.0)  # past the 2 s timeout
         if i == 3:
             return EditReply.malformed()
         if i == 4 and not refused or key in refused:
@@ -149,7 +149,7 @@ def test_a_bad_key_stops_the_run_with_one_line(cli: CliRunner, sources: Path) ->
     with ImagesServer(lambda form, i: None, api_key="sk-other") as server:
         result = cli.invoke(app, ["generate", "--backend", "openai-images", "--base-url", server.base_url,
                                   "--size", "64"], env={"OPENAI_API_KEY": KEY})
-    assert result.exit_code == 1 and "HTTP 401: invalid API key" in result.output
+    assert result.exit_code == 1 and "HTTP 401: invalid API key" in result.output, result.output
     assert "Traceback" not in result.output
 
 
