@@ -14,7 +14,7 @@ from typing import Any
 
 from aesdata.report.collect import EvalRun, ReportData, Shown, SplitCounts
 from aesdata.report.svg import Bar, bars
-from aesdata.schema import DIMENSIONS, SLOTS, Dimension, utcnow
+from aesdata.schema import DIMENSIONS, SLOTS, Dimension, Region, utcnow
 
 SHORT: dict[str, str] = {"appearance_deformation": "appearance", "physical_shadow": "shadow",
                          "placement_layout": "layout", "extension_rationality": "extension"}
@@ -41,7 +41,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{font-weight:600;color
 .strip{display:flex;gap:7px;align-items:flex-start;margin:4px 0 12px}.pair{display:flex;gap:28px;
 align-items:flex-start;flex-wrap:wrap}.tile{width:100px}.tile img{width:100px;height:100px;object-fit:cover;
 display:block;border-radius:6px;border:3px solid #cbd5e1}.tile.ok img{border-color:var(--ok)}
-.tile.bad img{border-color:var(--bad)}
+.tile.bad img{border-color:var(--bad)}.pic{position:relative}.box{position:absolute;border:2px solid;
+border-radius:2px;opacity:.45}.box.hit{opacity:1}
 .cap{font-size:12px;margin-top:3px}.cap b{margin-right:4px}.chip{display:inline-block;color:#fff;
 border-radius:9px;padding:0 7px;margin:2px 2px 0 0;font-size:11px;opacity:.55}.chip.hit{opacity:1;
 font-weight:600}.meta{color:var(--muted);font-size:12px;margin-top:2px}.okt{color:var(--ok)}
@@ -116,15 +117,25 @@ def _strip(shown: Shown, thumb: Callable[[str], str], focus: Dimension | None = 
         chips = "".join(f'<span class="chip{" hit" if d == focus or focus is None else ""}" '
                         f'style="background:{COLOUR[d]}">{_e(SHORT[d])}</span>' for d in dims)
         verdict = '<span class="okt">acceptable</span>' if not dims else '<span class="bad">defective</span>'
-        tiles.append(f'<div class="tile {"bad" if dims else "ok"}"><img src="{_e(thumb(cand.sha256))}" '
-                     f'alt="candidate {_e(cand.slot)} of sample {_e(shown.sample_id)}"><div class="cap">'
-                     f'<b>{_e(cand.slot)}</b>{verdict}<br>{chips}</div></div>')
+        boxes = "".join(_box(r, focus) for r in label.judgement.regions.get(cand.slot, ()))
+        img = f'<img src="{_e(thumb(cand.sha256))}" alt="candidate {_e(cand.slot)} of sample {_e(shown.sample_id)}">'
+        tiles.append(f'<div class="tile {"bad" if dims else "ok"}"><div class="pic">{img}{boxes}</div>'
+                     f'<div class="cap"><b>{_e(cand.slot)}</b>{verdict}<br>{chips}</div></div>')
     return f'<div><div class="meta">{_e(meta)}</div><div class="strip">{"".join(tiles)}</div></div>'
+
+
+def _box(region: Region, focus: Dimension | None) -> str:
+    """Where a defect is, over the candidate's tile (the box is validated fractions of the image)."""
+    x, y, w, h = (100 * v for v in region.box)
+    hit = " hit" if focus is None or region.dimension == focus else ""
+    return (f'<span class="box{hit}" title="{_e(region.dimension)}" style="left:{x:.2f}%;top:{y:.2f}%;'
+            f'width:{w:.2f}%;height:{h:.2f}%;border-color:{COLOUR[region.dimension]}"></span>')
 
 
 def _grid(per_dimension: dict[Dimension, list[Shown]], thumb: Callable[[str], str]) -> str:
     parts = ['<section id="samples"><h2>Samples per dimension</h2><p class="note">Candidates framed green are '
-             "acceptable, red defective; the chips are the defects tagged, the section's own in full colour.</p>"]
+             "acceptable, red defective; the chips are the defects tagged and the boxes where they are (when "
+             "known), the section's own in full colour.</p>"]
     for d in DIMENSIONS:
         parts.append(f'<h3><span class="chip hit" style="background:{COLOUR[d]}">{_e(SHORT[d])}</span> {_e(d)}</h3>')
         shown = per_dimension[d]

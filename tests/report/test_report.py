@@ -95,6 +95,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws_path
 
 
+@pytest.mark.slow
 def test_the_report_opens_in_chromium_with_every_image_and_no_console_error(demo: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -147,6 +148,7 @@ def test_the_figures_come_from_the_workspace(demo: Path, tmp_path: Path) -> None
     for who in ANNOTATORS:
         assert who in html
     assert "(needs review)" in html  # the disputed sample's label
+    assert html.count('<span class="box') >= 3  # the synthetic backend's defect regions, drawn over the tiles
     # scripted-vlm always answers A: its exact score is the share of rows whose answer is exactly A,B
     report = json.loads((demo / "reports" / "scripted-vlm.json").read_text())
     assert f"<td class=\"n\">{report['metrics']['exact']:.3f}</td>" in html
