@@ -111,7 +111,8 @@ max_pixels = 64000000
 max_bytes = 100000000
 
 [generate]
-# "synthetic" (no weights, controlled defects) or "diffusers" (a real inpainting pipeline).
+# "synthetic" (no weights, controlled defects), "diffusers" (a real inpainting pipeline),
+# "openai-images" (an image-editing API, see [images]) or a backend a package registers.
 backend = "synthetic"
 # A preset name from generation/ (e.g. sd15-inpaint, sdxl-inpaint, flux-fill) or a TOML path.
 preset = "sd15-inpaint"
