@@ -6,7 +6,8 @@ sent with a mask whose transparent part is what to paint: the product is kept, t
 around it. Through the real ``openai`` client (its own retries off, so every retry is ours):
 
 * at most ``concurrency`` requests in flight; retries with jittered exponential backoff on 429, 5xx,
-  timeouts and unreadable images, never sooner than ``Retry-After`` (the rules of the LLM client);
+  timeouts and unreadable images, never sooner than ``Retry-After`` (the rules of the LLM client); an
+  endpoint that answers nothing at all (connection errors, timeouts through every retry) stops the run;
 * a refused request (400, 413, 422: a prompt or image the endpoint will not take) fails that job
   alone, its source is skipped with one line and the run goes on; 401/403/404 stop the run;
 * every paid image is stored as a blob and written to the ledger (``image_calls``) in its own
@@ -220,6 +221,10 @@ class OpenAIImagesBackend:
                         self.counts.refused += 1
                         return Failed(f"the endpoint refused the request: {reason}")
                     if tries > self.retry.max_retries:
+                        if isinstance(exc, openai.APIConnectionError) and self.ledger.calls == 0:
+                            raise EndpointRejected(f"{self.base_url or 'OpenAI'}: {reason} after {tries} tries, "
+                                                   "and no request of this run was answered",
+                                                   hint="check --base-url / images.base_url and the network") from exc
                         return Failed(f"{reason} after {tries} tries")
                     self.counts.retries += 1
                     await asyncio.sleep(self.retry.delay(tries, wait_hint))

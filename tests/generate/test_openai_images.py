@@ -30,11 +30,15 @@ PRICE = 0.04  # USD per image in these tests
 
 
 def configure(ws_path: Path, **images: object) -> None:
-    """Rewrite the [images] section of the workspace's aesdata.toml (fast retries, a price per image)."""
+    """Rewrite the [images] section of the workspace's aesdata.toml (fast retries, a price per image).
+
+    The timeout is generous (a loaded test machine must not turn answers into timeouts); the test of
+    timeouts sets its own.
+    """
     path = ws_path / "aesdata.toml"
     head, rest = path.read_text().split("[images]\n")
     _, tail = rest.split("\n[publish]")
-    keys = {"timeout_s": 2.0, "max_retries": 3, "backoff_s": 0.01, **images}
+    keys = {"timeout_s": 60.0, "max_retries": 3, "backoff_s": 0.01, **images}
     body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
     path.write_text(f'{head}[images]\n{body}[images.prices]\n"*" = {{ image = {PRICE} }}\n\n[publish]{tail}')
 
@@ -64,6 +68,7 @@ def sources(ws_path: Path, tmp_path: Path) -> Path:
 
 def test_faults_cost_only_their_item_and_a_rerun_pays_only_what_is_missing(
         cli: CliRunner, sources: Path) -> None:
+    configure(sources, timeout_s=2.0)
     refused: set[str] = set()
     stalled: list[int] = []
 
@@ -113,7 +118,7 @@ def test_faults_cost_only_their_item_and_a_rerun_pays_only_what_is_missing(
     # the endpoint now takes the request: only that job is sent, the source's three paid images are reused
     with ImagesServer(lambda form, i: None, api_key=KEY) as server:
         again = run(cli, server)
-        assert [digest(f) for f in server.forms] == list(refused)
+        assert {digest(f) for f in server.forms} == refused
     assert again["samples"] == 1 and again["calls"] == 1 and again["reused"] == 3 and again["failed"] == 0
     with ImagesServer(lambda form, i: None, api_key=KEY) as server:
         assert run(cli, server)["sources"] == 0 and not server.forms
@@ -226,3 +231,16 @@ def test_killed_and_resumed_equals_uninterrupted_and_pays_at_most_the_requests_i
         result = cli.invoke(app, [*args, "--base-url", server.base_url, "-w", str(fresh)])
         assert result.exit_code == 0, result.output
     assert _candidates(sources) == _candidates(fresh)
+
+
+def test_an_endpoint_that_cannot_be_reached_stops_the_run(cli: CliRunner, sources: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configure(sources, max_retries=1)
+    result = cli.invoke(app, ["generate", "--backend", "openai-images", "--base-url", f"http://127.0.0.1:{port}/v1",
+                              "--size", "64"], env={"OPENAI_API_KEY": KEY})
+    assert result.exit_code == 1, result.output
+    assert "connection error after 2 tries, and no request of this run was answered" in result.output
