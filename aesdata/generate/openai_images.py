@@ -10,6 +10,8 @@ around it. Through the real ``openai`` client (its own retries off, so every ret
   endpoint that answers nothing at all (connection errors, timeouts through every retry) stops the run;
 * a refused request (400, 413, 422: a prompt or image the endpoint will not take) fails that job
   alone, its source is skipped with one line and the run goes on; 401/403/404 stop the run;
+* a 200 whose image does not decode was billed all the same: it counts against ``--max-cost`` (at the
+  per-image price) and is retried;
 * every paid image is stored as a blob and written to the ledger (``image_calls``) in its own
   transaction as it arrives, keyed by a hash of everything sent: a re-run, after a kill or a
   ``--max-cost`` stop, takes the image from the ledger and never pays twice for the same request;
@@ -139,6 +141,7 @@ class _Counts:
     reused: int = 0  # images taken from the ledger instead of paying again
     retries: int = 0
     refused: int = 0
+    unusable: int = 0  # answered with an image that did not decode (billed, retried)
 
 
 class OpenAIImagesBackend:
@@ -169,7 +172,7 @@ class OpenAIImagesBackend:
     def summary(self) -> dict[str, Any]:
         c = self.counts
         return {"calls": c.calls, "reused": c.reused, "retries": c.retries, "refused": c.refused,
-                "cost_usd": round(self.ledger.cost_usd, 6)}
+                "unusable": c.unusable, "cost_usd": round(self.ledger.cost_usd, 6)}
 
     # ------------------------------------------------------------------ requests
 
@@ -209,10 +212,14 @@ class OpenAIImagesBackend:
                 if self.ledger.exhausted:
                     return None
                 tries += 1
+                raw = None
                 try:
                     raw = await client.images.with_raw_response.edit(**self._params(job, image, mask))
                     img, usage = decode_reply(raw.text, self.preset.size)
                 except (openai.APIError, MalformedResponse) as exc:
+                    if raw is not None:  # answered (and so billed) but unusable: it counts against --max-cost
+                        self.ledger.add(Usage(cost_usd=image_cost(self.settings.prices, self.model, Usage())))
+                        self.counts.unusable += 1
                     retry, wait_hint, reason = _retryable(exc)
                     if _about_the_endpoint(exc):
                         raise EndpointRejected(f"{self.base_url or 'OpenAI'}: {reason}",

@@ -95,7 +95,8 @@ def test_faults_cost_only_their_item_and_a_rerun_pays_only_what_is_missing(
         assert server.max_in_flight <= 2
     assert summary["samples"] == 2 and summary["failed"] == 1 and summary["refused"] == 1
     assert summary["retries"] >= 4 and summary["calls"] == 11  # 12 jobs, one refused
-    assert summary["cost_usd"] == pytest.approx(11 * PRICE)
+    assert summary["unusable"] == 1  # the malformed image was billed: it counts against the budget
+    assert summary["cost_usd"] == pytest.approx(12 * PRICE)
     problems = [ln for ln in said[0].splitlines() if "refused the request" in ln]
     assert len(problems) == 1 and "photos/product_000" in problems[0]
     assert "the endpoint refused the request: HTTP 400: Your request was rejected" in problems[0]
