@@ -190,7 +190,18 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=30000")
+    db.create_function("aesdata_judgement_hash", 1, _judgement_hash_sql, deterministic=True)
     return db
+
+
+def _judgement_hash_sql(text: str | None) -> str | None:
+    """SQL ``aesdata_judgement_hash(labels.judgement)``: the stored judgement's hash, for migrations."""
+    if text is None:
+        return None
+    from aesdata.schema import Judgement  # store and schema sit above db
+    from aesdata.store import judgement_hash
+
+    return judgement_hash(Judgement.model_validate_json(text))
 
 
 @contextmanager
@@ -304,6 +315,88 @@ migration(
             nonce TEXT NOT NULL,
             PRIMARY KEY (url, title)
         );
+    """,
+)
+
+
+migration(
+    "m310_rationale_judgement_hash",
+    """
+        -- the hash of the judgement (answer and defects) each rationale was written from; a label with
+        -- another hash makes it stale. NULL for rationales written before it was recorded: stale.
+        ALTER TABLE rationales ADD COLUMN judgement_hash TEXT;
+    """,
+)
+
+
+migration(
+    "m310_work_claims",
+    """
+        -- a process working on the workspace: claims and locks die with it (its pid is gone on this host
+        -- and boot, or it stopped renewing its lease). Owners of one stage alive at the same time share
+        -- a session (the cot budget is per session).
+        CREATE TABLE work_owners (
+            id TEXT PRIMARY KEY,
+            stage TEXT NOT NULL,
+            session TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            boot_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            expires_at REAL NOT NULL          -- unix time; the heartbeat pushes it forward
+        );
+        -- one item (a sample in a cot mode, a workspace-wide lock) worked on by one owner at a time
+        CREATE TABLE work_claims (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            owner TEXT NOT NULL REFERENCES work_owners(id) ON DELETE CASCADE,
+            PRIMARY KEY (scope, key)
+        );
+        CREATE INDEX work_claims_owner ON work_claims(owner);
+    """,
+)
+
+
+migration(
+    "m310_cot_budget",
+    """
+        -- --max-cost per workspace: each answered request counts toward its session; a request in
+        -- flight holds an estimate of its cost until its reply settles it
+        ALTER TABLE cot_calls ADD COLUMN session TEXT;
+        CREATE INDEX cot_calls_session ON cot_calls(session);
+        CREATE TABLE cot_holds (
+            owner TEXT NOT NULL REFERENCES work_owners(id) ON DELETE CASCADE,
+            sample_id TEXT NOT NULL,
+            session TEXT NOT NULL,
+            amount REAL NOT NULL,
+            PRIMARY KEY (owner, sample_id)
+        );
+    """,
+)
+
+
+migration(
+    "m310_backfill_judgement_hash",
+    """
+        -- Rationales from before m310 get their sample's label hash only where it is provable that they
+        -- were written from that label: no label row of the sample changed since five minutes before
+        -- the earliest cot run of their mode that was running when they were created (its selection
+        -- read the labels after it started). The others stay NULL: stale, rewritten by the next cot.
+        UPDATE rationales SET judgement_hash = (
+            SELECT aesdata_judgement_hash(l.judgement) FROM labels l
+            WHERE l.sample_id = rationales.sample_id ORDER BY l.origin = 'human' DESC LIMIT 1
+        )
+        WHERE judgement_hash IS NULL
+          AND (
+            SELECT MIN(julianday(r.started_at)) FROM runs r
+            WHERE r.stage = 'cot' AND json_extract(r.params, '$.mode') = rationales.mode
+              AND julianday(r.started_at) <= julianday(rationales.created_at)
+              AND (r.finished_at IS NULL OR julianday(r.finished_at) >= julianday(rationales.created_at))
+          ) - 5.0 / 1440 > (
+            SELECT MAX(julianday(l.updated_at)) FROM labels l WHERE l.sample_id = rationales.sample_id
+          );
+        UPDATE rationales SET record = json_set(record, '$.judgement_hash', judgement_hash)
+        WHERE judgement_hash IS NOT NULL AND json_extract(record, '$.judgement_hash') IS NULL;
     """,
 )
 

@@ -243,6 +243,14 @@ def _record(ws: Workspace, index: HashIndex, item: Item, result: Decoded | str, 
     summary.added += 1
 
 
+def _write_batch(ws: Workspace, index: HashIndex, batch: list[tuple[Item, Decoded | str]], summary: IngestSummary,
+                 reporter: Reporter) -> None:
+    """Record a batch of decoded inputs in one transaction."""
+    with ws.transaction():
+        for item, result in batch:
+            _record(ws, index, item, result, summary, reporter)
+
+
 def ingest(
     ws: Workspace,
     paths: Iterable[str | Path] = (),
@@ -272,20 +280,17 @@ def ingest(
         summary.unchanged = len(items) - len(todo)
         n_workers = workers if workers is not None else (min(os.cpu_count() or 1, 8) if len(todo) > 16 else 1)
         with reporter.task("ingest", len(todo)) as task:
-            pending, last_commit = 0, time.monotonic()
-            ws.db.execute("BEGIN IMMEDIATE")
-            try:
-                for item, result in _decoded_in_order(todo, cfg, n_workers):
-                    _record(ws, index, item, result, summary, reporter)
-                    pending += 1
-                    task.advance()
-                    if pending >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
-                        ws.db.execute("COMMIT")
-                        ws.db.execute("BEGIN IMMEDIATE")
-                        pending, last_commit = 0, time.monotonic()
-            except BaseException:
-                ws.db.execute("ROLLBACK")
-                raise
-            ws.db.execute("COMMIT")
+            # Decoded inputs wait in memory and are written in one short transaction per batch: the
+            # write lock is never held while images decode, so other stages' writes get through.
+            batch: list[tuple[Item, Decoded | str]] = []
+            last_commit = time.monotonic()
+            for item, result in _decoded_in_order(todo, cfg, n_workers):
+                batch.append((item, result))
+                if len(batch) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
+                    _write_batch(ws, index, batch, summary, reporter)
+                    task.advance(len(batch))
+                    batch, last_commit = [], time.monotonic()
+            _write_batch(ws, index, batch, summary, reporter)
+            task.advance(len(batch))
         run.counts.update(summary.as_dict())
     return summary

@@ -341,6 +341,10 @@ class Rationale(Record):
     status: RationaleStatus
     model: str | None = Field(default=None, description="model that wrote it; None for template/manual")
     prompt_hash: str | None = Field(default=None, description="hash of the prompt template used")
+    judgement_hash: str | None = Field(
+        default=None,
+        description="hash of the judgement (answer and defects) it was written from; another label makes it stale",
+    )
     think: str | None = None
     answer: list[Slot] | None = None
     observations: list[Observation] = Field(default_factory=list)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from aesdata.db import to_signed64, to_unsigned64
@@ -167,6 +168,18 @@ def upsert_label(db: sqlite3.Connection, label: Label) -> None:
     )
 
 
+def judgement_hash(judgement: Judgement) -> str:
+    """16 hex digits over the judgement's canonical JSON: answer, per-candidate defects, and regions if any.
+
+    A rationale records the hash of the judgement it was written from; a label whose hash differs has
+    changed since, and the rationale is stale (answer-driven prompts and template rationales say where a
+    defect is, so moved regions count too). The validators put every field in canonical order, and a
+    judgement without regions serialises as before regions existed, so older hashes stay comparable.
+    Published ``version_rows.label_hash`` is the same hash.
+    """
+    return hashlib.sha256(judgement.model_dump_json().encode()).hexdigest()[:16]
+
+
 def _label(row: sqlite3.Row) -> Label:
     return Label(sample_id=row["sample_id"], origin=row["origin"],
                  judgement=Judgement.model_validate_json(row["judgement"]),
@@ -190,18 +203,77 @@ def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:
             yield sample, label
 
 
+# --------------------------------------------------------------------------- mined difficulty
+
+
+#: A sample is hard for a model that answers it exactly right in fewer than half of its rollouts.
+HARD_BELOW = 0.5
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """One sample's mined figures for one model."""
+
+    sample_id: str
+    model: str
+    rollouts: int
+    pass_rate: float
+    proportional: float
+
+    @property
+    def difficulty(self) -> float:
+        return 1.0 - self.pass_rate
+
+    @property
+    def hard(self) -> bool:
+        return self.pass_rate < HARD_BELOW
+
+
+def mined_models(db: sqlite3.Connection) -> list[str]:
+    """Models with mined rows, the most recently mined first."""
+    rows = db.execute("SELECT model FROM difficulty GROUP BY model ORDER BY MAX(updated_at) DESC").fetchall()
+    return [r["model"] for r in rows]
+
+
+def difficulties(db: sqlite3.Connection, model: str | None = None) -> dict[str, Difficulty]:
+    """Sample id -> current difficulty for ``model`` (default: the model mined most recently).
+
+    Rows mined against an answer the sample no longer has (relabelled since) are left out: their
+    pass rate measured a different question.
+    """
+    if model is None:
+        models = mined_models(db)
+        if not models:
+            return {}
+        model = models[0]
+    out = {}
+    rows = db.execute("SELECT * FROM difficulty WHERE model = ?", (model,)).fetchall()
+    for r in rows:
+        label = get_label(db, r["sample_id"])
+        if label is None or label.judgement.answer_text != r["answer"]:
+            continue
+        out[r["sample_id"]] = Difficulty(
+            sample_id=r["sample_id"],
+            model=model,
+            rollouts=r["rollouts"],
+            pass_rate=r["pass_rate"],
+            proportional=r["proportional"],
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- rationales and versions
 
 
 def upsert_rationale(db: sqlite3.Connection, rat: Rationale) -> None:
     """One rationale per sample and mode: a newer one (``--redo``) replaces the old row."""
     db.execute(
-        "INSERT INTO rationales (sample_id, mode, status, model, prompt_hash, record, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, mode) DO UPDATE SET status = excluded.status,"
-        " model = excluded.model, prompt_hash = excluded.prompt_hash, record = excluded.record,"
-        " created_at = excluded.created_at",
-        (rat.sample_id, rat.mode, rat.status, rat.model, rat.prompt_hash, rat.model_dump_json(),
-         rat.created_at.isoformat()),
+        "INSERT INTO rationales (sample_id, mode, status, model, prompt_hash, judgement_hash, record, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sample_id, mode) DO UPDATE SET status = excluded.status,"
+        " model = excluded.model, prompt_hash = excluded.prompt_hash, judgement_hash = excluded.judgement_hash,"
+        " record = excluded.record, created_at = excluded.created_at",
+        (rat.sample_id, rat.mode, rat.status, rat.model, rat.prompt_hash, rat.judgement_hash,
+         rat.model_dump_json(), rat.created_at.isoformat()),
     )
 
 

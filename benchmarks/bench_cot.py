@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aesdata import store  # noqa: E402
-from aesdata.cot.client import LLMClient  # noqa: E402
-from aesdata.cot.images import ImageEncoder  # noqa: E402
 from aesdata.cot.prompts import Conversation  # noqa: E402
-from aesdata.cot.stage import CotOptions, image_cache, run_cot  # noqa: E402
+from aesdata.cot.stage import CotOptions, run_cot  # noqa: E402
 from aesdata.cot.validate import Limits  # noqa: E402
+from aesdata.llm.client import LLMClient  # noqa: E402
+from aesdata.llm.images import ImageEncoder, image_cache  # noqa: E402
 from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Label, Layout, Sample, Source, utcnow  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
 from tests.cot.scripted import ScriptedModel, save_truth  # noqa: E402

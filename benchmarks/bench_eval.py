@@ -30,12 +30,13 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aesdata.cot.stage import CotOptions, image_cache, run_cot  # noqa: E402
+from aesdata.cot.stage import CotOptions, run_cot  # noqa: E402
 from aesdata.evaluate import dataset, run  # noqa: E402
 from aesdata.evaluate.answers import parse_reply  # noqa: E402
 from aesdata.evaluate.asking import Endpoint  # noqa: E402
 from aesdata.evaluate.export import export  # noqa: E402
 from aesdata.evaluate.scoring import proportional  # noqa: E402
+from aesdata.llm.images import image_cache  # noqa: E402
 from aesdata.publish.stage import publish  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
 from tests.openai_server import spawn  # noqa: E402

@@ -22,7 +22,7 @@ In a thread (tests)::
     with OpenAIServer(policy, api_key="sk-test") as server:
         ...  # server.base_url is "http://127.0.0.1:<port>/v1"; server.requests lists what arrived
 
-and the client (``aesdata.cot.client``) for one request with images::
+and the client (``aesdata.llm.client``) for one request with images::
 
     client = LLMClient(base_url=server.base_url, model="m", api_key="sk-test")
     result = await client.chat([user_message("Which is best?", [data_url])])

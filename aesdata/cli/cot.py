@@ -34,8 +34,15 @@ def cot(
         int | None, typer.Option(min=1, help="automated: tries per sample (default: cot.attempts).")
     ] = None,
     redo: Annotated[
-        Redo | None, typer.Option(help="Rewrite stored rationales: failed ones, stale ones (older prompts), or all.")
+        Redo | None,
+        typer.Option(
+            help="Also rewrite: failed ones, stale ones (older prompts or labels), or all. Rationales written"
+            " from another label than the current one are always rewritten."
+        ),
     ] = None,
+    include_review: Annotated[
+        bool, typer.Option("--include-review", help="Also write for samples whose label waits for review.")
+    ] = False,
     min_chars: Annotated[int, typer.Option(min=0, help="Shortest reasoning accepted.")] = Limits.min_chars,
     max_chars: Annotated[int, typer.Option(min=1, help="Longest reasoning accepted.")] = Limits.max_chars,
     workspace: WorkspaceOpt = None,
@@ -56,6 +63,7 @@ def cot(
         max_side=max_side,
         attempts=attempts,
         redo=redo,
+        include_review=include_review,
         limits=Limits(min_chars=min_chars, max_chars=max_chars),
     )
     out = output(json, quiet)

@@ -9,24 +9,27 @@ automated
     its answer is wrong would hand it the label. The share of tries whose answer equals the label is
     the agreement rate (how hard the data is for that model).
 
-Every answered request is passed to ``on_call`` (the stage writes it to the cost ledger at once).
+Every answered request is passed to ``on_call`` (the stage writes it to the cost ledger at once);
+``before_call``, when given, is awaited before each request is sent (the stage holds its budget there).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aesdata.cot.client import ChatResult, LLMClient
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
 from aesdata.cot.prompts import Conversation, mode_hash
 from aesdata.cot.validate import Limits, Problem, validate
+from aesdata.llm.client import ChatResult, LLMClient
 from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
 
 #: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)
 OnCall = Callable[[str, ChatResult, int, str, "bool | None"], None]
+#: (sample id, "first" or "repair"), awaited before the request is sent; it may raise to stop it
+BeforeCall = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass
@@ -62,10 +65,20 @@ def _check(result: ChatResult, judgement: Judgement, limits: Limits) -> tuple[Co
 class LLMWriter:
     """Writes one sample's rationale in a model mode through a shared :class:`LLMClient`."""
 
-    def __init__(self, client: LLMClient, mode: CotMode, *, limits: Limits, attempts: int = 1, on_call: OnCall) -> None:
+    def __init__(
+        self,
+        client: LLMClient,
+        mode: CotMode,
+        *,
+        limits: Limits,
+        attempts: int = 1,
+        on_call: OnCall,
+        before_call: BeforeCall | None = None,
+    ) -> None:
         if mode not in ("answer-driven", "automated"):
             raise ValueError(f"{mode} is not a model mode")
         self.client, self.mode, self.limits, self.on_call = client, mode, limits, on_call
+        self.before_call = before_call
         self.attempts = attempts if mode == "automated" else 1
         self.conversation = Conversation(mode, limits)
         self.agreement = Agreement()
@@ -113,7 +126,7 @@ class LLMWriter:
     async def _attempt(
         self, sample_id: str, messages: list[dict[str, Any]], judgement: Judgement, attempt: int
     ) -> tuple[_Try, Usage]:
-        first = await self._ask(messages)
+        first = await self._ask(sample_id, "first", messages)
         reply, problems = _check(first, judgement, self.limits)
         repairable = [p for p in problems if not p.about_label] if self.mode == "automated" else problems
         repair = bool(problems) and len(repairable) == len(problems)
@@ -121,14 +134,17 @@ class LLMWriter:
         outcome = _Try(reply, problems, [first.text])
         spent = first.usage
         if repair:
-            second = await self._ask(self.conversation.repair(messages, first.text, [p.reason for p in problems]))
+            repair_messages = self.conversation.repair(messages, first.text, [p.reason for p in problems])
+            second = await self._ask(sample_id, "repair", repair_messages)
             reply, problems = _check(second, judgement, self.limits)
             self._record(sample_id, second, attempt, "repair", reply, judgement)
             outcome = _Try(reply, problems, [first.text, second.text])
             spent = _add(spent, second.usage)
         return outcome, spent
 
-    async def _ask(self, messages: list[dict[str, Any]]) -> ChatResult:
+    async def _ask(self, sample_id: str, kind: str, messages: list[dict[str, Any]]) -> ChatResult:
+        if self.before_call is not None:
+            await self.before_call(sample_id, kind)
         result = await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
         # Let a sample waiting for the request slot just freed send first: checking and storing this
         # reply can wait, while a send delayed here would add to every request's round trip.

@@ -15,8 +15,9 @@ from string import Template
 from typing import Any
 
 from aesdata.assets import asset_path
-from aesdata.cot.client import image_part, text_part
 from aesdata.cot.validate import Limits
+from aesdata.llm.client import image_part, text_part
+from aesdata.prompting import CAPTIONS
 from aesdata.regions import place
 from aesdata.schema import SLOTS, CotMode, Judgement
 
@@ -84,9 +85,9 @@ class Conversation:
                 raise ValueError("answer-driven prompts need the label")
             values["result"] = describe_result(judgement)
         task = Template(_read(task_file)).substitute(values)
-        content = [text_part(task), text_part("Source product photo:"), image_part(images[0])]
-        for slot, url in zip(SLOTS, images[1:], strict=True):
-            content += [text_part(f"Candidate {slot}:"), image_part(url)]
+        content = [text_part(task)]
+        for caption, url in zip(CAPTIONS, images, strict=True):
+            content += [text_part(caption), image_part(url)]
         return [{"role": "system", "content": _read("system.md")}, {"role": "user", "content": content}]
 
     @staticmethod

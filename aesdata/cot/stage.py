@@ -1,26 +1,42 @@
-"""The ``cot`` stage: write one rationale per labelled sample and mode, resumably.
+"""The ``cot`` stage: write one rationale per labelled sample and mode, resumably and side by side.
 
-# 1. select the labelled samples that have no stored rationale in this mode (``--redo failed`` adds
-#    the failed ones, ``--redo stale`` those written from other prompt templates than the current ones,
-#    ``--redo all`` every one); ``--limit`` keeps the first N;
-# 2. write each one: template and manual offline, the model modes through a bounded async client;
-# 3. store each result in its own transaction as soon as it is ready (one row per sample and mode),
-#    so a run killed at any point keeps what it finished and a re-run does only the rest.
+# 1. select the labelled samples to do in this mode: those without a stored rationale, and those whose
+#    rationale is *stale by label* (written from another judgement than the label's now: it argues for
+#    defects the sample no longer has, so publish leaves it out and the sample is as good as missing
+#    one). ``--redo stale`` adds those written from other prompt templates too (still true for their
+#    label, so rewriting them is the user's call: it costs money), ``--redo failed`` the failed ones,
+#    ``--redo all`` every one. Samples whose label waits for review are left out unless
+#    ``include_review`` (``--include-review``): publish leaves them out until people settle them.
+#    ``--limit`` keeps the first N;
+# 2. claim each sample before working on it (:mod:`aesdata.claims`): runs at the same time split the
+#    work, and one that finds a sample claimed, or changed since it selected it, leaves it alone;
+# 3. write each one: template and manual offline, the model modes through a bounded async client, each
+#    request holding its share of ``--max-cost`` first (:class:`aesdata.llm.ledger.Budget`: the cap
+#    holds for all runs on the workspace at once);
+# 4. store each result and drop its claim in one transaction as soon as it is ready (one row per sample
+#    and mode, with the hashes of its prompt and of the judgement it was written from), so a run killed
+#    at any point keeps what it finished and a re-run does only the rest.
 
 A sample whose requests still fail after every retry gets no row (a re-run retries it); a run that
-reaches ``--max-cost`` stops starting samples and lets those in flight finish.
+reaches ``--max-cost`` stops starting requests and lets those in flight finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from aesdata import store
-from aesdata.cot import ledger
-from aesdata.cot.client import (
+from aesdata import claims, store
+from aesdata.cot.llm import LLMWriter
+from aesdata.cot.manual import manual_rationale
+from aesdata.cot.prompts import mode_hash
+from aesdata.cot.template import template_rationale
+from aesdata.cot.validate import Limits
+from aesdata.errors import AesdataError, InputRejected
+from aesdata.llm import ledger
+from aesdata.llm.client import (
     BudgetExceeded,
     ChatResult,
     LLMClient,
@@ -28,13 +44,7 @@ from aesdata.cot.client import (
     RequestRejected,
     client_from_settings,
 )
-from aesdata.cot.images import ImageEncoder
-from aesdata.cot.llm import LLMWriter
-from aesdata.cot.manual import manual_rationale
-from aesdata.cot.prompts import mode_hash
-from aesdata.cot.template import template_rationale
-from aesdata.cot.validate import Limits
-from aesdata.errors import AesdataError, InputRejected
+from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Sample
 from aesdata.workspace import RunRecorder, Workspace
@@ -56,6 +66,7 @@ class CotOptions:
     max_side: int | None = None
     attempts: int | None = None
     redo: Redo | None = None
+    include_review: bool = False
     limits: Limits = Limits()
 
     def __post_init__(self) -> None:
@@ -67,73 +78,143 @@ class CotOptions:
             raise AesdataError("--min-chars must not exceed --max-chars")
 
 
-def image_cache(ws: Workspace) -> Path:
-    """Where the workspace keeps the JPEG renditions sent to models (derived, safe to delete)."""
-    return ws.root / "cache" / "cot-images"
+@dataclass(frozen=True)
+class Todo:
+    """A sample to write, its label, and its stored rationale row as selected (``None``: none)."""
+
+    sample: Sample
+    label: Label
+    state: tuple[Any, ...] | None
+    stale_label: bool = False
 
 
-def _redo(redo: Redo | None, status: str, prompt_hash: str | None, current: str) -> bool:
-    return redo == "all" or (redo == "failed" and status == "failed") or (redo == "stale" and prompt_hash != current)
+def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
+    row = db.execute(
+        "SELECT status, prompt_hash, judgement_hash, created_at FROM rationales WHERE sample_id = ? AND mode = ?",
+        (sample_id, mode),
+    ).fetchone()
+    return tuple(row) if row else None
 
 
-def select(ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None) -> list[tuple[Sample, Label]]:
-    """Labelled samples still to do in ``mode`` (labels are read only for those, up to ``limit``)."""
-    rows = ws.db.execute("SELECT sample_id, status, prompt_hash FROM rationales WHERE mode = ?", (mode,))
-    stored = {r["sample_id"]: (r["status"], r["prompt_hash"]) for r in rows.fetchall()}
-    current = mode_hash(mode)
-    todo = []
+def _wanted(redo: Redo | None, state: tuple[Any, ...], prompt: str, judgement: str) -> tuple[bool, bool]:
+    """(rewrite it?, stale by label?) for a stored rationale row."""
+    status, prompt_hash, judgement_hash, _ = state
+    stale_label = judgement_hash != judgement  # NULL (written before it was recorded): stale
+    stale = stale_label or prompt_hash != prompt
+    wanted = (
+        stale_label or redo == "all" or (redo == "failed" and status == "failed") or (redo == "stale" and stale)
+    )
+    return wanted, stale_label
+
+
+def select(
+    ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None, *, include_review: bool = False
+) -> tuple[list[Todo], int]:
+    """(samples to do in ``mode`` up to ``limit``, samples left out because their label awaits review)."""
+    rows = ws.db.execute(
+        "SELECT sample_id, status, prompt_hash, judgement_hash, created_at FROM rationales WHERE mode = ?", (mode,)
+    )
+    stored = {r[0]: tuple(r[1:]) for r in rows.fetchall()}
+    prompt = mode_hash(mode)
+    todo: list[Todo] = []
+    review = 0
     for sample in store.iter_samples(ws.db):
         if limit is not None and len(todo) >= limit:
             break
-        if sample.id in stored and not _redo(redo, *stored[sample.id], current):
-            continue
         label = store.get_label(ws.db, sample.id)
-        if label is not None:
-            todo.append((sample, label))
-    return todo
+        if label is None:
+            continue
+        if label.needs_review and not include_review:
+            review += 1
+            continue
+        state = stored.get(sample.id)
+        if state is None:
+            todo.append(Todo(sample, label, None))
+            continue
+        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(label.judgement))
+        if wanted:
+            todo.append(Todo(sample, label, state, stale_label))
+    return todo, review
 
 
-def _store(ws: Workspace, rationale: Rationale, run: RunRecorder, task: Task) -> None:
-    with ws.transaction() as db:
-        store.upsert_rationale(db, rationale)
-    run.count(rationale.status)
-    task.advance()
+class _Work:
+    """What every mode shares: the claims on samples, storing a result with its judgement hash."""
+
+    def __init__(self, ws: Workspace, mode: CotMode, me: claims.Owner, run: RunRecorder, task: Task) -> None:
+        self.ws, self.mode, self.me, self.run, self.task = ws, mode, me, run, task
+        self.scope = f"cot:{mode}"
+
+    def claim(self, item: Todo) -> bool:
+        """Claim the sample unless another run holds it or wrote its rationale since it was selected."""
+        if self.me.claim(self.scope, item.sample.id, lambda db: _state(db, item.sample.id, self.mode) == item.state):
+            return True
+        self.run.count("elsewhere")
+        self.task.advance()
+        return False
+
+    def store(self, item: Todo, rationale: Rationale) -> None:
+        stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.label.judgement)})
+        with self.ws.transaction() as db:
+            store.upsert_rationale(db, stamped)
+            self.me.release(db, self.scope, item.sample.id)
+        self.run.count(rationale.status)
+        self.task.advance()
+
+    def drop(self, item: Todo, count: str | None) -> None:
+        """Give the sample up without a result (a re-run tries it again); ``count`` says why."""
+        with self.ws.transaction() as db:
+            self.me.release(db, self.scope, item.sample.id)
+        if count is not None:
+            self.run.count(count)
+            self.task.advance()
 
 
-def _offline(ws: Workspace, opts: CotOptions, todo: list[tuple[Sample, Label]], run: RunRecorder, task: Task) -> None:
-    for sample, label in todo:
+def _offline(work: _Work, opts: CotOptions, todo: list[Todo]) -> None:
+    for item in todo:
+        if not work.claim(item):
+            continue
+        sample, label = item.sample, item.label
         if opts.mode == "template":
             rationale = template_rationale(sample.id, label.judgement, opts.limits)
         else:
-            found = manual_rationale(sample.id, label.judgement, store.get_annotations(ws.db, sample.id), opts.limits)
+            annotations = store.get_annotations(work.ws.db, sample.id)
+            found = manual_rationale(sample.id, label.judgement, annotations, opts.limits)
             if found is None:
-                run.count("no_annotator_text")
-                task.advance()
+                work.drop(item, "no_annotator_text")
                 continue
             rationale = found
-        _store(ws, rationale, run, task)
+        work.store(item, rationale)
 
 
 class _ModelRun:
-    """State of one model-mode run: the client, the writer, the ledger writes, the stop flag."""
+    """State of one model-mode run: the client, the writer, the ledger and budget, the stop flag."""
 
     def __init__(
-        self, ws: Workspace, opts: CotOptions, client: LLMClient, run: RunRecorder, reporter: Reporter
+        self, work: _Work, opts: CotOptions, client: LLMClient, budget: ledger.Budget | None, reporter: Reporter
     ) -> None:
-        cot = ws.settings.cot
-        self.ws, self.opts, self.client, self.run, self.reporter = ws, opts, client, run, reporter
+        ws, cot = work.ws, work.ws.settings.cot
+        self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
+        self.reporter = reporter
         self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
         self.writer = LLMWriter(
-            client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, on_call=self._ledger
+            client,
+            opts.mode,
+            limits=opts.limits,
+            attempts=opts.attempts or cot.attempts,
+            on_call=self._ledger,
+            before_call=budget.hold if budget else None,
         )
         self.stopped: str | None = None
 
     def _ledger(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
         call = ledger.Call(
-            self.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed
+            self.work.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed,
+            session=self.work.me.session,
         )
         with self.ws.transaction() as db:
             ledger.record(db, call)
+            if self.budget is not None:
+                self.budget.settle(db, sample_id, kind, result.usage)
 
     async def _images(self, sample: Sample) -> list[str]:
         """Data URLs of the source then candidates A-D; :class:`InputRejected` when one is unusable."""
@@ -145,31 +226,39 @@ class _ModelRun:
         except OSError as exc:  # a blob deleted or damaged since it was stored
             raise InputRejected(f"sample {sample.id}: cannot read an image: {exc}") from None
 
-    async def one(self, sample: Sample, label: Label, task: Task) -> None:
-        try:
-            rationale = await self.writer.write(sample.id, label.judgement, await self._images(sample))
-        except InputRejected as exc:
-            self.reporter.problem(str(exc))
-            self.run.count("skipped")
-            task.advance()
+    async def one(self, item: Todo) -> None:
+        if not self.work.claim(item):
             return
+        sample = item.sample
+        try:
+            rationale = await self.writer.write(sample.id, item.label.judgement, await self._images(sample))
         except RequestRejected as exc:
             rationale = self.writer.refused(sample.id, exc)
+        except InputRejected as exc:
+            self.reporter.problem(str(exc))
+            self.work.drop(item, "skipped")
+            return
         except RequestFailed as exc:
             self.reporter.problem(f"sample {sample.id}: {exc} (no result stored; a re-run retries it)")
-            self.run.count("errors")
-            task.advance()
+            self.work.drop(item, "errors")
             return
-        _store(self.ws, rationale, self.run, task)
+        except BaseException:  # the budget stopped it, or the run is ending
+            self.work.drop(item, None)
+            raise
+        finally:
+            if self.budget is not None:  # a request that raised keeps no hold
+                with self.ws.transaction() as db:
+                    self.budget.release(db, sample.id)
+        self.work.store(item, rationale)
 
-    async def all(self, todo: list[tuple[Sample, Label]], task: Task, workers: int) -> None:
+    async def all(self, todo: list[Todo], workers: int) -> None:
         queue = list(reversed(todo))
 
         async def worker() -> None:
             while queue and self.stopped is None:
-                sample, label = queue.pop()
+                item = queue.pop()
                 try:
-                    await self.one(sample, label, task)
+                    await self.one(item)
                 except BudgetExceeded as exc:
                     if self.stopped is None:  # said once, however many workers reach the cap
                         self.reporter.info(f"{exc}; {exc.hint}")
@@ -208,22 +297,32 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
         "mode": opts.mode,
         "limit": opts.limit,
         "redo": opts.redo,
+        "include_review": opts.include_review,
         "max_cost": opts.max_cost,
         "model": client.model if client else None,
         "base_url": client.base_url if client else None,
         "concurrency": opts.concurrency or cot.concurrency,
         "max_side": opts.max_side or cot.max_side,
     }
-    with ws.run("cot", params) as run:
-        todo = select(ws, opts.mode, opts.redo, opts.limit)
+    with ws.run("cot", params) as run, claims.owner(ws.db, "cot") as me:
+        todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
         stopped = None
         agreement = None
         with reporter.task(f"cot {opts.mode}", total=len(todo)) as task:
+            work = _Work(ws, opts.mode, me, run, task)
             if client is None:
-                _offline(ws, opts, todo, run, task)
+                _offline(work, opts, todo)
             else:
-                model_run = _ModelRun(ws, opts, client, run, reporter)
-                asyncio.run(model_run.all(todo, task, opts.concurrency or cot.concurrency))
+                budget = (
+                    None
+                    if opts.max_cost is None
+                    else ledger.Budget(
+                        ws.db, owner=me.id, session=me.session, max_cost=opts.max_cost, model=client.model,
+                        mode=opts.mode,
+                    )
+                )
+                model_run = _ModelRun(work, opts, client, budget, reporter)
+                asyncio.run(model_run.all(todo, opts.concurrency or cot.concurrency))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate
         summary: dict[str, Any] = {
@@ -232,7 +331,11 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             "valid": run.counts.get("valid", 0),
             "failed": run.counts.get("failed", 0),
         }
-        for key in ("no_annotator_text", "skipped", "errors"):
+        stale = sum(item.stale_label for item in todo)
+        for key, n in (("stale_label", stale), ("awaiting_review", review)):
+            if n:
+                summary[key] = n
+        for key in ("elsewhere", "no_annotator_text", "skipped", "errors"):
             if run.counts.get(key):
                 summary[key] = run.counts[key]
         if client is not None:

@@ -1,6 +1,6 @@
 """Ask a model the screening question K times per sample, many samples at once, with bounded memory.
 
-Built on the cot stage's :class:`aesdata.cot.client.LLMClient` (concurrency, retries honouring
+Built on the shared :class:`aesdata.llm.client.LLMClient` (concurrency, retries honouring
 Retry-After, timeouts, cost ledger). What is added here is only what eval and mine-hard share: the
 screening messages with the sample's five images, K rollouts per sample, and a pool of workers that
 keeps only the samples being asked in memory (a 100k-row split never has all its images encoded at once).
@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from aesdata.config import CotSettings
-from aesdata.cot.client import ChatResult, LLMClient, RequestFailed, client_from_settings, image_part
 from aesdata.errors import AesdataError
 from aesdata.evaluate.answers import parse_reply
-from aesdata.evaluate.prompt import user_content
 from aesdata.evaluate.scoring import Prediction
+from aesdata.llm.client import ChatResult, LLMClient, RequestFailed, client_from_settings, image_part
 from aesdata.progress import Reporter
+from aesdata.prompting import user_content
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class Endpoint:
 
 @asynccontextmanager
 async def open_client(cot: CotSettings, endpoint: Endpoint) -> AsyncIterator[LLMClient]:
-    """The cot client for ``endpoint`` (settings fill what the command line left out), sampling as asked.
+    """The shared client for ``endpoint`` (settings fill what the command line left out), sampling as asked.
 
     ``client_from_settings`` takes no sampling options; temperature and max_tokens are attributes of the
     client it returns, set here.

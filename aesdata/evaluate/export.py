@@ -37,8 +37,8 @@ import datasets
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
 from aesdata.evaluate.dataset import IMAGE_NAMES, DatasetRef, Row, iter_rows, load_splits
-from aesdata.evaluate.prompt import PROMPT_HASH, user_content
 from aesdata.progress import LogReporter, Reporter
+from aesdata.prompting import PROMPT_HASH, user_content
 from aesdata.schema import SLOTS, format_answer, parse_answer, parse_rationale
 from aesdata.workspace import Workspace
 

@@ -10,9 +10,9 @@ Table ``difficulty`` (migration ``m500_eval_difficulty``), one row per ``(sample
 ``proportional`` (mean partial credit), ``unparseable``, ``predictions`` (JSON, one canonical answer or
 null per rollout), ``prompt_tokens``, ``completion_tokens``, ``cost_usd``, ``updated_at``.
 
-For publish: :func:`difficulties` gives each sample's current :class:`Difficulty` (``difficulty`` =
-1 - pass rate, in [0, 1], the ``difficulty`` column); a sample is **hard** (the ``hard`` config) when
-the model mostly fails it: pass rate below :data:`HARD_BELOW`.
+Publish reads the rows through :func:`aesdata.store.difficulties` (``difficulty`` = 1 - pass rate, in
+[0, 1], the ``difficulty`` column); a sample is **hard** (the ``hard`` config) when the model mostly
+fails it: pass rate below :data:`aesdata.store.HARD_BELOW`.
 
 Resumable: each sample's row commits on its own as soon as its K rollouts are in; a re-run asks only
 samples without a current row (same answer, prompt, K and temperature), unless ``--redo``.
@@ -22,75 +22,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 from aesdata import store
-from aesdata.cot.client import RequestFailed
-from aesdata.cot.images import ImageEncoder
-from aesdata.cot.stage import image_cache
 from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
-from aesdata.evaluate.prompt import PROMPT_HASH
 from aesdata.evaluate.scoring import score_sample
+from aesdata.llm.client import RequestFailed
+from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter
-from aesdata.publish.select import QUESTION
+from aesdata.prompting import PROMPT_HASH, QUESTION
 from aesdata.schema import Label, Sample, format_answer, utcnow
 from aesdata.workspace import Workspace
-
-#: A sample is hard for a model that answers it exactly right in fewer than half of its rollouts.
-HARD_BELOW = 0.5
-
-
-@dataclass(frozen=True)
-class Difficulty:
-    """One sample's mined figures for one model."""
-
-    sample_id: str
-    model: str
-    rollouts: int
-    pass_rate: float
-    proportional: float
-
-    @property
-    def difficulty(self) -> float:
-        return 1.0 - self.pass_rate
-
-    @property
-    def hard(self) -> bool:
-        return self.pass_rate < HARD_BELOW
-
-
-def mined_models(db: sqlite3.Connection) -> list[str]:
-    """Models with mined rows, the most recently mined first."""
-    rows = db.execute("SELECT model FROM difficulty GROUP BY model ORDER BY MAX(updated_at) DESC").fetchall()
-    return [r["model"] for r in rows]
-
-
-def difficulties(db: sqlite3.Connection, model: str | None = None) -> dict[str, Difficulty]:
-    """Sample id -> current difficulty for ``model`` (default: the model mined most recently).
-
-    Rows mined against an answer the sample no longer has (relabelled since) are left out: their
-    pass rate measured a different question.
-    """
-    if model is None:
-        models = mined_models(db)
-        if not models:
-            return {}
-        model = models[0]
-    out = {}
-    rows = db.execute("SELECT * FROM difficulty WHERE model = ?", (model,)).fetchall()
-    for r in rows:
-        label = store.get_label(db, r["sample_id"])
-        if label is None or label.judgement.answer_text != r["answer"]:
-            continue
-        out[r["sample_id"]] = Difficulty(
-            sample_id=r["sample_id"],
-            model=model,
-            rollouts=r["rollouts"],
-            pass_rate=r["pass_rate"],
-            proportional=r["proportional"],
-        )
-    return out
 
 
 def _test_samples(db: sqlite3.Connection) -> set[str]:
@@ -163,7 +105,7 @@ class _Miner:
     def answered(self, item: tuple[Sample, Label], got: Rollouts) -> None:
         rate = _save(self.ws, item[0].id, self.model, item[1], got, self.temperature)
         self.counts["done"] += 1
-        self.counts["hard"] += rate < HARD_BELOW
+        self.counts["hard"] += rate < store.HARD_BELOW
 
     def failed(self, item: tuple[Sample, Label], exc: RequestFailed) -> None:
         self.reporter.problem(f"sample {item[0].id}: {exc}")
@@ -212,7 +154,7 @@ def mine_hard(
         mined = miner.counts
         for key, n in {**counts, **mined}.items():
             run.count(key, n)
-    current = difficulties(ws.db, model)
+    current = store.difficulties(ws.db, model)
     rates = [d.pass_rate for d in current.values()]
     return {
         "model": model,

@@ -32,17 +32,16 @@ from typing import Any
 from PIL import Image
 
 from aesdata.config import CotSettings
-from aesdata.cot.client import RequestFailed
-from aesdata.cot.images import ImageEncoder, data_url, encode_jpeg
-from aesdata.cot.stage import image_cache
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
 from aesdata.evaluate.asking import Asking, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.dataset import DatasetRef, Row, iter_rows, load_split
 from aesdata.evaluate.journal import Journal, journal_path
-from aesdata.evaluate.prompt import PROMPT_HASH
 from aesdata.evaluate.scoring import SampleScore, random_sample_score, score_sample, summarise
+from aesdata.llm.client import RequestFailed
+from aesdata.llm.images import ImageEncoder, data_url, encode_jpeg, image_cache
 from aesdata.progress import LogReporter, Reporter
+from aesdata.prompting import PROMPT_HASH
 from aesdata.schema import format_answer, utcnow
 from aesdata.workspace import Workspace
 

@@ -38,7 +38,11 @@ from PIL import Image, UnidentifiedImageError
 
 from aesdata.blobs import encode_png
 from aesdata.config import ImagesSettings
-from aesdata.cot.client import (
+from aesdata.errors import AesdataError
+from aesdata.generate.backend import BackendStopped, Failed, Job, LoadContext, Rendered
+from aesdata.generate.layout import inpaint_inputs, layout_of, place
+from aesdata.generate.presets import Preset
+from aesdata.llm.client import (
     CostLedger,
     EndpointRejected,
     MalformedResponse,
@@ -47,10 +51,6 @@ from aesdata.cot.client import (
     _retryable,
     api_key_from_env,
 )
-from aesdata.errors import AesdataError
-from aesdata.generate.backend import BackendStopped, Failed, Job, LoadContext, Rendered
-from aesdata.generate.layout import inpaint_inputs, layout_of, place
-from aesdata.generate.presets import Preset
 from aesdata.schema import Usage, utcnow
 from aesdata.workspace import Workspace
 

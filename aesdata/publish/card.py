@@ -15,6 +15,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
+from aesdata.publish.select import SelectCounts
 from aesdata.publish.versions import Changelog
 from aesdata.schema import DIMENSIONS, PublishedRow
 
@@ -146,6 +147,20 @@ def _difficulty_section(stats: CardStats, mined_by: str | None) -> str:
     )
 
 
+def _left_out_section(counts: SelectCounts | None) -> str:
+    """What a workspace held that this version does not publish, and why."""
+    if counts is None:
+        return "Not recorded for this version."
+    lines = [
+        f"- samples whose label waits for review (annotators disagreed): {counts.needs_review}",
+        f"- samples without a usable rationale (published only with one): {counts.no_rationale}",
+        f"- samples with missing images or not four candidates: {counts.bad}",
+        f"- samples with a rationale left out as stale (written from another judgement than the published"
+        f" label): {counts.stale_rationale}",
+    ]
+    return "\n".join(lines)
+
+
 def render(
     *,
     name: str,
@@ -159,6 +174,7 @@ def render(
     test_fraction: float,
     repo_id: str | None,
     mined_by: str | None = None,
+    left_out: SelectCounts | None = None,
 ) -> str:
     """The whole README.md."""
     meta = DatasetCardData(
@@ -228,6 +244,10 @@ generator drew in on purpose. Where a sample has both, the human label is publis
 ## Generators
 
 {_table(["generator", "rows"], [[g, n] for g, n in sorted(stats.generators.items())])}
+
+## Left out
+
+{_left_out_section(left_out)}
 
 ## Difficulty
 

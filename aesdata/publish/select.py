@@ -1,8 +1,10 @@
 """Which samples a version publishes, and what each row says.
 
 A sample is published when it has a label that is not waiting for review. Its rationale is the
-first *valid* one in ``settings.publish.rationale_priority`` order whose answer matches the label
-(a rationale written before a relabel argues for the old answer, so it is left out, not published).
+first *valid* one in ``settings.publish.rationale_priority`` order that was written from the label's
+judgement as it is now (same answer, defects and regions, by :func:`aesdata.store.judgement_hash`): one
+written before a relabel argues for defects the row no longer has, so it is left out (stale) and
+counted, never published. A rationale with no recorded judgement hash (older workspaces) counts as stale.
 """
 
 from __future__ import annotations
@@ -13,16 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from aesdata import store
+from aesdata.prompting import QUESTION
 from aesdata.schema import DIMENSIONS, Candidate, Label, Provenance, PublishedRow, Rationale, Sample, Split
-
-#: The question every row asks; models see the source first, then candidates A-D in slot order.
-QUESTION = (
-    "The first image is a product photo. Images A, B, C and D were generated from it by placing the "
-    "product in a new scene. A candidate is acceptable only if it has no defect in appearance (the product "
-    "deformed or altered), physical shadow (lighting or shadows inconsistent), placement layout (wrong "
-    "scale, position or perspective) or extension rationality (an implausible or broken generated scene). "
-    "Which candidates are acceptable? Answer with the acceptable letters separated by commas, or 'none'."
-)
 
 #: Samples are read in pages of this many ids, so the id list itself never sits in memory.
 _PAGE = 2000
@@ -40,7 +34,7 @@ class Selection:
 
     @property
     def label_hash(self) -> str:
-        return hashlib.sha256(self.label.judgement.model_dump_json().encode()).hexdigest()[:16]
+        return store.judgement_hash(self.label.judgement)
 
     @property
     def stratum(self) -> str:
@@ -82,21 +76,27 @@ class Selection:
 
 @dataclass
 class SelectCounts:
-    """Why samples were left out of a version."""
+    """Why samples, or their rationales, were left out of a version (the card's "Left out" section)."""
 
     needs_review: int = 0
-    no_rationale: int = 0
-    stale_rationale: int = 0
+    no_rationale: int = 0  # left out: no usable rationale, with require_rationale
+    stale_rationale: int = 0  # samples whose valid rationale(s) were written from another judgement
     bad: int = 0
 
 
+def usable(rat: Rationale | None, label: Label) -> bool:
+    """Valid and written from the label's judgement as it is now."""
+    return (
+        rat is not None
+        and rat.status == "valid"
+        and rat.judgement_hash == store.judgement_hash(label.judgement)
+        and list(rat.answer or ()) == label.judgement.answer
+    )
+
+
 def choose_rationale(rationales: dict[str, Rationale], label: Label, priority: Sequence[str]) -> Rationale | None:
-    """First valid rationale in ``priority`` order that reasons to the label's answer."""
-    for mode in priority:
-        rat = rationales.get(mode)
-        if rat is not None and rat.status == "valid" and list(rat.answer or ()) == label.judgement.answer:
-            return rat
-    return None
+    """First rationale in ``priority`` order that is :func:`usable` for the label."""
+    return next((rationales[m] for m in priority if usable(rationales.get(m), label)), None)
 
 
 def _sample_ids(db: sqlite3.Connection) -> Iterator[str]:
@@ -130,7 +130,7 @@ def iter_selected(
             continue
         rationales = store.get_rationales(db, sample_id)
         rationale = choose_rationale(rationales, label, priority)
-        if rationale is None and any(r.status == "valid" for r in rationales.values()):
+        if any(r.status == "valid" and not usable(r, label) for m, r in rationales.items() if m in priority):
             counts.stale_rationale += 1
         if rationale is None and require_rationale:
             counts.no_rationale += 1

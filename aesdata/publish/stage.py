@@ -1,5 +1,7 @@
 """``aesdata publish``: select, split, write shards and card, record the version, upload.
 
+0. Hold the workspace's ``publish`` lock (:mod:`aesdata.claims`) throughout: a second publish at the
+   same time is refused in one line, so versions are decided one after the other.
 1. Read one consistent snapshot of the workspace, twice: a light pass that plans (which samples,
    which split, the content hash), then a pass that streams rows with their images into shards.
 2. Write into a temporary folder next to the target, rename it into place, and only then record the
@@ -18,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aesdata import dedup
+from aesdata import claims, dedup, store
 from aesdata.errors import AesdataError
-from aesdata.evaluate import mining
 from aesdata.progress import LogReporter, Reporter
 from aesdata.publish import card, hub, split, versions
 from aesdata.publish.select import SelectCounts, Selection, iter_selected
@@ -96,13 +97,13 @@ class _Source:
 
     @classmethod
     def of(cls, ws: Workspace, require_rationale: bool) -> _Source:
-        mined = mining.difficulties(ws.db)
+        mined = store.difficulties(ws.db)
         return cls(
             ws,
             require_rationale,
             {s: d.difficulty for s, d in mined.items()},
             frozenset(s for s, d in mined.items() if d.hard),
-            next(iter(mining.mined_models(ws.db)), None),
+            next(iter(store.mined_models(ws.db)), None),
         )
 
     def rows(self, counts: SelectCounts | None = None) -> Iterator[Selection]:
@@ -226,69 +227,73 @@ def publish(
         "test_fraction": fraction,
     }
 
-    with ws.run("publish", params) as run:
-        with _Snapshot(ws):
-            # 2. plan: selection, split, content hash
-            plan = _make_plan(ws, fraction, require_rationale=require_rationale, reporter=reporter)
-            summary: dict[str, Any] = {
-                "version": version,
-                **plan.assignment.count(),
-                "skipped_needs_review": plan.counts.needs_review,
-                "skipped_no_rationale": plan.counts.no_rationale,
-                "skipped_bad": plan.counts.bad,
-                "content_hash": plan.content_hash,
-            }
-            # 3. the rules: a version is never overwritten; the same content twice is a no-op
-            record = versions.get_version(ws.db, version)
-            if record is not None and record.content_hash != plan.content_hash:
-                raise AesdataError(
-                    f"version {version}: already published with different content",
-                    hint="published versions are never overwritten; publish a new version",
-                )
-            if record is None:
-                versions.check_new(ws.db, version)
-                same = versions.with_content(ws.db, plan.content_hash)
-                if same is not None:
-                    run.count("noop")
-                    summary.update(status=f"no-op: same content as {same.version}", out=same.out_dir)
-                    return summary
-                # 4. write the folder under a temporary name, renamed into place
-                log = _changelog(ws, version, plan)
-                if not _adoptable(out_dir, plan.content_hash):
-                    _write_folder(
-                        ws,
-                        out_dir,
-                        version,
-                        plan,
-                        log,
-                        fraction=fraction,
-                        repo_id=repo_id,
-                        max_shard_bytes=max_shard_bytes,
-                        reporter=reporter,
+    # One publish at a time per workspace: the version rules, the earlier splits and the record are all
+    # read and written under the lock, so two at once give one version and a one-line refusal.
+    with claims.owner(ws.db, "publish") as me, me.lock("publish"):
+        with ws.run("publish", params) as run:
+            with _Snapshot(ws):
+                # 2. plan: selection, split, content hash
+                plan = _make_plan(ws, fraction, require_rationale=require_rationale, reporter=reporter)
+                summary: dict[str, Any] = {
+                    "version": version,
+                    **plan.assignment.count(),
+                    "skipped_needs_review": plan.counts.needs_review,
+                    "skipped_no_rationale": plan.counts.no_rationale,
+                    "skipped_bad": plan.counts.bad,
+                    "stale_rationales": plan.counts.stale_rationale,
+                    "content_hash": plan.content_hash,
+                }
+                # 3. the rules: a version is never overwritten; the same content twice is a no-op
+                record = versions.get_version(ws.db, version)
+                if record is not None and record.content_hash != plan.content_hash:
+                    raise AesdataError(
+                        f"version {version}: already published with different content",
+                        hint="published versions are never overwritten; publish a new version",
                     )
-        if record is None:
-            # 5. record the version and its rows in one transaction, once the folder is complete
-            record = DatasetVersion(
-                version=version,
-                content_hash=plan.content_hash,
-                counts=plan.assignment.count(),
-                out_dir=str(out_dir),
-            )
-            with ws.transaction() as db:
-                versions.record(db, record, plan.rows)
-            summary.update(status="published", **log.summary())
-            run.count("published", len(plan.rows))
-        else:
-            summary["status"] = f"no-op: {version} already published with this content"
-            run.count("noop")
-        summary["out"] = record.out_dir
+                if record is None:
+                    versions.check_new(ws.db, version)
+                    same = versions.with_content(ws.db, plan.content_hash)
+                    if same is not None:
+                        run.count("noop")
+                        summary.update(status=f"no-op: same content as {same.version}", out=same.out_dir)
+                        return summary
+                    # 4. write the folder under a temporary name, renamed into place
+                    log = _changelog(ws, version, plan)
+                    if not _adoptable(out_dir, plan.content_hash):
+                        _write_folder(
+                            ws,
+                            out_dir,
+                            version,
+                            plan,
+                            log,
+                            fraction=fraction,
+                            repo_id=repo_id,
+                            max_shard_bytes=max_shard_bytes,
+                            reporter=reporter,
+                        )
+            if record is None:
+                # 5. record the version and its rows in one transaction, once the folder is complete
+                record = DatasetVersion(
+                    version=version,
+                    content_hash=plan.content_hash,
+                    counts=plan.assignment.count(),
+                    out_dir=str(out_dir),
+                )
+                with ws.transaction() as db:
+                    versions.record(db, record, plan.rows)
+                summary.update(status="published", **log.summary())
+                run.count("published", len(plan.rows))
+            else:
+                summary["status"] = f"no-op: {version} already published with this content"
+                run.count("noop")
+            summary["out"] = record.out_dir
 
-    # 6. upload (also finishes an upload that failed after the version was recorded)
-    if repo_id and (record.repo_id != repo_id or record.commit_id is None):
-        record = _upload(ws, record, repo_id, private=private)
-        summary["status"] += f"; uploaded to {repo_id}"
-    summary["repo_id"], summary["commit_id"] = record.repo_id, record.commit_id
-    return summary
+        # 6. upload (also finishes an upload that failed after the version was recorded)
+        if repo_id and (record.repo_id != repo_id or record.commit_id is None):
+            record = _upload(ws, record, repo_id, private=private)
+            summary["status"] += f"; uploaded to {repo_id}"
+        summary["repo_id"], summary["commit_id"] = record.repo_id, record.commit_id
+        return summary
 
 
 def _changelog(ws: Workspace, version: str, plan: _Plan) -> versions.Changelog:
@@ -365,6 +370,7 @@ def _write_folder(
             test_fraction=fraction,
             repo_id=repo_id,
             mined_by=plan.source.mined_by,
+            left_out=plan.counts,
         )
         (tmp / "README.md").write_text(text, encoding="utf-8")
         tmp.rename(out_dir)

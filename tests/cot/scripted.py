@@ -26,7 +26,7 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from aesdata.cot.images import ImageEncoder
+from aesdata.llm.images import ImageEncoder
 from aesdata.schema import DIMENSIONS, SLOTS, Judgement
 from aesdata.store import iter_labelled
 from aesdata.workspace import Workspace

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from aesdata import store
 from aesdata.cli.main import app
-from aesdata.cot import ledger
 from aesdata.cot.stage import CotOptions, run_cot
+from aesdata.llm import ledger
 from aesdata.schema import Annotation, Rationale
 from aesdata.workspace import Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE
@@ -141,7 +141,7 @@ def test_max_cost_stops_and_a_rerun_continues(cot_ws_path: Path) -> None:
                 ws, CotOptions(mode="answer-driven", base_url=server.base_url, concurrency=1, max_cost=0.02)
             )
             assert first["stopped"] == "max-cost" and 0 < first["valid"] < 10
-            assert first["cost_usd"] >= 0.02
+            assert 0 < first["cost_usd"] <= 0.02  # never past the cap: each request holds its share first
             second = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url))
         assert second["selected"] == 10 - first["valid"] and "stopped" not in second
         assert set(rationales(ws, "answer-driven")) == set(ids)

@@ -18,9 +18,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from aesdata.cli.main import app
-from aesdata.cot.images import data_url, encode_jpeg
 from aesdata.evaluate import dataset, run
 from aesdata.evaluate.asking import Endpoint
+from aesdata.llm.images import data_url, encode_jpeg
 from aesdata.schema import DIMENSIONS, SLOTS
 from aesdata.workspace import Workspace
 from tests.openai_server import OpenAIServer, Reply, request_images

@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from aesdata import store
 from aesdata.cli.main import app
-from aesdata.cot.images import data_url, encode_jpeg
-from aesdata.evaluate import mining
+from aesdata.llm.images import data_url, encode_jpeg
 from aesdata.schema import SLOTS, DatasetVersion, Judgement, Label
 from aesdata.workspace import Workspace
 from tests.factories import make_samples
@@ -105,7 +104,7 @@ def test_pass_rates_are_stored_and_resumed(setup: tuple[list[str], str], ws: Wor
             assert rows[sid]["temperature"] == 1.0 and len(json.loads(rows[sid]["predictions"])) == K
         assert all(r.body["temperature"] == 1.0 for r in server.requests)
 
-        diff = mining.difficulties(ws.db)
+        diff = store.difficulties(ws.db)
         assert {sid: d.difficulty for sid, d in diff.items()} == {
             sid: 1 - r["pass_rate"] for sid, r in rows.items()}
         assert first["hard"] == sum(r["pass_rate"] < 0.5 for r in rows.values())
@@ -124,10 +123,10 @@ def test_pass_rates_are_stored_and_resumed(setup: tuple[list[str], str], ws: Wor
         flipped = Judgement.from_defects({s: [] if old.judgement.defects[s] else ["physical_shadow"] for s in SLOTS})
         with ws.transaction() as db:
             store.upsert_label(db, Label(sample_id=relabel, origin="human", judgement=flipped))
-        assert relabel not in mining.difficulties(ws.db)
+        assert relabel not in store.difficulties(ws.db)
         third = mine(cli, server)
         assert third["mined_now"] == 1 and len(server.requests) - asked == K
-        assert relabel in mining.difficulties(ws.db)
+        assert relabel in store.difficulties(ws.db)
 
     with Workspace.open(ws_path) as again:
         runs = again.db.execute("SELECT status, summary FROM runs WHERE stage = 'mine-hard' ORDER BY id").fetchall()

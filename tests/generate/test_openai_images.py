@@ -175,7 +175,7 @@ def _b64_png(size: tuple[int, int]) -> str:
 
 
 def test_replies_are_checked_before_they_become_images() -> None:
-    from aesdata.cot.client import MalformedResponse
+    from aesdata.llm.client import MalformedResponse
 
     img, usage = decode_reply(json.dumps({"data": [{"b64_json": _b64_png((128, 128))}],
                                           "usage": {"input_tokens": 7, "output_tokens": 9}}), 64)

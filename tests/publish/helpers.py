@@ -24,6 +24,7 @@ def add_rationale(
         model=model,
         think=f"{mode} reasoning for {sample_id}",
         answer=label.judgement.answer if answer is None else answer,
+        judgement_hash=store.judgement_hash(label.judgement),  # written from the label, as cot records it
     )
     with ws.transaction() as db:
         store.upsert_rationale(db, rat)

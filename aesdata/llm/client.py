@@ -21,7 +21,7 @@ The API key is read from the environment by the caller (:func:`api_key_from_env`
 Example, one request with an image, text and usage back::
 
     import asyncio
-    from aesdata.cot.client import LLMClient, PriceTable, user_message
+    from aesdata.llm.client import LLMClient, PriceTable, user_message
 
     async def main() -> None:
         prices = PriceTable.from_mapping({"gpt-4o": {"input": 2.5, "output": 10.0}})  # USD / 1M tokens
@@ -33,7 +33,7 @@ Example, one request with an image, text and usage back::
 
     asyncio.run(main())
 
-Images are data URLs; :mod:`aesdata.cot.images` makes them (resized and JPEG-encoded once per image).
+Images are data URLs; :mod:`aesdata.llm.images` makes them (resized and JPEG-encoded once per image).
 In a workspace, ``client_from_settings(ws.settings.cot, model=..., base_url=...)`` builds the client
 from ``[cot]`` (key from the variable named by ``cot.api_key_env``, retries, timeout, prices).
 """

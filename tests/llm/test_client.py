@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aesdata.cot.client import (
+from aesdata.errors import AesdataError
+from aesdata.llm.client import (
     NO_KEY,
     BudgetExceeded,
     EndpointRejected,
@@ -22,7 +23,6 @@ from aesdata.cot.client import (
     retry_after_s,
     user_message,
 )
-from aesdata.errors import AesdataError
 from tests.openai_server import OpenAIServer, Reply, request_images, spawn
 
 FAST = RetryPolicy(max_retries=4, backoff_s=0.01, backoff_max_s=0.05)

@@ -17,11 +17,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from aesdata.blobs import BlobStore
 from aesdata.imageio import flatten
+
+if TYPE_CHECKING:
+    from aesdata.workspace import Workspace
+
+
+def image_cache(ws: Workspace) -> Path:
+    """Where the workspace keeps the JPEG renditions sent to models (derived, safe to delete)."""
+    return ws.root / "cache" / "cot-images"
 
 
 def encode_jpeg(img: Image.Image, *, max_side: int, quality: int = 85) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aesdata.cot import ledger
+from aesdata.llm import ledger
 from aesdata.schema import Usage
 from aesdata.workspace import Workspace
 from tests.factories import make_samples
@@ -25,8 +25,10 @@ def test_cot_calls_schema(ws: Workspace) -> None:
         "cost_usd",
         "agreed",
         "created_at",
+        "session",  # m310: the claims session whose --max-cost the call counts toward
     ]
-    assert "m300_cot_calls" in {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
+    applied = {r[0] for r in ws.db.execute("SELECT name FROM _migrations")}
+    assert {"m300_cot_calls", "m310_cot_budget"} <= applied
 
 
 def test_totals_by_run_and_mode(ws: Workspace) -> None:

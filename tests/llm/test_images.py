@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from aesdata.cot.images import ImageEncoder
+from aesdata.llm.images import ImageEncoder
 from aesdata.workspace import Workspace
 
 

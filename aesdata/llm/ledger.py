@@ -1,0 +1,148 @@
+"""The cost ledger in the manifest (``cot_calls``): one row per answered model request.
+
+Rows are written as requests return, in their own small transaction, so the ledger counts money
+spent on samples a killed or budget-stopped run never finished. A rationale's own ``usage`` covers only
+the requests that produced it; the ledger is the total spend.
+
+:class:`Budget` makes ``--max-cost`` hold per workspace: the cot runs alive on it at the same time (one
+claims session, :mod:`aesdata.claims`) share one cap. Before a request is sent it holds an estimate of
+its cost (``cot_holds``), in a transaction that first checks what the session has spent and holds; the
+reply's ledger row settles it in the transaction that records it. A killed run's holds die with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass
+
+from aesdata.db import transaction
+from aesdata.llm.client import BudgetExceeded
+from aesdata.schema import Usage, utcnow
+
+
+@dataclass(frozen=True)
+class Call:
+    run_id: int | None
+    sample_id: str
+    mode: str
+    model: str
+    attempt: int
+    kind: str  # "first" | "repair"
+    usage: Usage
+    agreed: bool | None = None
+    session: str | None = None  # the claims session the request's cost counts toward
+
+
+def record(db: sqlite3.Connection, call: Call) -> None:
+    db.execute(
+        "INSERT INTO cot_calls (run_id, sample_id, mode, model, attempt, kind, prompt_tokens, completion_tokens,"
+        " cost_usd, agreed, created_at, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            call.run_id,
+            call.sample_id,
+            call.mode,
+            call.model,
+            call.attempt,
+            call.kind,
+            call.usage.prompt_tokens,
+            call.usage.completion_tokens,
+            call.usage.cost_usd,
+            None if call.agreed is None else int(call.agreed),
+            utcnow().isoformat(),
+            call.session,
+        ),
+    )
+
+
+def totals(db: sqlite3.Connection, *, run_id: int | None = None, mode: str | None = None) -> dict[str, float]:
+    """Calls, tokens and cost, over everything or one run / mode."""
+    where, args = [], []
+    if run_id is not None:
+        where.append("run_id = ?")
+        args.append(run_id)
+    if mode is not None:
+        where.append("mode = ?")
+        args.append(mode)
+    sql = (
+        "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
+        " COALESCE(SUM(cost_usd), 0.0) FROM cot_calls" + (" WHERE " + " AND ".join(where) if where else "")
+    )
+    calls, prompt, completion, cost = db.execute(sql, args).fetchone()
+    return {"calls": calls, "prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost}
+
+
+class Budget:
+    """``--max-cost`` over one claims session: what its runs spent plus what their requests in flight hold.
+
+    A request holds ``HEADROOM`` times the dearest request of its kind (``first``/``repair``) seen for
+    this model and mode; before any is seen, all that is left (so the first of a kind goes alone). The
+    cap holds exactly unless a request costs more than its hold, and then by that difference at most.
+    A request that does not fit waits while others are in flight (their replies may cost less than they
+    hold), and stops the run when none are.
+    """
+
+    HEADROOM = 1.25
+    POLL_S = 0.05
+
+    def __init__(
+        self, db: sqlite3.Connection, *, owner: str, session: str, max_cost: float, model: str, mode: str
+    ) -> None:
+        self.db, self.owner, self.session, self.max_cost = db, owner, session, max_cost
+        self.model, self.mode = model, mode
+        self.dearest: dict[str, float] = {}
+
+    def spent(self, db: sqlite3.Connection) -> tuple[float, float]:
+        """(settled, held) over the session."""
+        settled = db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0.0) FROM cot_calls WHERE session = ?", (self.session,)
+        ).fetchone()[0]
+        held = db.execute(
+            "SELECT COALESCE(SUM(amount), 0.0) FROM cot_holds WHERE session = ?", (self.session,)
+        ).fetchone()[0]
+        return settled, held
+
+    def _estimate(self, db: sqlite3.Connection, kind: str) -> float | None:
+        if kind not in self.dearest:
+            row = db.execute(
+                "SELECT MAX(cost_usd) FROM cot_calls WHERE model = ? AND mode = ? AND kind = ?",
+                (self.model, self.mode, kind),
+            ).fetchone()
+            if row[0] is not None:
+                self.dearest[kind] = row[0]
+        return self.dearest.get(kind)
+
+    def _exceeded(self, settled: float, why: str) -> BudgetExceeded:
+        return BudgetExceeded(
+            f"the cot runs on this workspace spent ${settled:.4f} of the --max-cost ${self.max_cost:.4f}"
+            f"{why}: no new requests",
+            hint="work done so far is stored; raise --max-cost and run again to continue",
+        )
+
+    async def hold(self, sample_id: str, kind: str) -> None:
+        """Hold the next request's estimated cost; :class:`BudgetExceeded` when the session cannot afford it."""
+        while True:
+            with transaction(self.db) as db:
+                settled, held = self.spent(db)
+                if settled >= self.max_cost:
+                    raise self._exceeded(settled, "")
+                estimate = self._estimate(db, kind)
+                amount = self.max_cost - settled if estimate is None else estimate * self.HEADROOM
+                if settled + held + amount <= self.max_cost or (estimate is None and held == 0):
+                    db.execute(
+                        "INSERT OR REPLACE INTO cot_holds (owner, sample_id, session, amount) VALUES (?, ?, ?, ?)",
+                        (self.owner, sample_id, self.session, amount),
+                    )
+                    return
+                if held == 0:
+                    raise self._exceeded(settled, f" (the next request would cost about ${amount:.4f})")
+            await asyncio.sleep(self.POLL_S)
+
+    def settle(self, db: sqlite3.Connection, sample_id: str, kind: str, usage: Usage) -> None:
+        """Drop the request's hold; call inside the transaction that records its ledger row."""
+        self.dearest[kind] = max(self.dearest.get(kind, 0.0), usage.cost_usd)
+        self.release(db, sample_id)
+
+    def release(self, db: sqlite3.Connection, sample_id: str) -> None:
+        """Drop a hold whose request got no reply (call inside a transaction)."""
+        db.execute("DELETE FROM cot_holds WHERE owner = ? AND sample_id = ?", (self.owner, sample_id))
