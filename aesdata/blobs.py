@@ -1,7 +1,11 @@
-"""Content-addressed image store: ``blobs/ab/cd/<sha256>.png``.
+"""Content-addressed image store: ``<root>/ab/cd/<sha256>.png``, on a local folder or any fsspec URL.
 
-A blob is written to a temporary name, fsynced and renamed before any row that names it
-commits: a crash can leave an orphan blob, never a row pointing at a missing file.
+A local folder (the default, ``blobs/`` in the workspace) is written the fast, crash-safe way: a
+temporary name, fsync, rename, before any row that names the blob commits, so a crash can leave an
+orphan blob, never a row pointing at a missing file. Any other URL (``s3://bucket/prefix``,
+``gs://...``, a shared ``sftp://`` host, ...) goes through fsspec, so Ray workers on other machines
+write candidates straight to the store and only hashes travel back to the driver. Object stores make
+a PUT visible whole or not at all; other fsspec filesystems get the same temporary-name-then-move.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+
+from aesdata.errors import AesdataError
+
+#: fsspec protocols whose single-object writes are atomic (no temporary name needed).
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 
 
 def encode_png(img: Image.Image) -> bytes:
@@ -26,9 +36,22 @@ def encode_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _loaded(data: bytes | Path) -> Image.Image:
+    """An image fully loaded (no file handle left open)."""
+    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+        img.load()
+        return img
+
+
 class BlobStore:
+    """The local folder store. ``url`` is what another process (a Ray worker) reopens it from."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def url(self) -> str:
+        return str(self.root.resolve())
 
     def relpath(self, sha: str) -> str:
         """Path relative to the store root (what Label Studio's local-files storage serves)."""
@@ -67,6 +90,72 @@ class BlobStore:
 
     def open(self, sha: str) -> Image.Image:
         """Open a stored image fully loaded (the file handle is closed on return)."""
-        with Image.open(self.path(sha)) as img:
-            img.load()
-            return img
+        return _loaded(self.path(sha))
+
+
+class RemoteBlobStore(BlobStore):
+    """The same store behind an fsspec URL. Commands that hand files to others by local path
+    (Label Studio's local-files storage, publish) say so instead of guessing a path."""
+
+    def __init__(self, url: str) -> None:  # no local root, on purpose: see ``root``
+        import fsspec
+
+        try:
+            self.fs: Any
+            self.fs, base = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as exc:  # unknown protocol, or its package (s3fs, gcsfs) missing
+            raise AesdataError(f"blob store {url}: {exc}".splitlines()[0],
+                               hint="install the fsspec package for that protocol (s3fs, gcsfs, ...)") from None
+        self._url, self._base = url.rstrip("/"), base.rstrip("/")
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self._atomic = bool(OBJECT_STORES.intersection(protocols))
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def root(self) -> Path:  # type: ignore[override]
+        raise AesdataError(f"blob store {self._url} is not a local folder; this command needs one",
+                           hint="run it where the blobs are mounted, with [blobs] url set to that folder")
+
+    def _key(self, sha: str) -> str:
+        return f"{self._base}/{self.relpath(sha)}"
+
+    def exists(self, sha: str) -> bool:
+        return bool(self.fs.exists(self._key(sha)))
+
+    def put(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        key = self._key(sha)
+        if self.fs.exists(key):
+            return sha
+        if self._atomic:
+            self.fs.pipe_file(key, data)
+            return sha
+        self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{key}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, key)
+        return sha
+
+    def read(self, sha: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._key(sha)))
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "no such blob", self._key(sha)) from None
+
+    def open(self, sha: str) -> Image.Image:
+        return _loaded(self.read(sha))
+
+
+def open_store(url: str | None, default: Path, *, base: Path | None = None) -> BlobStore:
+    """The store at ``url`` (a folder, relative to ``base``, or an fsspec URL), else ``default``."""
+    if not url:
+        return BlobStore(default)
+    if url.startswith("file://"):
+        url = url.removeprefix("file://")
+    if "://" not in url:
+        path = Path(url).expanduser()
+        return BlobStore(path if path.is_absolute() or base is None else base / path)
+    return RemoteBlobStore(url)

@@ -38,6 +38,16 @@ class GenerateSettings(Section):
                          description="synthetic, diffusers, openai-images or a backend a package registers")
     preset: str = "sd15-inpaint"
     seed: int = Field(0, ge=0)
+    engine: str = Field("local", pattern="^(local|ray)$", description="local: this process; ray: Ray Data actors")
+    ray_address: str | None = Field(None, description="a running Ray cluster (ray://host:10001, auto); "
+                                    "none: a local Ray is started for the run")
+    ray_actors: int | None = Field(None, ge=1, description="actors to run: default one per GPU of the "
+                                   "cluster, or one per CPU where it has none")
+
+
+class BlobSettings(Section):
+    url: str = Field("", description="where images live: a folder (relative to the workspace) or an fsspec URL "
+                     "(s3://bucket/prefix, gs://...); empty: blobs/ in the workspace")
 
 
 class AnnotateSettings(Section):
@@ -90,6 +100,7 @@ class PublishSettings(Section):
 class Settings(Section):
     ingest: IngestSettings = IngestSettings()
     generate: GenerateSettings = GenerateSettings()
+    blobs: BlobSettings = BlobSettings()
     annotate: AnnotateSettings = AnnotateSettings()
     cot: CotSettings = CotSettings()
     images: ImagesSettings = ImagesSettings()
@@ -118,6 +129,17 @@ backend = "synthetic"
 preset = "sd15-inpaint"
 # Base seed; each candidate records the seed it was drawn with.
 seed = 0
+# "local" (this process) or "ray" (Ray Data actors: one per GPU, CPU actors where there is none).
+engine = "local"
+# A running Ray cluster for engine = "ray"; without it a local Ray is started for the run.
+# ray_address = "auto"
+# How many actors (default: one per GPU of the cluster, or one per CPU where it has none).
+# ray_actors = 2
+
+[blobs]
+# Where images live: empty for blobs/ in the workspace, another folder (shared storage for a Ray
+# cluster), or an fsspec URL such as "s3://bucket/prefix" (credentials from the environment).
+url = ""
 
 [annotate]
 # Label Studio server; the API token comes from LABEL_STUDIO_API_KEY.

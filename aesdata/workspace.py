@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aesdata import db as dbmod
-from aesdata.blobs import BlobStore
+from aesdata.blobs import BlobStore, open_store
 from aesdata.config import TEMPLATE, Settings, load_settings
 from aesdata.errors import AesdataError, WorkspaceNotFound
 from aesdata.schema import utcnow
@@ -44,7 +44,7 @@ class Workspace:
         self.settings: Settings = load_settings(self.root / SETTINGS_FILE)
         self.db: sqlite3.Connection = dbmod.connect(self.root / DB_FILE)
         dbmod.apply_migrations(self.db)
-        self.blobs = BlobStore(self.root / BLOBS_DIR)
+        self.blobs: BlobStore = open_store(self.settings.blobs.url, self.root / BLOBS_DIR, base=self.root)
 
     # ------------------------------------------------------------------ opening
 

@@ -3,6 +3,10 @@
 (a) overhead: ``aesdata generate`` (masks, layout, seeds, pHash redraw checks, blobs, one transaction per
     batch) against a bare loop over the same pipeline calls, on the tiny random-weight SD-inpaint pipeline.
     Ratio = aesdata seconds / bare seconds (target: under 1.10).
+(c) Ray Data (``--ray``, and in a plain run when Ray is installed): the same ``aesdata generate`` on the
+    tiny pipeline in this process (one torch thread) and with ``--engine ray`` on 1 and 2 CPU actors (one
+    thread each) of a local Ray, images/s end to end (model loading and actor start-up included) and
+    steady (from the first committed group to the last), as ratios to the in-process run.
 (b) only with CUDA (``--gpu sd15|sdxl``): SD 1.5-inpaint and SDXL-inpaint shapes with random weights built
     on the device, images/s for naive fp32 one image per call, aesdata's batched bf16 path, and the same
     with ``torch.compile``; the UNet's achieved TFLOP/s (its FLOPs, counted by torch, over wall time).
@@ -17,6 +21,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +120,95 @@ def bench_overhead() -> None:
           f"wall {min(w for w, _ in ours) / min(w for w, _ in bare):.3f}  (target < 1.10)")
 
 
+# --------------------------------------------------------------------------- (c) Ray Data, CPU
+
+
+class _Clock:
+    """A reporter that notes when each group is committed (the stage advances its task per group)."""
+
+    def __init__(self) -> None:
+        self.marks: list[float] = []
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[_Clock]:
+        yield self
+
+    def advance(self, n: int = 1) -> None:
+        self.marks.append(time.perf_counter())
+
+    def problem(self, line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def info(self, line: str) -> None:
+        pass
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process and everything under it (the local Ray's raylet, workers, actors;
+    ended ones through their parents' children times): wall time alone misleads on a shared machine."""
+    import psutil
+
+    total = 0.0
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def bench_ray() -> None:
+    """In-process against 1 and 2 Ray CPU actors, interleaved rounds, best of each."""
+    try:
+        import ray
+    except ImportError:
+        print("(c) skipped: Ray is not installed (pip install 'aesdata[ray]')")
+        return
+    from aesdata.generate.demo_sources import write_demo_sources
+    from aesdata.generate.stage import generate
+    from aesdata.ingest import ingest
+    from aesdata.workspace import Workspace
+
+    torch.set_num_threads(1)  # as each CPU actor: the same bytes, and a fair per-core comparison
+    n, size, steps, rounds = int(os.environ.get("BENCH_GENERATE_RAY_SOURCES", "12")), 64, 4, 2
+    paths = {"in-process": (None, "local"), "Ray, 1 CPU actor": (1, "ray"), "Ray, 2 CPU actors": (2, "ray")}
+    best: dict[str, tuple[float, float, float]] = {}
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, logging_level="warning",
+             log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            random_pipelines.build("tiny", root / "tok").save_pretrained(root / "tiny")
+            write_demo_sources(root / "photos", n)
+            for r in range(rounds):
+                for label, (actors, where) in paths.items():
+                    with Workspace.init(root / f"ws-{r}-{actors}") as ws:
+                        ingest(ws, [root / "photos"], workers=1)
+                        clock = _Clock()
+                        t0, c0 = time.perf_counter(), _tree_cpu()
+                        done = generate(ws, model=str(root / "tiny"), size=size, steps=steps, device="cpu",
+                                        batch_size=1, executor=where, ray_actors=actors, reporter=clock)
+                        wall, cpu = time.perf_counter() - t0, _tree_cpu() - c0
+                    assert done["candidates"] == 4 * n, done
+                    steady = 4 * (len(clock.marks) - 1) / (clock.marks[-1] - clock.marks[0])
+                    old = best.get(label, (0.0, 0.0, 0.0))
+                    best[label] = (max(old[0], 4 * n / wall), max(old[1], steady), max(old[2], 4 * n / cpu))
+    finally:
+        ray.shutdown()
+    print(f"\n(c) Ray Data: tiny SD-inpaint pipeline, {n} sources x 4 images, {size}px, {steps} steps, CPU, "
+          f"one torch thread per process or actor, local Ray with 2 CPUs, best of {rounds} interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("end to end: model loading and actor start-up included; steady: first committed group to last; "
+          "per CPU-second: the whole process tree (Ray's own processes included)")
+    print(f"{'path':>20} {'img/s end to end':>17} {'ratio':>6} {'img/s steady':>13} {'ratio':>6} "
+          f"{'img per CPU-s':>14} {'ratio':>6}")
+    base = best["in-process"]
+    for label, (e2e, steady, per_cpu) in best.items():
+        print(f"{label:>20} {e2e:>17.2f} {e2e / base[0]:>6.2f} {steady:>13.2f} {steady / base[1]:>6.2f} "
+              f"{per_cpu:>14.2f} {per_cpu / base[2]:>6.2f}")
+
+
 # --------------------------------------------------------------------------- (b) GPU throughput
 
 
@@ -208,9 +303,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", choices=sorted(GPU_SETUPS), action="append", help="run (b) for this arch only")
     parser.add_argument("--out", type=Path, help="folder for the (b) figures as JSON")
+    parser.add_argument("--ray", action="store_true", help="run (c) only")
     args = parser.parse_args()
+    if args.ray:
+        bench_ray()
+        return
     if not args.gpu:
         bench_overhead()
+        bench_ray()
     if torch.cuda.is_available():
         for arch in args.gpu or sorted(GPU_SETUPS):
             print_gpu(bench_gpu(arch, args.out / f"{arch}.json" if args.out else None))

@@ -33,6 +33,10 @@ def generate(
     concurrency: Annotated[int | None, typer.Option(min=1, help="API backends: requests in flight.")] = None,
     max_cost: Annotated[float | None, typer.Option(
         "--max-cost", min=0, help="API backends: stop starting requests at this USD spend.")] = None,
+    engine: Annotated[str | None, typer.Option(
+        help="local (this process) or ray (Ray Data actors, aesdata[ray]); default: aesdata.toml.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray cluster to run on (e.g. auto); none: a local Ray for the run.")] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -43,7 +47,7 @@ def generate(
         summary = generate_stage(ws, backend=backend, preset=preset, model=model, limit=limit,
                                  batch_size=batch_size, device=device, steps=steps, size=size, seed=seed,
                                  compile=compile, base_url=base_url, concurrency=concurrency, max_cost=max_cost,
-                                 reporter=out)
+                                 reporter=out, executor=engine, ray_address=ray_address)
     out.result(summary, title="generate")
 
 

@@ -6,20 +6,27 @@ model fails here, before any work), 3. for each batch of sources: cut the produc
 render the whole batch in one call, redraw near-duplicate siblings with the next seed, store the
 images, then commit the batch's samples, candidates (and synthetic labels) in one transaction.
 A kill loses at most the batch in flight; a re-run picks up the sources still without a sample.
+
+Step 3 up to the commit is :class:`Drawer`'s, so it runs the same in this process (engine ``local``) or
+on Ray Data actors (engine ``ray``, :mod:`aesdata.generate.ray_engine`), which write the images to the
+blob store themselves and send back only :class:`Drawn` records; the driver commits them as they come.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import imagehash
 from PIL import Image
+from pydantic import BaseModel
 
 from aesdata import store
+from aesdata.blobs import BlobStore
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.generate import layout as layoutmod
 from aesdata.generate.backend import Backend, BackendStopped, Failed, Job, LoadContext, Rendered, make_backend
@@ -33,7 +40,7 @@ from aesdata.workspace import Workspace
 
 #: What a run reports (and records in its ``runs`` row).
 SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped", "failed")
-#: Sources per batch when --batch-size is not given.
+#: Sources per batch (one render call) when --batch-size is not given.
 DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16, "api": 4}
 
 
@@ -81,15 +88,26 @@ class Planner:
                    injected=tuple(injected))  # type: ignore[arg-type]
 
 
-def product_of(ws: Workspace, source: Source) -> tuple[Image.Image, str]:
+class SourceRef(NamedTuple):
+    """What drawing needs of a source (all a Ray worker is sent): its blob and where it came from."""
+
+    id: str
+    origin: str  # a mask sidecar is looked up next to it
+
+
+def cut_product(blobs: BlobStore, source: SourceRef | Source) -> tuple[Image.Image, str]:
     """The source's product cut-out and the mask rule used; :class:`InputRejected` when there is none."""
     try:
-        img = ws.blobs.open(source.id)
+        img = blobs.open(source.id)
     except OSError as exc:
         raise InputRejected(f"{source.origin}: source image {source.id[:12]} unreadable in the blob store: "
                             f"{exc.strerror or exc}") from None
     mask, how = product_mask(img, source.origin)
     return layoutmod.cutout(img, mask), how
+
+
+def product_of(ws: Workspace, source: Source) -> tuple[Image.Image, str]:
+    return cut_product(ws.blobs, source)
 
 
 def _phash(r: Rendered | Failed) -> imagehash.ImageHash | None:
@@ -128,126 +146,175 @@ def _injections(preset: Preset, base_seed: int, source_id: str) -> dict[Slot, tu
     return draw_defects(random.Random(f"{base_seed}:{source_id}:defects"))
 
 
-@dataclass
-class _Prepared:
-    source: Source
-    mask_rule: str
-    jobs: list[Job]
+class Record(BaseModel):
+    """One drawn sample, ready to commit: its images are already in the blob store."""
+
+    sample: Sample
+    candidates: list[Candidate]
+    judgement: Judgement | None = None
 
 
-def _drop_failed(batch: list[_Prepared], jobs: list[Job], out: list[Rendered | Failed], redraws: list[int],
-                 reporter: Reporter) -> tuple[tuple[list[_Prepared], list[Job], list[Rendered], list[int]], int]:
-    """The sources whose four candidates were all drawn; each other one is one line and counted failed."""
-    kept: tuple[list[_Prepared], list[Job], list[Rendered], list[int]] = ([], [], [], [])
-    failed = 0
-    for n, prep in enumerate(batch):
-        span = range(4 * n, 4 * n + 4)
-        bad = [(jobs[i].slot, r.reason) for i in span if isinstance(r := out[i], Failed)]
-        if bad:
-            failed += 1
-            reporter.problem(f"{prep.source.origin}: " + "; ".join(f"slot {slot}: {why}" for slot, why in bad)
-                             + " (a re-run tries it again)")
-            continue
-        kept[0].append(prep)
-        for i in span:
-            kept[1].append(jobs[i])
-            kept[2].append(out[i])  # type: ignore[arg-type]
-            kept[3].append(redraws[i])
-    return kept, failed
+class Drawn(BaseModel):
+    """What drawing one group of sources gives. It is all that travels back from a Ray worker
+    (hashes and provenance, no pixels), validated again on the driver like any outside data."""
+
+    sources: int
+    records: list[Record]
+    problems: list[str] = []
+    redraws: int = 0
+    failed: int = 0  # sources with a candidate the backend could not draw (each one a problem line)
 
 
-def _persist(ws: Workspace, batch: list[_Prepared], jobs: list[Job], out: list[Rendered], redraws: list[int],
-             identity: dict[str, Any], signature: str) -> int:
-    """Blobs first, then every sample of the batch in one transaction. Returns how many were new."""
-    records: list[tuple[Sample, list[Candidate], Judgement | None]] = []
-    for n, prep in enumerate(batch):
-        sample = Sample(id=store.sample_id_for(prep.source.id), source_id=prep.source.id,
-                        backend=identity["backend"], signature=signature)
+class Drawer:
+    """Draws groups of sources with a loaded backend and stores their images: the work of one process,
+    the driver's own in the local engine, one actor's with Ray. Rows are the caller's to commit."""
+
+    def __init__(self, backend: Backend, preset: Preset, base_seed: int, blobs: BlobStore) -> None:
+        self.backend, self.preset, self.base_seed, self.blobs = backend, preset, base_seed, blobs
+        self.planner = Planner.of(preset)
+        self.identity = backend.identity()
+        self.signature = hashlib.sha256(
+            f"{preset.signature(base_seed)}:{self.identity.get('revision')}".encode()).hexdigest()[:16]
+
+    def draw(self, sources: Sequence[SourceRef]) -> Drawn:
+        """1. cut out each product (a source without a usable mask is one problem line), 2. plan one job
+        per slot from its seed, 3. render the group in one call (plus redraws), 4. store the images."""
+        problems: list[str] = []
+        batch: list[tuple[SourceRef, str, list[Job]]] = []
+        for source in sources:
+            try:
+                product, rule = cut_product(self.blobs, source)
+            except InputRejected as exc:
+                problems.append(str(exc))
+                continue
+            injected = _injections(self.preset, self.base_seed, source.id)
+            batch.append((source, rule, [
+                self.planner.job(source.id, s, candidate_seed(self.base_seed, source.id, s), product, injected[s])
+                for s in SLOTS]))
+        if not batch:
+            return Drawn(sources=len(sources), records=[], problems=problems)
+        jobs, out, redraws = render_distinct(self.backend, self.planner, [j for _, _, js in batch for j in js])
+        records, failed = [], 0
+        for n, (source, rule, _) in enumerate(batch):
+            bad = [(jobs[i].slot, r.reason) for i in range(4 * n, 4 * n + 4) if isinstance(r := out[i], Failed)]
+            if bad:  # a sample needs all four: this source waits for a re-run, the others go on
+                failed += 1
+                problems.append(f"{source.origin}: " + "; ".join(f"slot {slot}: {why}" for slot, why in bad)
+                                + " (a re-run tries it again)")
+            else:
+                records.append(self._record(n, source, rule, jobs, out, redraws))  # type: ignore[arg-type]
+        return Drawn(sources=len(sources), records=records, problems=problems, redraws=sum(redraws), failed=failed)
+
+    def _record(self, n: int, source: SourceRef, rule: str, jobs: list[Job], out: list[Rendered],
+                redraws: list[int]) -> Record:
+        backend = self.identity["backend"]
+        sample = Sample(id=store.sample_id_for(source.id), source_id=source.id, backend=backend,
+                        signature=self.signature)
         cands = []
         for i in range(4 * n, 4 * n + 4):
             job, r = jobs[i], out[i]
-            prov = GenerationProvenance(**identity, prompt=r.prompt, seed=job.seed, layout=r.layout,
-                                        redraws=redraws[i], injected=list(job.injected), mask=prep.mask_rule,
+            prov = GenerationProvenance(**self.identity, prompt=r.prompt, seed=job.seed, layout=r.layout,
+                                        redraws=redraws[i], injected=list(job.injected), mask=rule,
                                         regions=list(r.regions))
-            cands.append(Candidate(sample_id=sample.id, slot=job.slot, sha256=ws.blobs.put_image(r.image),
+            cands.append(Candidate(sample_id=sample.id, slot=job.slot, sha256=self.blobs.put_image(r.image),
                                    width=r.image.width, height=r.image.height, seed=job.seed, provenance=prov))
         judgement = (Judgement.from_defects({c.slot: c.provenance.injected for c in cands},
                                             {c.slot: c.provenance.regions for c in cands})
-                     if identity["backend"] == "synthetic" else None)
-        records.append((sample, cands, judgement))
+                     if backend == "synthetic" else None)
+        return Record(sample=sample, candidates=cands, judgement=judgement)
+
+
+def commit(ws: Workspace, drawn: Drawn) -> int:
+    """Every sample of a drawn group in one transaction; returns how many were new (a sample another
+    run committed first is kept, so a re-run or a retried Ray batch never duplicates)."""
     made = 0
     with ws.transaction() as db:
-        for sample, cands, judgement in records:
-            if store.get_sample(db, sample.id) is not None:  # another run got there first: keep its sample
+        for rec in drawn.records:
+            if store.get_sample(db, rec.sample.id) is not None:
                 continue
-            store.insert_sample(db, sample, cands)
-            if judgement is not None:
-                store.upsert_label(db, Label(sample_id=sample.id, origin="synthetic", judgement=judgement))
+            store.insert_sample(db, rec.sample, rec.candidates)
+            if rec.judgement is not None:
+                store.upsert_label(db, Label(sample_id=rec.sample.id, origin="synthetic", judgement=rec.judgement))
             made += 1
     return made
+
+
+def settle_engine(ws: Workspace, executor: str | None, ray_address: str | None) -> tuple[str, str | None]:
+    """Where drawing runs (``local`` or ``ray``) and the Ray address: CLI options over aesdata.toml."""
+    cfg = ws.settings.generate
+    chosen = executor or ("ray" if ray_address else cfg.engine)
+    if chosen not in ("local", "ray"):
+        raise AesdataError(f"--engine {chosen}: not an engine (local or ray)")
+    if ray_address and chosen != "ray":
+        raise AesdataError("--ray-address is for --engine ray")
+    return chosen, ray_address or cfg.ray_address
 
 
 def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = None, model: str | None = None,
              limit: int | None = None, batch_size: int | None = None, device: str = "auto",
              steps: int | None = None, size: int | None = None, seed: int | None = None, compile: bool = False,
              base_url: str | None = None, concurrency: int | None = None, max_cost: float | None = None,
-             reporter: Reporter | None = None, engine: Backend | None = None) -> dict[str, Any]:
+             reporter: Reporter | None = None, engine: Backend | None = None, executor: str | None = None,
+             ray_address: str | None = None, ray_actors: int | None = None) -> dict[str, Any]:
     """Generate the missing samples; returns counts (sources, samples, candidates, redraws, skipped, failed,
-    and what the backend adds: an API backend's calls and cost).
+    and what the backend adds: an API backend's calls, reuses and cost).
 
-    ``engine`` lets a caller that already holds a loaded backend (benchmarks, notebooks) reuse it.
+    ``executor`` ``ray`` draws on Ray Data actors (see :mod:`aesdata.generate.ray_engine`); the driver
+    commits what they return exactly as the local engine commits its own batches. ``engine`` lets a
+    caller that already holds a loaded backend (benchmarks, notebooks) reuse it in this process.
     """
     reporter = reporter or LogReporter()
     # 1. settings
     chosen = settle_preset(ws, backend=backend, preset=preset, model=model, steps=steps, size=size)
     base_seed = ws.settings.generate.seed if seed is None else seed
-    # 2. backend (fails early: a missing model folder is one error before any work)
-    engine = engine or make_backend(chosen, LoadContext(workspace=ws, device=device, compile=compile,
-                                                        base_url=base_url, concurrency=concurrency, max_cost=max_cost))
-    identity = engine.identity()
-    signature = hashlib.sha256(f"{chosen.signature(base_seed)}:{identity.get('revision')}".encode()).hexdigest()[:16]
-    planner = Planner.of(chosen)
-    kind = "synthetic" if chosen.backend == "synthetic" else getattr(engine, "device", "cpu").split(":")[0]
-    per_batch = batch_size or DEFAULT_BATCH.get(kind, 1)
+    where, address = settle_engine(ws, executor, ray_address)
     pending = list(store.iter_sources(ws.db, without_sample=True))[:limit]
-    params = dict(backend=chosen.backend, preset=chosen.name, model=identity["model_id"], revision=identity["revision"],
-                  signature=signature, seed=base_seed, steps=chosen.steps, size=chosen.size, limit=limit,
-                  batch_size=per_batch, device=device, compile=compile, max_cost=max_cost)
-    # 3. batches; the counts live in the run record, so a killed run still says what it did
-    with ws.run("generate", params) as run, reporter.task("generating", len(pending)) as task:
+    refs = [SourceRef(s.id, s.origin) for s in pending]
+    params: dict[str, Any] = dict(backend=chosen.backend, preset=chosen.name, seed=base_seed, steps=chosen.steps,
+                                  size=chosen.size, limit=limit, device=device, compile=compile, engine=where,
+                                  max_cost=max_cost)
+    with ExitStack() as stack:
+        # 2. backend (fails early: a missing model folder is one error before any work)
+        if where == "ray":
+            from aesdata.generate import ray_engine
+
+            plan = stack.enter_context(ray_engine.cluster(address, chosen, device=device,
+                                                          actors=ray_actors or ws.settings.generate.ray_actors))
+            per_batch = batch_size or DEFAULT_BATCH[plan.kind]
+            params.update(model=chosen.model, ray_address=address, actors=plan.actors, batch_size=per_batch)
+            groups = [refs[i:i + per_batch] for i in range(0, len(refs), per_batch)]
+            stream: Iterable[Drawn] = ray_engine.draw(plan, groups, base_seed=base_seed, blob_url=ws.blobs.url,
+                                                      compile=compile)
+        else:
+            ctx = LoadContext(workspace=ws, device=device, compile=compile, base_url=base_url,
+                              concurrency=concurrency, max_cost=max_cost)
+            drawer = Drawer(engine or make_backend(chosen, ctx), chosen, base_seed, ws.blobs)
+            kind = "synthetic" if chosen.backend == "synthetic" else getattr(drawer.backend, "device", "cpu")
+            per_batch = batch_size or DEFAULT_BATCH.get(kind.split(":")[0], 1)
+            params.update(model=drawer.identity["model_id"], revision=drawer.identity["revision"],
+                          signature=drawer.signature, batch_size=per_batch)
+            stream = (drawer.draw(refs[i:i + per_batch]) for i in range(0, len(refs), per_batch))
+        # 3. commit each group as it comes; the counts live in the run record, so a killed run still says
+        # what it did
+        run = stack.enter_context(ws.run("generate", params))
+        task = stack.enter_context(reporter.task("generating", len(pending)))
         for key in SUMMARY_KEYS:
             run.count(key, len(pending) if key == "sources" else 0)
-        for start in range(0, len(pending), per_batch):
-            batch: list[_Prepared] = []
-            for source in pending[start:start + per_batch]:
-                try:
-                    product, rule = product_of(ws, source)
-                except InputRejected as exc:
-                    reporter.problem(str(exc))
-                    run.count("skipped")
-                    task.advance()
-                    continue
-                injected = _injections(chosen, base_seed, source.id)
-                batch.append(_Prepared(source, rule, [
-                    planner.job(source.id, s, candidate_seed(base_seed, source.id, s), product, injected[s])
-                    for s in SLOTS]))
-            if not batch:
-                continue
-            try:
-                jobs, out, redraws = render_distinct(engine, planner, [j for p in batch for j in p.jobs])
-            except BackendStopped as exc:
-                reporter.info(f"{exc}; {exc.hint}" if exc.hint else str(exc))
-                run.count("stopped")
-                break
-            kept, failed = _drop_failed(batch, jobs, out, redraws, reporter)
-            made = _persist(ws, *kept, identity, signature) if kept[0] else 0
-            run.count("redraws", sum(redraws))
-            run.count("samples", made)
-            run.count("candidates", 4 * made)
-            run.count("failed", failed)
-            run.count("skipped", len(batch) - failed - made)
-            task.advance(len(batch))
-        extra = getattr(engine, "summary", None)
+        try:
+            for drawn in stream:
+                for line in drawn.problems:
+                    reporter.problem(line)
+                made = commit(ws, drawn)
+                run.count("redraws", drawn.redraws)
+                run.count("samples", made)
+                run.count("candidates", 4 * made)
+                run.count("failed", drawn.failed)
+                run.count("skipped", drawn.sources - drawn.failed - made)
+                task.advance(drawn.sources)
+        except BackendStopped as exc:  # a spending cap: what was drawn is kept, the rest waits for a re-run
+            reporter.info(f"{exc}; {exc.hint}" if exc.hint else str(exc))
+            run.count("stopped")
+        extra = getattr(drawer.backend, "summary", None) if where != "ray" else None
         return {**run.counts, **(extra() if extra else {})}
 
 
