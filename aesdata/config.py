@@ -34,7 +34,8 @@ class IngestSettings(Section):
 
 
 class GenerateSettings(Section):
-    backend: str = Field("synthetic", pattern="^(diffusers|synthetic)$")
+    backend: str = Field("synthetic", pattern="^[a-z0-9][a-z0-9._-]*$",
+                         description="synthetic, diffusers, openai-images or a backend a package registers")
     preset: str = "sd15-inpaint"
     seed: int = Field(0, ge=0)
     engine: str = Field("local", pattern="^(local|ray)$", description="local: this process; ray: Ray Data actors")
@@ -86,6 +87,24 @@ class CotSettings(Section):
     batch_max_bytes: int = Field(190_000_000, ge=1, description="--batch: bytes per batch input file at most")
 
 
+class ImagesSettings(Section):
+    """The image-editing API behind ``generate --backend openai-images`` (the model is the preset's)."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None: api.openai.com")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
+    concurrency: int = Field(4, ge=1, description="requests in flight")
+    timeout_s: float = Field(300.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(5, ge=0, description="retries on 429 / 5xx / timeouts / unreadable images")
+    backoff_s: float = Field(2.0, ge=0, description="first retry delay; doubles per retry, Retry-After wins")
+    send_seed: bool = Field(False, description="send each candidate's seed (endpoints that take a 'seed' field)")
+    quality: str | None = Field(None, description="the API's quality parameter, when set")
+    response_format: str | None = Field(None, pattern="^b64_json$",
+                                        description="'b64_json' for endpoints that answer with URLs by default")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="model (or '*') -> {image: USD per image} or {input, output}: USD per million tokens")
+
+
 class PublishSettings(Section):
     repo_id: str | None = None
     test_fraction: float = Field(0.1, ge=0, lt=1)
@@ -99,6 +118,7 @@ class Settings(Section):
     blobs: BlobSettings = BlobSettings()
     annotate: AnnotateSettings = AnnotateSettings()
     cot: CotSettings = CotSettings()
+    images: ImagesSettings = ImagesSettings()
     publish: PublishSettings = PublishSettings()
 
 
@@ -117,7 +137,8 @@ max_pixels = 64000000
 max_bytes = 100000000
 
 [generate]
-# "synthetic" (no weights, controlled defects) or "diffusers" (a real inpainting pipeline).
+# "synthetic" (no weights, controlled defects), "diffusers" (a real inpainting pipeline),
+# "openai-images" (an image-editing API, see [images]) or a backend a package registers.
 backend = "synthetic"
 # A preset name from generation/ (e.g. sd15-inpaint, sdxl-inpaint, flux-fill) or a TOML path.
 preset = "sd15-inpaint"
@@ -178,6 +199,21 @@ batch_max_bytes = 190000000
 # Batch prices where they are not cot.prices x batch_discount:
 # [cot.batch_prices]
 # "gpt-4o" = { input = 1.25, output = 5.0 }
+
+[images]
+# The image-editing API for `generate --backend openai-images` (an OpenAI-compatible images.edit
+# endpoint); the model comes from the preset (generation/openai-images.toml) or --model.
+# base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+concurrency = 4
+timeout_s = 300.0
+max_retries = 5
+backoff_s = 2.0
+# Send each candidate's seed as "seed" (only endpoints that take one; OpenAI's does not).
+send_seed = false
+# Price table for the generation ledger and --max-cost: USD per image, or per million tokens.
+# [images.prices]
+# "gpt-image-1" = { input = 10.0, output = 40.0 }
 
 [publish]
 # Hugging Face dataset repo (token from HF_TOKEN), e.g. "my-org/screening".

@@ -519,3 +519,26 @@ migration(
         CREATE UNIQUE INDEX cot_calls_request ON cot_calls(request_id) WHERE request_id IS NOT NULL;
     """,
 )
+
+
+migration(
+    "m800_image_calls",
+    """
+        -- generate --backend openai-images: the ledger of paid images, one row per answered request,
+        -- written (after the image's blob) as each one returns. request_key hashes everything sent, so a
+        -- re-run after a kill or a --max-cost stop takes the image from here instead of paying again.
+        CREATE TABLE image_calls (
+            request_key TEXT PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            slot TEXT NOT NULL CHECK (slot IN ('A','B','C','D')),
+            seed INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            sha256 TEXT NOT NULL,             -- the image as received (resized to the canvas), a blob
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX image_calls_source ON image_calls(source_id, slot);
+    """,
+)

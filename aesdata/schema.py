@@ -43,6 +43,13 @@ SemVer = Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
 #: before they name a file (``export`` writes ``images/<sample_id>/``).
 SAMPLE_ID_PATTERN = r"^[0-9a-f]{16}$"
 SampleId = Annotated[str, Field(pattern=SAMPLE_ID_PATTERN, description="stable id derived from the source id")]
+BackendName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                                   description="a generator backend (entry-point group aesdata.backends)")]
+#: How a candidate's seed reached its pixels: ``local`` (a generator aesdata seeds: reproducible),
+#: ``sent`` (given to an API that takes one: as reproducible as the API keeps it), ``unavailable`` (the
+#: API takes no seed: the seed still chose the prompt and layout, but not the pixels).
+PixelSeed = Literal["local", "sent", "unavailable"]
+
 
 
 class Record(BaseModel):
@@ -223,7 +230,7 @@ class Layout(Record):
 class GenerationProvenance(Record):
     """Everything needed to reproduce one candidate from its seed alone."""
 
-    backend: Literal["diffusers", "synthetic"]
+    backend: BackendName
     model_id: str
     revision: str | None = Field(default=None, description="resolved hub revision or local folder hash")
     pipeline_class: str
@@ -233,6 +240,7 @@ class GenerationProvenance(Record):
     prompt: str
     negative_prompt: str | None = None
     seed: int = Field(ge=0)
+    pixel_seed: PixelSeed = Field(default="local", description="whether the seed decided the pixels (see PixelSeed)")
     steps: int | None = Field(default=None, ge=1)
     guidance: float | None = None
     strength: float | None = None
@@ -263,7 +271,7 @@ class Sample(Record):
 
     id: SampleId
     source_id: Sha256
-    backend: Literal["diffusers", "synthetic"]
+    backend: BackendName
     signature: str = Field(description="hash of the generation settings that made the candidates")
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -13,9 +13,11 @@ from aesdata.cli._errors import handle_errors
 
 @handle_errors
 def generate(
-    backend: Annotated[str | None, typer.Option(help="diffusers or synthetic (default: aesdata.toml).")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="synthetic, diffusers, openai-images or a plugin's (default: aesdata.toml).")] = None,
     preset: Annotated[str | None, typer.Option(help="Preset name in generation/ or a .toml path.")] = None,
-    model: Annotated[str | None, typer.Option(help="Hub id or a folder saved with save_pretrained.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Hub id or a folder saved with save_pretrained; an API backend's model name.")] = None,
     limit: LimitOpt = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1,
                                                    help="Sources per batch (4 images each).")] = None,
@@ -24,6 +26,10 @@ def generate(
     size: Annotated[int | None, typer.Option(min=32, help="Override the canvas side in pixels.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Base seed (default: aesdata.toml).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the denoiser (CUDA).")] = False,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="API backends: the endpoint.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="API backends: requests in flight.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        "--max-cost", min=0, help="API backends: stop starting requests at this USD spend.")] = None,
     engine: Annotated[str | None, typer.Option(
         help="local (this process) or ray (Ray Data actors, aesdata[ray]); default: aesdata.toml.")] = None,
     ray_address: Annotated[str | None, typer.Option(
@@ -40,7 +46,8 @@ def generate(
     with Workspace.open(workspace) as ws:
         summary = generate_stage(ws, backend=backend, preset=preset, model=model, limit=limit,
                                  batch_size=batch_size, device=device, steps=steps, size=size, seed=seed,
-                                 compile=compile, reporter=out, executor=engine, ray_address=ray_address)
+                                 compile=compile, base_url=base_url, concurrency=concurrency, max_cost=max_cost,
+                                 reporter=out, executor=engine, ray_address=ray_address)
     out.result(summary, title="generate")
 
 

@@ -20,6 +20,7 @@ from aesdata.cli import evaluate as evaluate_cli
 from aesdata.cli import generate as generate_cli
 from aesdata.cli import ingest, workspace
 from aesdata.cli import publish as publish_cli
+from aesdata.cli import report as report_cli
 from aesdata.cli._common import RootWorkspaceOpt
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ app.command("diff")(publish_cli.diff)
 app.add_typer(evaluate_cli.eval_app, name="eval")
 app.command("mine-hard")(evaluate_cli.mine_hard)
 app.command("export")(evaluate_cli.export)
+app.command("report")(report_cli.report)
 
 
 def main() -> None:

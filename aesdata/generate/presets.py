@@ -13,15 +13,13 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from aesdata import assets
 from aesdata.errors import AesdataError
-
-Backend = Literal["diffusers", "synthetic"]
-BACKENDS: tuple[Backend, ...] = get_args(Backend)
+from aesdata.schema import BackendName
 
 
 class Range(BaseModel):
@@ -60,7 +58,7 @@ class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    backend: Backend = "diffusers"
+    backend: BackendName = "diffusers"
     description: str = ""
     model: str | None = Field(None, description="hub id or local folder saved with save_pretrained")
     revision: str | None = Field(None, description="hub branch, tag or commit")
@@ -156,14 +154,25 @@ def choose(*, preset: str | None, backend: str | None, model: str | None, defaul
     falls back to aesdata.toml. Only an explicit contradiction (``--backend synthetic --preset
     sd15-inpaint``, ``--model`` with a synthetic preset) is an error.
     """
+    from aesdata.generate.backend import available as registered  # the registry imports this module
+
     if preset is not None:
         loaded = load_preset(preset, root)
         chosen = backend or loaded.backend
     else:
         chosen = backend or ("diffusers" if model else default_backend)
-        loaded = load_preset("synthetic" if chosen == "synthetic" else default_preset, root)
-    if chosen not in BACKENDS:
-        raise AesdataError(f"--backend {chosen}: not a backend ({' or '.join(BACKENDS)})")
+        if chosen not in registered():
+            raise AesdataError(f"--backend {chosen}: not a backend (registered: {', '.join(sorted(registered()))})",
+                               hint="a package adds one through the 'aesdata.backends' entry-point group")
+        if chosen == "diffusers":
+            loaded = load_preset(default_preset, root)
+        elif chosen in available(root):
+            loaded = load_preset(chosen, root)
+        else:  # a plugin backend without a preset of its own: the generic canvas (prompt bank, layout, size)
+            loaded = load_preset("synthetic", root).with_overrides(name=chosen, backend=chosen)
+    if chosen not in registered():
+        raise AesdataError(f"--backend {chosen}: not a backend (registered: {', '.join(sorted(registered()))})",
+                           hint="a package adds one through the 'aesdata.backends' entry-point group")
     if loaded.backend != chosen:
         raise AesdataError(f"preset {loaded.name} is for the {loaded.backend} backend, not {chosen}",
                            hint=f"drop --backend (the preset brings its own), or pick a {chosen} preset")

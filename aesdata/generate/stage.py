@@ -29,7 +29,7 @@ from aesdata import store
 from aesdata.blobs import BlobStore
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.generate import layout as layoutmod
-from aesdata.generate.backend import Backend, Job, Rendered
+from aesdata.generate.backend import Backend, BackendStopped, Failed, Job, LoadContext, Rendered, make_backend
 from aesdata.generate.masks import product_mask
 from aesdata.generate.presets import Preset, choose
 from aesdata.progress import LogReporter, Reporter
@@ -37,9 +37,9 @@ from aesdata.schema import SLOTS, Candidate, GenerationProvenance, Judgement, La
 from aesdata.workspace import Workspace
 
 #: What a run reports (and records in its ``runs`` row).
-SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped")
+SUMMARY_KEYS = ("sources", "samples", "candidates", "redraws", "skipped", "failed")
 #: Sources per batch (one render call) when --batch-size is not given.
-DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16}
+DEFAULT_BATCH = {"cuda": 4, "cpu": 1, "synthetic": 16, "api": 4}
 
 
 def candidate_seed(base_seed: int, source_id: str, slot: Slot) -> int:
@@ -53,16 +53,6 @@ def settle_preset(ws: Workspace, *, backend: str | None = None, preset: str | No
     loaded = choose(preset=preset, backend=backend, model=model, default_backend=ws.settings.generate.backend,
                     default_preset=ws.settings.generate.preset, root=ws.root)
     return loaded.with_overrides(model=model, steps=steps, size=size)
-
-
-def make_backend(preset: Preset, *, device: str = "auto", compile: bool = False) -> Backend:
-    if preset.backend == "synthetic":
-        from aesdata.generate.synthetic import SyntheticBackend
-
-        return SyntheticBackend(preset)
-    from aesdata.generate.diffusers_backend import DiffusersBackend
-
-    return DiffusersBackend.load(preset, device=device, compile=compile)
 
 
 @dataclass(frozen=True)
@@ -106,18 +96,23 @@ def product_of(ws: Workspace, source: Source) -> tuple[Image.Image, str]:
     return cut_product(ws.blobs, source)
 
 
-def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tuple[list[Job], list[Rendered],
+def _phash(r: Rendered | Failed) -> imagehash.ImageHash | None:
+    return imagehash.phash(r.image) if isinstance(r, Rendered) else None
+
+
+def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tuple[list[Job], list[Rendered | Failed],
                                                                                       list[int]]:
     """Render ``jobs``; a candidate within the preset's pHash distance of an earlier sibling is redrawn
     with the next seed, at most ``max_redraws`` times (then kept). Returns final jobs, images, redraws."""
     jobs = list(jobs)
-    out = backend.render(jobs)
-    hashes = [imagehash.phash(r.image) for r in out]
+    out = list(backend.render(jobs))
+    hashes = [_phash(r) for r in out]
     redraws = [0] * len(jobs)
     limit = planner.preset.near_duplicate_distance
     for _ in range(planner.preset.max_redraws):
-        again = [i for i, job in enumerate(jobs)
-                 if any(jobs[k].source_id == job.source_id and hashes[i] - hashes[k] <= limit for k in range(i))]
+        again = [i for i, job in enumerate(jobs) if hashes[i] is not None and any(
+            jobs[k].source_id == job.source_id and hashes[k] is not None and hashes[i] - hashes[k] <= limit
+            for k in range(i))]
         if not again:
             break
         for i in again:
@@ -125,7 +120,7 @@ def render_distinct(backend: Backend, planner: Planner, jobs: list[Job]) -> tupl
             jobs[i] = planner.job(j.source_id, j.slot, j.seed + 1, j.product, j.injected)
             redraws[i] += 1
         for i, r in zip(again, backend.render([jobs[i] for i in again]), strict=True):
-            out[i], hashes[i] = r, imagehash.phash(r.image)
+            out[i], hashes[i] = r, _phash(r)
     return jobs, out, redraws
 
 
@@ -153,6 +148,7 @@ class Drawn(BaseModel):
     records: list[Record]
     problems: list[str] = []
     redraws: int = 0
+    failed: int = 0  # sources with a candidate the backend could not draw (each one a problem line)
 
 
 class Drawer:
@@ -184,9 +180,16 @@ class Drawer:
         if not batch:
             return Drawn(sources=len(sources), records=[], problems=problems)
         jobs, out, redraws = render_distinct(self.backend, self.planner, [j for _, _, js in batch for j in js])
-        return Drawn(sources=len(sources), records=[self._record(n, source, rule, jobs, out, redraws)
-                                                    for n, (source, rule, _) in enumerate(batch)],
-                     problems=problems, redraws=sum(redraws))
+        records, failed = [], 0
+        for n, (source, rule, _) in enumerate(batch):
+            bad = [(jobs[i].slot, r.reason) for i in range(4 * n, 4 * n + 4) if isinstance(r := out[i], Failed)]
+            if bad:  # a sample needs all four: this source waits for a re-run, the others go on
+                failed += 1
+                problems.append(f"{source.origin}: " + "; ".join(f"slot {slot}: {why}" for slot, why in bad)
+                                + " (a re-run tries it again)")
+            else:
+                records.append(self._record(n, source, rule, jobs, out, redraws))  # type: ignore[arg-type]
+        return Drawn(sources=len(sources), records=records, problems=problems, redraws=sum(redraws), failed=failed)
 
     def _record(self, n: int, source: SourceRef, rule: str, jobs: list[Job], out: list[Rendered],
                 redraws: list[int]) -> Record:
@@ -236,9 +239,11 @@ def settle_engine(ws: Workspace, executor: str | None, ray_address: str | None) 
 def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = None, model: str | None = None,
              limit: int | None = None, batch_size: int | None = None, device: str = "auto",
              steps: int | None = None, size: int | None = None, seed: int | None = None, compile: bool = False,
+             base_url: str | None = None, concurrency: int | None = None, max_cost: float | None = None,
              reporter: Reporter | None = None, engine: Backend | None = None, executor: str | None = None,
-             ray_address: str | None = None, ray_actors: int | None = None) -> dict[str, int]:
-    """Generate the missing samples; returns counts (sources, samples, candidates, redraws, skipped).
+             ray_address: str | None = None, ray_actors: int | None = None) -> dict[str, Any]:
+    """Generate the missing samples; returns counts (sources, samples, candidates, redraws, skipped, failed,
+    and what the backend adds: an API backend's calls, reuses and cost).
 
     ``executor`` ``ray`` draws on Ray Data actors (see :mod:`aesdata.generate.ray_engine`); the driver
     commits what they return exactly as the local engine commits its own batches. ``engine`` lets a
@@ -252,7 +257,8 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
     pending = list(store.iter_sources(ws.db, without_sample=True))[:limit]
     refs = [SourceRef(s.id, s.origin) for s in pending]
     params: dict[str, Any] = dict(backend=chosen.backend, preset=chosen.name, seed=base_seed, steps=chosen.steps,
-                                  size=chosen.size, limit=limit, device=device, compile=compile, engine=where)
+                                  size=chosen.size, limit=limit, device=device, compile=compile, engine=where,
+                                  max_cost=max_cost)
     with ExitStack() as stack:
         # 2. backend (fails early: a missing model folder is one error before any work)
         if where == "ray":
@@ -266,8 +272,9 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
             stream: Iterable[Drawn] = ray_engine.draw(plan, groups, base_seed=base_seed, blob_url=ws.blobs.url,
                                                       compile=compile)
         else:
-            drawer = Drawer(engine or make_backend(chosen, device=device, compile=compile), chosen, base_seed,
-                            ws.blobs)
+            ctx = LoadContext(workspace=ws, device=device, compile=compile, base_url=base_url,
+                              concurrency=concurrency, max_cost=max_cost)
+            drawer = Drawer(engine or make_backend(chosen, ctx), chosen, base_seed, ws.blobs)
             kind = "synthetic" if chosen.backend == "synthetic" else getattr(drawer.backend, "device", "cpu")
             per_batch = batch_size or DEFAULT_BATCH.get(kind.split(":")[0], 1)
             params.update(model=drawer.identity["model_id"], revision=drawer.identity["revision"],
@@ -279,16 +286,22 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
         task = stack.enter_context(reporter.task("generating", len(pending)))
         for key in SUMMARY_KEYS:
             run.count(key, len(pending) if key == "sources" else 0)
-        for drawn in stream:
-            for line in drawn.problems:
-                reporter.problem(line)
-            made = commit(ws, drawn)
-            run.count("redraws", drawn.redraws)
-            run.count("samples", made)
-            run.count("candidates", 4 * made)
-            run.count("skipped", drawn.sources - made)
-            task.advance(drawn.sources)
-        return dict(run.counts)
+        try:
+            for drawn in stream:
+                for line in drawn.problems:
+                    reporter.problem(line)
+                made = commit(ws, drawn)
+                run.count("redraws", drawn.redraws)
+                run.count("samples", made)
+                run.count("candidates", 4 * made)
+                run.count("failed", drawn.failed)
+                run.count("skipped", drawn.sources - drawn.failed - made)
+                task.advance(drawn.sources)
+        except BackendStopped as exc:  # a spending cap: what was drawn is kept, the rest waits for a re-run
+            reporter.info(f"{exc}; {exc.hint}" if exc.hint else str(exc))
+            run.count("stopped")
+        extra = getattr(drawer.backend, "summary", None) if where != "ray" else None
+        return {**run.counts, **(extra() if extra else {})}
 
 
 def regenerate(ws: Workspace, engine: Backend, preset: Preset, sample_id: str, slot: Slot) -> Image.Image:
@@ -300,4 +313,7 @@ def regenerate(ws: Workspace, engine: Backend, preset: Preset, sample_id: str, s
         raise AesdataError(f"sample {sample_id}: no candidate in slot {slot}")
     product, _ = product_of(ws, source)
     job = Planner.of(preset).job(source.id, slot, cand.seed, product, cand.provenance.injected)
-    return engine.render([job])[0].image
+    drawn = engine.render([job])[0]
+    if isinstance(drawn, Failed):
+        raise AesdataError(f"sample {sample_id}, slot {slot}: {drawn.reason}")
+    return drawn.image

@@ -34,7 +34,7 @@ def test_four_distinct_candidates_with_full_provenance(ws: Workspace, cli: CliRu
     result = cli.invoke(app, ["generate", "--model", str(tiny_model), *TINY, "--seed", "7", "--json"])
     assert result.exit_code == 0, result.output
     assert _summary(result) | {"redraws": 0} == {"sources": 2, "samples": 2, "candidates": 8, "redraws": 0,
-                                                 "skipped": 0}
+                                                 "skipped": 0, "failed": 0}
     preset = load_preset("sd15-inpaint")
     bank = preset.prompt_bank()
     samples = list(store.iter_samples(ws.db))
