@@ -61,12 +61,14 @@ def quality_report(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | 
         }
         for s in sorted(scores.values(), key=lambda s: (-s.tasks, s.annotator))
     ]
-    alpha = {k.removeprefix("alpha_"): _r(v) for k, v in agreement_report(judgements).items() if k.startswith("alpha_")}
+    agreement = agreement_report(judgements)
+    alpha = {k.removeprefix("alpha_"): _r(v) for k, v in agreement.items() if k.startswith("alpha_")}
     in_review = "SELECT sample_id FROM labels WHERE origin = 'human' AND needs_review = 1 ORDER BY sample_id"
     disputes = [r[0] for r in db.execute(in_review)]
     return {
         "annotators": annotators,
         "alpha": alpha,
+        "full_agreement": _r(agreement.get("full_agreement")),
         "samples_annotated": len(judgements),
         "samples_with_several": sum(1 for by in judgements.values() if len(by) > 1),
         "gold_samples": len(gold),

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from aesdata import store
+from aesdata.annotate.report import all_judgements, quality_report
 from aesdata.errors import AesdataError
-from aesdata.report.annotators import judgements, quality
 from aesdata.schema import DIMENSIONS, SLOTS, Annotation, Candidate, Dimension, Label, Sample
 from aesdata.workspace import Workspace
 
@@ -167,7 +167,7 @@ def collect(ws: Workspace, version: str | None = None, evals: list[Path] | None 
                 per_dimension[d].append(shown)
     # disputes over the whole workspace: a sample waiting for review is not published, yet belongs here
     where = {sample_id: split for sample_id, split, _ in rows}
-    for sample_id, by in judgements(ws).items():
+    for sample_id, by in all_judgements(ws.db).items():
         sample, label = store.get_sample(ws.db, sample_id), store.get_label(ws.db, sample_id)
         if len({tuple(j.answer) for j in by.values()}) > 1 and sample and label:
             disagreements.append(_shown(ws, sample, where.get(sample_id, "not in this version"), label))
@@ -187,5 +187,5 @@ def collect(ws: Workspace, version: str | None = None, evals: list[Path] | None 
         "rows": sum(c.samples for c in splits.values()),
     }
     runs.sort(key=lambda r: (r.version or "", r.split, r.kind != "random", r.model))
-    return ReportData(chosen, versions, totals, splits, per_dimension, quality(ws), disagreements, runs, problems,
-                      generators)
+    return ReportData(chosen, versions, totals, splits, per_dimension, quality_report(ws), disagreements, runs,
+                      problems, generators)
