@@ -34,6 +34,7 @@ from PIL import Image
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.evaluate._runs import recorded
+from aesdata.evaluate.answers import parse_regions
 from aesdata.evaluate.asking import Asking, Batching, Endpoint, Rollouts, ask_each, screening_messages
 from aesdata.evaluate.dataset import DatasetRef, Row, iter_rows, load_split
 from aesdata.evaluate.journal import Journal, journal_path
@@ -42,6 +43,7 @@ from aesdata.llm.client import RequestFailed
 from aesdata.llm.images import ImageEncoder, data_url, encode_jpeg, image_cache
 from aesdata.progress import LogReporter, Reporter
 from aesdata.prompting import PROMPT_HASH
+from aesdata.regions import grounding
 from aesdata.schema import format_answer, utcnow
 from aesdata.workspace import Workspace
 
@@ -57,6 +59,18 @@ class Scored:
     rollouts: Rollouts | None
     score: SampleScore
     baseline: SampleScore
+    grounding: dict[str, float] | None = None  # per dimension, when the model gave boxes and truth has regions
+
+
+def _grounding(row: Row, got: Rollouts) -> dict[str, float] | None:
+    """Mean IoU grounding per dimension over the rollouts that gave boxes; None when none did (or the
+    sample has no marked regions): boxes are optional, so a model that gives none is not scored on them."""
+    if not row.regions:
+        return None
+    scores = [grounding(boxes, row.regions) for boxes in map(parse_regions, got.texts) if boxes is not None]
+    if not scores:
+        return None
+    return {dim: sum(s[dim] for s in scores) / len(scores) for dim in scores[0]}
 
 
 class _Rows:
@@ -97,7 +111,7 @@ def _scored(row: Row, got: Rollouts | None, rollouts: int) -> Scored:
     """Score ``got`` (None: the random baseline itself) and keep the baseline of the same row beside it."""
     baseline = random_sample_score(row.answer, row.defects, rollouts)
     score = baseline if got is None else score_sample(got.predictions, row.answer, row.defects)
-    return Scored(row.sample_id, row.answer, got, score, baseline)
+    return Scored(row.sample_id, row.answer, got, score, baseline, None if got is None else _grounding(row, got))
 
 
 class _Images:
@@ -134,7 +148,20 @@ def _sample_entry(scored: Scored) -> dict[str, Any]:
         entry["replies"] = list(rollouts.texts)
     entry["exact"] = scored.score.exact
     entry["proportional"] = scored.score.proportional
+    if scored.grounding is not None:
+        entry["grounding"] = scored.grounding
     return entry
+
+
+def _grounding_summary(scored: Sequence[Scored]) -> dict[str, Any] | None:
+    """Per dimension: mean grounding IoU and over how many samples (only those where boxes were given)."""
+    per_dim: dict[str, list[float]] = {}
+    for s in scored:
+        for dim, value in (s.grounding or {}).items():
+            per_dim.setdefault(dim, []).append(value)
+    if not per_dim:
+        return None
+    return {dim: {"iou": round(sum(v) / len(v), 4), "samples": len(v)} for dim, v in per_dim.items()}
 
 
 def _report(
@@ -159,6 +186,7 @@ def _report(
         "created_at": utcnow().isoformat(),
         "metrics": summarise([s.score for s in scored]),
         "baseline_random": summarise([s.baseline for s in scored]),
+        "grounding": _grounding_summary(scored),
         "usage": {
             "calls": sum(len(r.texts) for r in asked),
             "prompt_tokens": sum(r.prompt_tokens for r in asked),
@@ -342,3 +370,5 @@ def table_rows(report: dict[str, Any]) -> Iterator[dict[str, str]]:
     for dim, fig in m["per_dimension"].items():
         for key in ("exact", "caught"):
             yield row(f"{dim} {key} (n={fig['samples']})", fig[key], b["per_dimension"][dim][key])
+    for dim, fig in (report.get("grounding") or {}).items():
+        yield row(f"{dim} grounding IoU (n={fig['samples']})", fig["iou"], None)

@@ -109,3 +109,36 @@ def test_generated_labels_carry_the_regions_into_the_dataset_and_the_grpo_export
         judgement = labels[rec["sample_id"]].judgement
         assert {s: [Region.model_validate(r) for r in rec["regions"][s]] for s in SLOTS} == {
             s: judgement.regions.get(s, []) for s in SLOTS}
+
+
+def test_eval_scores_where_a_model_says_the_defects_are(ws: Workspace, tmp_path: Path, cli: CliRunner,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that boxes the whole image for every slot and dimension: its grounding IoU against a true
+    box is that box's area, so the expected figures follow from the published regions alone."""
+    from tests.openai_server import OpenAIServer
+
+    add_sources(ws, tmp_path / "photos", 4)
+    generate(ws, backend="synthetic", size=SIZE)
+    publish(ws, version="1.0.0", out=tmp_path / "ds", require_rationale=False, test_fraction=0.0)
+    everything = [{"slot": s, "dimension": d, "box": [0, 0, 1, 1]} for s in SLOTS for d in DIMENSIONS]
+    reply = f"<answer>none</answer><regions>{json.dumps(everything)}</regions>"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    out = tmp_path / "report.json"
+    with OpenAIServer(lambda body, i: reply, api_key="sk-test") as server:
+        res = cli.invoke(app, ["eval", "--model", "m", "--base-url", server.base_url, "--version", "1.0.0",
+                               "--split", "train", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    want: dict[str, list[float]] = {}
+    for row in load(tmp_path / "ds")["train"]:
+        per_dim: dict[str, list[float]] = {}
+        for slot in SLOTS:
+            for r in row["regions"][slot]:
+                per_dim.setdefault(r["dimension"], []).append(r["box"][2] * r["box"][3])
+        for dim, areas in per_dim.items():
+            want.setdefault(dim, []).append(sum(areas) / len(areas))
+    assert want, "the synthetic samples have regions"
+    assert set(report["grounding"]) == set(want)
+    for dim, values in want.items():
+        assert report["grounding"][dim]["samples"] == len(values)
+        assert report["grounding"][dim]["iou"] == pytest.approx(sum(values) / len(values), abs=1e-3)
