@@ -47,9 +47,9 @@ from aesdata.llm.client import (
     EndpointRejected,
     MalformedResponse,
     RetryPolicy,
-    _about_the_endpoint,
-    _retryable,
+    about_the_endpoint,
     api_key_from_env,
+    retryable,
 )
 from aesdata.schema import Usage, utcnow
 from aesdata.workspace import Workspace
@@ -220,8 +220,8 @@ class OpenAIImagesBackend:
                     if raw is not None:  # answered (and so billed) but unusable: it counts against --max-cost
                         self.ledger.add(Usage(cost_usd=image_cost(self.settings.prices, self.model, Usage())))
                         self.counts.unusable += 1
-                    retry, wait_hint, reason = _retryable(exc)
-                    if _about_the_endpoint(exc):
+                    retry, wait_hint, reason = retryable(exc)
+                    if about_the_endpoint(exc):
                         raise EndpointRejected(f"{self.base_url or 'OpenAI'}: {reason}",
                                                hint="check the model name, base URL and API key") from exc
                     if not retry:

@@ -228,7 +228,7 @@ def body_message(body: Any) -> str | None:
     return None
 
 
-def _about_the_endpoint(exc: Exception) -> bool:
+def about_the_endpoint(exc: Exception) -> bool:
     """A refusal no other request would escape: bad key, no permission, no such model or route."""
     answer = _status(exc)
     return answer is not None and answer[0] in (401, 403, 404)
@@ -416,7 +416,7 @@ class LLMClient:
                         continue
                     retry, wait_hint, reason = retryable(exc)
                     self._count(reason)
-                    per_request = self.reject_per_request and self.ledger.calls > 0 and not _about_the_endpoint(exc)
+                    per_request = self.reject_per_request and self.ledger.calls > 0 and not about_the_endpoint(exc)
                     if not retry and not per_request:
                         raise EndpointRejected(
                             f"{self.base_url or 'OpenAI'}: {reason}",
