@@ -146,7 +146,7 @@ def test_labeling_config_names_what_the_code_reads():
         assert [c.get("alias") for c in controls[defects_control(slot)]] == list(DIMENSIONS)
     values = {el.get("value") for el in root.iter("Image")}
     assert values == {"$original", *(f"${data_key(s)}" for s in SLOTS)}  # never "$source"
-    hotkeys = [c.get("hotkey") for el in controls.values() for c in el]
+    hotkeys = [c.get("hotkey") for el in [*controls.values(), *boxes.values()] for c in el]
     assert None not in hotkeys and len(set(hotkeys)) == len(hotkeys)
     # every control sits in a View with an idAttr (tests and CSS find it)
     parents = {child: parent for parent in root.iter() for child in parent}
