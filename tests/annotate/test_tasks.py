@@ -148,6 +148,10 @@ def test_labeling_config_names_what_the_code_reads():
     assert values == {"$original", *(f"${data_key(s)}" for s in SLOTS)}  # never "$source"
     hotkeys = [c.get("hotkey") for el in [*controls.values(), *boxes.values()] for c in el]
     assert None not in hotkeys and len(set(hotkeys)) == len(hotkeys)
+    assert not {"v", "h"} & set(hotkeys)  # Label Studio's pointer and hand tools on an image with boxes
+    for slot in SLOTS:  # Shift + a tag's key picks the box label of that tag
+        tag_keys = [c.get("hotkey") for c in controls[defects_control(slot)]]
+        assert [lab.get("hotkey") for lab in boxes[regions_control(slot)]] == [f"shift+{k}" for k in tag_keys]
     # every control sits in a View with an idAttr (tests and CSS find it)
     parents = {child: parent for parent in root.iter() for child in parent}
     assert all(parents[el].tag == "View" and parents[el].get("idAttr") for el in [*controls.values(), *boxes.values()])
