@@ -4,10 +4,14 @@
   decides acceptance (a tie counts as *not acceptable*, the conservative side); a rejected slot keeps
   the dimensions tagged by more than half of the annotators who rejected it (or, when none reaches
   that, the most often tagged ones). Any disagreement on a slot's acceptance, ties included, flags the
-  sample for review: the label is still usable, but a person should look.
+  sample for review: the label is still usable, but a person should look. Where the consensus tags a
+  dimension on a slot, the boxes the annotators who tagged it drew there are merged
+  (:func:`merged_boxes`); boxes of annotators who did not tag it do not count.
 * :func:`settle` decides a sample's label with the team around it: a reviewer's judgement settles it;
   otherwise annotators left out for low gold accuracy do not vote (unless nobody else is left, then
   everyone votes and the sample goes to review).
+* :func:`box_agreement` is the localisation agreement: the mean pairwise IoU of two annotators' boxes for
+  the same slot and dimension.
 * :func:`krippendorff_alpha_nominal` measures agreement beyond chance (Krippendorff 2011,
   "Computing Krippendorff's Alpha-Reliability"), tolerating missing values.
 """
@@ -19,7 +23,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import permutations
 
-from aesdata.schema import DIMENSIONS, SLOTS, Judgement
+from aesdata.regions import best_match, iou, merge
+from aesdata.schema import DIMENSIONS, SLOTS, Box, Judgement, Region
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,48 @@ def consensus(judgements: Sequence[Judgement]) -> Consensus:
         majority = [d for d in DIMENSIONS if tags[d] * 2 > len(rejecters)]
         top = max(tags.values())
         defects[slot] = majority or [d for d in DIMENSIONS if tags[d] == top]
-    judgement = Judgement.from_defects(defects)
+    regions = {slot: [Region(dimension=dim, box=box) for dim in dims for box in merged_boxes(
+        [[r.box for r in j.regions.get(slot, ()) if r.dimension == dim] for j in judgements if dim in j.defects[slot]]
+    )] for slot, dims in defects.items()}
+    judgement = Judgement.from_defects(defects, regions)
     agreeing = sum(1 for j in judgements if j.answer == judgement.answer)
     return Consensus(judgement=judgement, agreement=agreeing / n, needs_review=review)
+
+
+def merged_boxes(by_annotator: Sequence[Sequence[Box]]) -> list[Box]:
+    """The consensus boxes of one slot and dimension from each annotator's boxes there.
+
+    Boxes that overlap gather into one defect (each annotator at most once in it, the box overlapping the
+    defect's merged box most); a defect that at least half of the annotators who drew any box marked
+    becomes one box, the coordinate-wise median of its boxes (:func:`aesdata.regions.merge`).
+    """
+    drawers = [boxes for boxes in by_annotator if boxes]
+    defects: list[tuple[list[Box], set[int]]] = []
+    for who, boxes in enumerate(drawers):
+        for box in boxes:
+            free = [(iou(merge(group), box), group, owners) for group, owners in defects if who not in owners]
+            overlap, group, owners = max(free, key=lambda f: f[0], default=(0.0, [], set()))
+            if overlap > 0:
+                group.append(box)
+                owners.add(who)
+            else:
+                defects.append(([box], {who}))
+    return [merge(group) for group, owners in defects if 2 * len(owners) >= len(drawers)]
+
+
+def box_agreement(per_sample: Mapping[str, Mapping[str, Judgement]]) -> dict[str, float | None]:
+    """Per dimension, the mean over annotator pairs that both drew boxes for it on the same slot of the
+    symmetric best-match IoU of their boxes (``None`` where no such pair exists)."""
+    pairs: dict[str, list[float]] = {d: [] for d in DIMENSIONS}
+    for by in per_sample.values():
+        judgements = list(by.values())
+        for slot in SLOTS:
+            for dim in DIMENSIONS:
+                drawn = [[r.box for r in j.regions.get(slot, ()) if r.dimension == dim] for j in judgements]
+                drawn = [boxes for boxes in drawn if boxes]
+                pairs[dim].extend((best_match(a, b) + best_match(b, a)) / 2
+                                  for i, a in enumerate(drawn) for b in drawn[i + 1:])
+    return {d: sum(v) / len(v) if v else None for d, v in pairs.items()}
 
 
 @dataclass(frozen=True)
@@ -115,8 +159,9 @@ def krippendorff_alpha_nominal(units: Iterable[Mapping[Hashable, Hashable]]) -> 
 
 
 def agreement_report(per_sample: Mapping[str, Mapping[str, Judgement]]) -> dict[str, float | None]:
-    """Alpha on per-slot acceptance and on each dimension's tags, and the share of samples in full
-    agreement, over samples with at least two annotators (``sample -> annotator -> judgement``)."""
+    """Alpha on per-slot acceptance and on each dimension's tags, box IoU agreement per dimension
+    (``iou_<dimension>``), and the share of samples in full agreement, over samples with at least two
+    annotators (``sample -> annotator -> judgement``)."""
     multi = {s: by for s, by in per_sample.items() if len(by) >= 2}
     report: dict[str, float | None] = {
         "alpha_acceptance": krippendorff_alpha_nominal(
@@ -127,6 +172,7 @@ def agreement_report(per_sample: Mapping[str, Mapping[str, Judgement]]) -> dict[
         report[f"alpha_{dim}"] = krippendorff_alpha_nominal(
             {a: dim in j.defects[slot] for a, j in by.items()} for by in multi.values() for slot in SLOTS
         )
+    report.update({f"iou_{dim}": v for dim, v in box_agreement(multi).items()})
     full = sum(1 for by in multi.values() if len({tuple(j.answer) for j in by.values()}) == 1)
     report["full_agreement"] = full / len(multi) if multi else None
     return report

@@ -1,8 +1,10 @@
 """``aesdata annotate report``: how the team is doing, from the workspace alone (no server needed).
 
-Per annotator: tasks done, gold accuracy (exact, proportional, defects caught per dimension), agreement
+Per annotator: tasks done, gold accuracy (exact, proportional, defects caught and, where the gold answer
+has regions, localisation IoU per dimension), agreement
 with the consensus of the others, median seconds per task, whether they are left out of the consensus
-(``[annotate] min_gold_accuracy``) or a reviewer. Per dimension: Krippendorff's alpha. And the samples
+(``[annotate] min_gold_accuracy``) or a reviewer. Per dimension: Krippendorff's alpha on the tags and the
+mean pairwise IoU of the annotators' boxes. And the samples
 in dispute (their label needs review).
 """
 
@@ -53,6 +55,7 @@ def quality_report(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | 
             "gold_exact": _r(s.gold_exact),
             "gold_proportional": _r(s.gold_proportional),
             **{f"caught_{d}": _r(s.caught.get(d)) for d in DIMENSIONS},
+            **{f"located_{d}": _r(s.located.get(d)) for d in DIMENSIONS},
             "compared": s.compared,
             "agreement": _r(s.agreement),
             "median_seconds": _r(s.median_seconds),
@@ -63,12 +66,14 @@ def quality_report(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | 
     ]
     agreement = agreement_report(judgements)
     alpha = {k.removeprefix("alpha_"): _r(v) for k, v in agreement.items() if k.startswith("alpha_")}
+    box_iou = {k.removeprefix("iou_"): _r(v) for k, v in agreement.items() if k.startswith("iou_")}
     in_review = "SELECT sample_id FROM labels WHERE origin = 'human' AND needs_review = 1 ORDER BY sample_id"
     disputes = [r[0] for r in db.execute(in_review)]
     return {
         "annotators": annotators,
         "alpha": alpha,
         "full_agreement": _r(agreement.get("full_agreement")),
+        "box_iou": box_iou,
         "samples_annotated": len(judgements),
         "samples_with_several": sum(1 for by in judgements.values() if len(by) > 1),
         "gold_samples": len(gold),

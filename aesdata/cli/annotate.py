@@ -181,8 +181,10 @@ def report(workspace: WorkspaceOpt = None, json: JsonOpt = False) -> None:
         out.result(figures)
         return
     out.table(figures["annotators"], title="Annotators")
-    out.table([{"dimension": k, "alpha": v} for k, v in figures["alpha"].items()], title="Krippendorff's alpha")
-    rest = {k: v for k, v in figures.items() if k not in ("annotators", "alpha", "in_dispute")}
+    box_iou = figures["box_iou"]
+    agreement = [{"dimension": k, "alpha": v, "box_iou": box_iou.get(k)} for k, v in figures["alpha"].items()]
+    out.table(agreement, title="Agreement: Krippendorff's alpha on tags, mean pairwise IoU of boxes")
+    rest = {k: v for k, v in figures.items() if k not in ("annotators", "alpha", "box_iou", "in_dispute")}
     out.result({**rest, "in_dispute": len(figures["in_dispute"])}, title="annotate report")
     for sample_id in figures["in_dispute"]:
         out.line(f"in dispute: {sample_id}")

@@ -71,6 +71,20 @@ def tick(page: Page, slot: str, dimension: str | None = None) -> None:
         page.locator(f"#aes-defects-{slot} input[name='{slot}: {WORD[dimension]}']").click()
 
 
+def draw_box(page: Page, slot: str, dimension: str, box: tuple[float, float, float, float]) -> None:
+    """Mark where a defect is: click the dimension's label under candidate ``slot``, then drag ``box``
+    (``x, y, w, h`` as fractions of the shown image) on that candidate with the mouse."""
+    page.locator(f"#aes-regions-{slot}").get_by_text(f"{slot}: {WORD[dimension]}", exact=True).click()
+    shown = page.locator(f"#aes-cand-{slot} img").first.bounding_box()
+    assert shown is not None, f"candidate {slot} is not shown"
+    x, y, w, h = box
+    left, top = shown["x"] + x * shown["width"], shown["y"] + y * shown["height"]
+    page.mouse.move(left, top)
+    page.mouse.down()
+    page.mouse.move(left + w * shown["width"], top + h * shown["height"], steps=8)
+    page.mouse.up()
+
+
 def fill(page: Page, judgement: Judgement, *, cross_check: bool = True) -> None:
     """Tag every defect of ``judgement`` and (as the guidelines ask) tick the acceptable candidates."""
     for slot in SLOTS:

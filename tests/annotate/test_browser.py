@@ -75,6 +75,32 @@ def test_an_annotation_submitted_in_the_browser_is_pulled(label_studio, ls_ws, t
     assert store.get_label(ls_ws.db, sample_id).origin == "human"
 
 
+def test_a_box_drawn_on_a_candidate_is_pulled_as_its_region(label_studio, ls_ws, cli):
+    """Done-when of the regions issue: a box dragged on C with a dimension label is stored where it was drawn."""
+    [sample_id] = make_samples(ls_ws, 1, seed=11)
+    push(ls_ws, files_root=label_studio.server.files_root, predictions="none")
+    project, tasks = _project_and_tasks(ls_ws)
+    drawn = (0.2, 0.3, 0.4, 0.25)
+
+    with ui.chromium() as browser:
+        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password)
+        ui.open_task(page, label_studio.url, project, tasks[sample_id])
+        ui.fill(page, Judgement.from_defects({"C": ["appearance_deformation"]}))
+        ui.draw_box(page, "C", "appearance_deformation", drawn)
+        assert ui.submit(page) == 201
+
+    summary = pull(ls_ws)
+    assert (summary["annotations_new"], summary["annotations_invalid"]) == (1, 0)
+    [annotation] = store.get_annotations(ls_ws.db, sample_id)
+    assert annotation.judgement.defects["C"] == ["appearance_deformation"]
+    [region] = annotation.judgement.regions["C"]
+    assert region.dimension == "appearance_deformation"
+    assert region.box == pytest.approx(drawn, abs=0.02)  # where the mouse went, in fractions of the image
+    assert store.get_label(ls_ws.db, sample_id).judgement.regions == annotation.judgement.regions
+    table = cli.invoke(app, ["annotate", "report"])
+    assert table.exit_code == 0 and "box_iou" in table.output, table.output
+
+
 def test_three_annotators_walk_the_label_stream_and_everything_they_submit_is_pulled(label_studio, ls_ws, cli):
     """Done-when of the annotation-team issue: three accounts, overlap 3, one rejects all four, gold scores."""
     ids = make_samples(ls_ws, 2, seed=21)

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aesdata.annotate.consensus import agreement_report, consensus, krippendorff_alpha_nominal
-from aesdata.schema import DIMENSIONS, SLOTS, Judgement
+from aesdata.annotate.consensus import agreement_report, consensus, krippendorff_alpha_nominal, merged_boxes
+from aesdata.regions import merge
+from aesdata.schema import DIMENSIONS, SLOTS, Judgement, Region
 
 
 def columns(*coders: str) -> list[dict[str, str]]:
@@ -99,3 +100,40 @@ def test_identical_annotators_agree_fully(j):
 def test_agreement_report_ignores_single_annotator_samples():
     report = agreement_report({"s1": {"x": A}})
     assert report["full_agreement"] is None and report["alpha_acceptance"] is None
+
+
+def _boxed(slot: str, dims: list[str], *boxes: tuple[str, tuple[float, float, float, float]]) -> Judgement:
+    return Judgement.from_defects({slot: dims}, {slot: [Region(dimension=d, box=b) for d, b in boxes]})
+
+
+def test_consensus_merges_the_boxes_of_the_annotators_who_tagged_the_dimension():
+    shadow, deform = "physical_shadow", "appearance_deformation"
+    judgements = [
+        _boxed("B", [shadow, deform], (shadow, (0.1, 0.1, 0.4, 0.4)), (deform, (0.7, 0.7, 0.2, 0.2))),
+        _boxed("B", [shadow], (shadow, (0.2, 0.1, 0.4, 0.5))),
+        _boxed("B", [shadow], (shadow, (0.1, 0.2, 0.3, 0.3)), (shadow, (0.8, 0.0, 0.1, 0.1))),  # a lone extra box
+        _boxed("B", [deform], (deform, (0.0, 0.0, 0.5, 0.5))),  # did not tag the shadow: its boxes do not count
+    ]
+    result = consensus(judgements).judgement
+    assert result.defects["B"] == [shadow]  # deformation: 2 of 4
+    [merged] = result.regions["B"]
+    assert merged.dimension == shadow  # the median corners of the three overlapping shadow boxes
+    assert merged.box == pytest.approx((0.1, 0.1, 0.4, 0.4))
+
+
+def test_merged_boxes_keep_each_defect_marked_by_half_of_those_who_drew():
+    left, right = (0.0, 0.0, 0.2, 0.2), (0.7, 0.7, 0.2, 0.2)
+    nudged = (0.05, 0.0, 0.2, 0.2)
+    assert merged_boxes([[left, right], [right, nudged], []]) == [merge([left, nudged]), merge([right, right])]
+    assert merged_boxes([[left], [right], [right]]) == [merge([right, right])]  # left: 1 of 3
+    assert merged_boxes([[], []]) == []
+
+
+def test_box_agreement_is_the_mean_pairwise_iou_per_dimension():
+    shadow = "physical_shadow"
+    same = _boxed("A", [shadow], (shadow, (0.0, 0.0, 0.5, 0.5)))
+    half = _boxed("A", [shadow], (shadow, (0.0, 0.0, 0.5, 0.25)))
+    untouched = _boxed("A", [shadow])  # tagged, no box: not a pair
+    figures = agreement_report({"s1": {"a": same, "b": half, "c": untouched}, "s2": {"a": same, "b": same}})
+    assert figures["iou_physical_shadow"] == pytest.approx((0.5 + 1.0) / 2)
+    assert figures["iou_appearance_deformation"] is None

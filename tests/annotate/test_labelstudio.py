@@ -22,7 +22,7 @@ from aesdata.annotate.pull import pull
 from aesdata.annotate.push import push
 from aesdata.annotate.server import free_port, is_healthy
 from aesdata.cli.main import app
-from aesdata.schema import Judgement
+from aesdata.schema import Judgement, Label, Region
 from tests.annotate.conftest import PSEUDONYM_KEY
 from tests.annotate.throwaway import PASSWORD, TEMPLATE, TOKEN
 from tests.factories import make_samples
@@ -189,6 +189,35 @@ def test_bad_results_are_reported_with_task_id_and_the_rest_continues(label_stud
     # Still reported on the next pull, until someone fixes it.
     again = pull(ls_ws)
     assert again["annotations_invalid"] == 2 and again["annotations_new"] == 0
+
+
+def test_regions_go_out_as_pre_annotations_come_back_and_an_untagged_box_keeps_the_earlier_annotation(
+    label_studio, ls_ws, cli
+):
+    [sample_id] = make_samples(ls_ws, 1)
+    boxed = Judgement.from_defects(
+        {"B": ["physical_shadow"], "D": ["placement_layout"]},
+        {"B": [Region(dimension="physical_shadow", box=(0.25, 0.5, 0.5, 0.25))]},
+    )
+    with ls_ws.transaction() as db:
+        store.upsert_label(db, Label(sample_id=sample_id, origin="synthetic", judgement=boxed))
+    push(ls_ws, files_root=label_studio.server.files_root, predictions="synthetic", gold_fraction=0)
+    task = task_ids(ls_ws)[sample_id]
+    [predicted] = label_studio.client.predictions.list(task=task)
+    label_studio.annotate_raw(task, predicted.result)  # the annotator accepts the pre-annotation as it is
+    assert pull(ls_ws)["annotations_new"] == 1
+    [kept] = store.get_annotations(ls_ws.db, sample_id)
+    assert kept.judgement == boxed
+
+    untagged = {"from_name": "regions_C", "to_name": "img_C", "type": "rectanglelabels",
+                "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rectanglelabels": ["physical_shadow"]}}
+    label_studio.annotate_raw(task, [*predicted.result, untagged])  # a newer one with a box on untagged C
+    result = cli.invoke(app, ["annotate", "pull", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["annotations_invalid"] == 1
+    [line] = [ln for ln in result.stderr.splitlines() if f"task {task}" in ln]
+    assert "slot C has a region for physical_shadow but no such defect tag" in line
+    assert store.get_annotations(ls_ws.db, sample_id) == [kept]  # nothing already pulled is lost
 
 
 def test_a_task_deleted_in_label_studio_is_reported_and_local_annotations_kept(label_studio, ls_ws):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from aesdata.annotate.consensus import settle
 from aesdata.annotate.quality import below_gold, score_annotators
-from aesdata.schema import DIMENSIONS, SLOTS, Judgement
+from aesdata.schema import DIMENSIONS, SLOTS, Judgement, Region
 
 TRUTH = Judgement.from_defects({"B": ["physical_shadow"], "D": ["placement_layout", "appearance_deformation"]})
 NONE_OK = Judgement.from_defects({s: ["extension_rationality"] for s in SLOTS})
@@ -33,6 +33,22 @@ def test_gold_scores_exact_proportional_and_defects_caught_per_dimension():
     assert (harsh.gold_exact, harsh.gold_proportional) == (0.0, 0.0)  # empty pick: no slot found
     assert harsh.caught["placement_layout"] == 0.0  # rejected D, but for the wrong reason
     assert good.median_seconds == 5.0 and lax.median_seconds is None
+
+
+def test_gold_with_regions_scores_each_annotators_localisation_per_dimension():
+    shadow, deform = "physical_shadow", "appearance_deformation"
+    true = {"B": [Region(dimension=shadow, box=(0.0, 0.0, 0.4, 0.4))],
+            "D": [Region(dimension=deform, box=(0.5, 0.5, 0.5, 0.5))]}
+    known = Judgement.from_defects(TRUTH.defects, true)
+    exact_boxes = known
+    half = Judgement.from_defects(TRUTH.defects, {"B": [Region(dimension=shadow, box=(0.0, 0.0, 0.4, 0.2))]})
+    per_sample = {"g": {"exact": exact_boxes, "half": half, "tags": TRUTH}, "x": {"exact": ALL_OK}}
+    scores = score_annotators(per_sample, {"g": known})
+    assert scores["exact"].located == {deform: 1.0, shadow: 1.0, "placement_layout": None,
+                                       "extension_rationality": None}  # no true box for placement: unscored
+    assert scores["half"].located[shadow] == pytest.approx(0.5) and scores["half"].located[deform] == 0.0
+    assert scores["tags"].located[shadow] == 0.0 and scores["tags"].caught[shadow] == 1.0  # tagged, not located
+    assert score_annotators(per_sample, {"g": TRUTH})["exact"].located[shadow] is None  # gold without regions
 
 
 def test_agreement_is_against_the_consensus_of_the_others():
