@@ -21,6 +21,7 @@ from aesdata.annotate.team import add_annotators
 from aesdata.cli.main import app
 from aesdata.schema import SLOTS, Judgement
 from aesdata.workspace import Workspace
+from tests.annotate.conftest import PSEUDONYM_KEY
 from tests.annotate.throwaway import log_in
 from tests.factories import make_samples
 
@@ -85,7 +86,7 @@ def test_add_annotator_creates_an_account_that_logs_in_and_no_password_is_kept(l
     [row] = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["status"] == "created"
     client, user_id = log_in_client(label_studio.url, email, PASSWORD)
-    assert row["pseudonym"] == pseudonym(b"test-key", label_studio.url, user_id)
+    assert row["pseudonym"] == pseudonym(PSEUDONYM_KEY.encode(), label_studio.url, user_id)
     assert client.users.whoami().active_organization == label_studio.client.users.whoami().active_organization
     again = cli.invoke(app, ["annotate", "add-annotator", email, f"x{email}", "--invite", "--json"])
     assert again.exit_code == 0, again.output
@@ -117,8 +118,8 @@ def test_gold_tasks_score_annotators_and_the_unreliable_are_left_out(label_studi
         label_studio.annotate(tasks[sample_id], truth[sample_id])
         label_studio.annotate(tasks[sample_id], ALL_OK, "second")
     pull(ws)
-    admin = pseudonym(b"test-key", label_studio.url, label_studio.client.users.whoami().id)
-    lax = pseudonym(b"test-key", label_studio.url, label_studio.second.users.whoami().id)
+    admin = pseudonym(PSEUDONYM_KEY.encode(), label_studio.url, label_studio.client.users.whoami().id)
+    lax = pseudonym(PSEUDONYM_KEY.encode(), label_studio.url, label_studio.second.users.whoami().id)
     for sample_id in ids:
         label = store.get_label(ws.db, sample_id)
         assert label.judgement == truth[sample_id] and label.left_out == [lax]
@@ -160,7 +161,7 @@ def test_disputes_go_back_to_people_and_a_reviewer_settles_them(label_studio, ls
     pull(ls_ws)
     label = store.get_label(ls_ws.db, sample_id)
     assert label.judgement == verdict and not label.needs_review
-    assert label.reviewed_by == pseudonym(b"test-key", label_studio.url, reviewer_id)
+    assert label.reviewed_by == pseudonym(PSEUDONYM_KEY.encode(), label_studio.url, reviewer_id)
     assert len(label.annotators) == 3
 
 
