@@ -14,6 +14,7 @@ workspace's own path left out) and the blob set. Runs killed are ``interrupted``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -151,14 +153,23 @@ def kill_at(point: Point, args: list[str], ws_path: Path, *, hooks: tuple[str, .
             env: dict[str, str] | None = None, on_start: Callable[[subprocess.Popen[str]], None] | None = None,
             timeout: float = 180) -> int:
     """Run ``aesdata ARGS`` in a subprocess killed at ``point``; return its exit status (-9: killed)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRAPPER, str(point.after), point.how, str(point.delay), ",".join(hooks), *args],
-        env={**os.environ, **(env or {}), "AESDATA_WORKSPACE": str(ws_path)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    if on_start:
-        on_start(proc)
-    _, err = proc.communicate(timeout=timeout)
+    # its own process group, stderr in a file: worker processes a killed run leaves behind (a process pool)
+    # must neither hold a pipe open nor outlive the point; they are killed with the group once it died
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRAPPER, str(point.after), point.how, str(point.delay), ",".join(hooks), *args],
+            env={**os.environ, **(env or {}), "AESDATA_WORKSPACE": str(ws_path)},
+            stdout=subprocess.DEVNULL, stderr=errors, text=True, start_new_session=True,
+        )
+        if on_start:
+            on_start(proc)
+        try:
+            proc.wait(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        errors.seek(0)
+        err = errors.read()
     assert proc.returncode in (0, -signal.SIGKILL), f"{point}: exit {proc.returncode}: {err[-2000:]}"
     return proc.returncode
 

@@ -77,7 +77,7 @@ def _publish_setup(ws_path: Path) -> None:
 STAGES = {
     "ingest": Stage(["ingest", "{root}/photos", "--workers", "1"],
                     ("sources", "near_duplicates", "rejections", "ingest_log", "source_links"), _ingest_setup,
-                    hooks=("aesdata.ingest:_record", BLOB_PUT)),
+                    hooks=("aesdata.ingest:_Run.take", BLOB_PUT)),
     "generate": Stage(["generate", "--backend", "synthetic", "--size", "64", "--seed", "3"],
                       ("samples", "candidates", "labels"), _generate_setup, hooks=(BLOB_PUT,)),
     "cot": Stage(["cot", "--mode", "answer-driven", "--base-url", "{base_url}", "--concurrency", "2"],
