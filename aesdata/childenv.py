@@ -39,3 +39,25 @@ def child_env(*groups: Iterable[str], drop: Iterable[str] = (), extra: Mapping[s
     env = {k: v for k, v in source.items() if _allowed(k, patterns) and k not in dropped}
     env.update(extra or {})
     return env
+
+
+def die_with_parent() -> None:
+    """Pool initializer: a worker is killed when the process that started it dies (Linux ``prctl``).
+
+    A SIGKILLed ``ingest`` or ``cot`` would otherwise leave its pool workers running, holding its pipes
+    and memory; elsewhere this is a no-op and the pool's own shutdown is all there is.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the call: nothing would send the signal
+        os._exit(1)

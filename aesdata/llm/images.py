@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from aesdata.blobs import BlobStore
+from aesdata.childenv import die_with_parent
 from aesdata.imageio import flatten
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes forked where that is safe (Linux, no other thread yet: nothing half-locked is
     copied), else spawned (a spawned worker first imports Pillow and this module, about 0.3 s)."""
     fork = sys.platform == "linux" and threading.active_count() == 1
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                               initializer=die_with_parent)
 
 
 class ImageEncoder:

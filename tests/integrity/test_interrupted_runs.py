@@ -84,3 +84,48 @@ def test_other_hosts_reused_ids_and_reboots(ws: Workspace, ws_path: Path) -> Non
     if me.boot_id is None:
         expected["rebooted"] = "running"
     assert got == expected
+
+
+def _children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, read from /proc."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_ingest_leaves_no_pool_worker_behind(tmp_path: Path) -> None:
+    """Pool workers die with their parent (prctl), so a SIGKILLed ingest leaves no process running."""
+    from aesdata.generate.demo_sources import write_demo_sources
+
+    write_demo_sources(tmp_path / "photos", 12, seed=5)
+    ws = tmp_path / "ws"
+    Workspace.init(ws).close()
+    proc = subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", "ingest",
+                             str(tmp_path / "photos"), "--workers", "2", "-w", str(ws)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    children: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(children) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        children |= _children(proc.pid)
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert children, "ingest started its pool"
+    time.sleep(2.0)
+    alive = {c for c in children if _alive(c)}
+    for c in alive:
+        os.kill(c, signal.SIGKILL)
+    assert not alive
