@@ -18,7 +18,7 @@ from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.evaluate.answers import parse_reply
 from aesdata.evaluate.scoring import Prediction
-from aesdata.llm.batch import BatchClient, Pending, open_batch_client
+from aesdata.llm.batch import BatchClient, Pending, each, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
     ChatClient,
@@ -119,27 +119,6 @@ async def ask(client: ChatClient, messages: list[dict[str, Any]], k: int) -> Rol
     )
 
 
-async def pool(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
-    """Run ``work`` on every item with ``workers`` tasks pulling from one iterator, in order of arrival.
-
-    A ``RequestFailed`` is the worker's to handle (one sample failed); any other error stops every
-    worker and is raised (a rejected endpoint, an exhausted budget, Ctrl-C).
-    """
-    iterator = iter(items)
-
-    async def worker() -> None:
-        for item in iterator:  # one shared iterator: each item goes to exactly one worker
-            await work(item)
-
-    tasks = [asyncio.create_task(worker()) for _ in range(max(1, workers))]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 def sample_workers(concurrency: int, rollouts: int) -> int:
     """Samples in flight: enough to keep ``concurrency`` requests busy with K rollouts each, plus one
     whose images are being encoded meanwhile."""
@@ -211,7 +190,7 @@ def ask_each(
                 if isinstance(asker, BatchClient) and batch is not None:
                     await asker.run(items, batch.again, batch.key, work)
                 else:
-                    await pool(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
+                    await each(items, work, sample_workers(endpoint.concurrency or cot.concurrency, rollouts))
             if isinstance(asker, BatchClient):
                 if asker.stopped:
                     raise BudgetExceeded(

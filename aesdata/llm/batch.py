@@ -293,7 +293,7 @@ class BatchClient:
             news = await self._poll()
             if waiting and news:
                 items = again({item for item, ids in waiting.items() if ids & news})
-            await _each(items, lambda item: self._replay(item, key, work, waiting, touched), workers)
+            await each(items, lambda item: self._replay(item, key, work, waiting, touched), workers)
             items = ()
             await self._submit_file()
             if not self._open():
@@ -579,15 +579,19 @@ class BatchClient:
         self.batch.failed += outcomes["failed"]
 
 
-async def _each(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
-    """``work`` on every item, ``workers`` at a time, items read from ``items`` as workers free up."""
+async def each(items: Iterable[T], work: Callable[[T], Awaitable[None]], workers: int) -> None:
+    """Run ``work`` on every item with ``workers`` tasks pulling from one iterator, in order of arrival.
+
+    Each item goes to exactly one worker; an error a worker does not handle stops every worker and is
+    raised (a rejected endpoint, an exhausted budget, Ctrl-C). Shared by batch replay and eval's asking.
+    """
     iterator = iter(items)
 
     async def worker() -> None:
         for item in iterator:
             await work(item)
 
-    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, workers))]
     try:
         await asyncio.gather(*tasks)
     finally:
