@@ -140,6 +140,14 @@ def candidate_shas(db: sqlite3.Connection, sample_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def candidate_shas_by_sample(db: sqlite3.Connection) -> dict[str, list[str]]:
+    """:func:`candidate_shas` of every sample in one query (a stage selecting its whole work list)."""
+    found: dict[str, list[str]] = {}
+    for sample_id, sha in db.execute("SELECT sample_id, sha256 FROM candidates ORDER BY sample_id, slot"):
+        found.setdefault(sample_id, []).append(sha)
+    return found
+
+
 # --------------------------------------------------------------------------- annotations and labels
 
 
@@ -219,6 +227,15 @@ def get_label(db: sqlite3.Connection, sample_id: str) -> Label | None:
         "SELECT * FROM labels WHERE sample_id = ? ORDER BY origin = 'human' DESC LIMIT 1", (sample_id,)
     ).fetchone()
     return _label(row) if row else None
+
+
+def labels_by_sample(db: sqlite3.Connection) -> dict[str, Label]:
+    """:func:`get_label` of every labelled sample in one query."""
+    found: dict[str, Label] = {}
+    for row in db.execute("SELECT * FROM labels ORDER BY sample_id, origin = 'human' DESC").fetchall():
+        if row["sample_id"] not in found:
+            found[row["sample_id"]] = _label(row)
+    return found
 
 
 def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
-from aesdata.cot.prompts import Conversation, mode_hash
+from aesdata.cot.prompts import Conversation
 from aesdata.cot.validate import Limits, Problem, validate
 from aesdata.llm.client import ChatClient, ChatResult
 from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
@@ -120,7 +120,7 @@ class LLMWriter:
             mode=self.mode,
             status=status,
             model=self.client.model,
-            prompt_hash=mode_hash(self.mode),
+            prompt_hash=self.conversation.prompt_hash,
             **fields,
         )
 

@@ -85,12 +85,14 @@ class CotOptions:
 
 @dataclass(frozen=True)
 class Todo:
-    """A sample to write, its label, and its stored rationale row as selected (``None``: none)."""
+    """A sample to write, its label, its stored rationale row as selected (``None``: none), and the
+    blobs a model is shown (source, then candidates A-D as stored)."""
 
     sample: Sample
     label: Label
     state: tuple[Any, ...] | None
     stale_label: bool = False
+    shas: tuple[str, ...] = ()
 
 
 def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
@@ -121,24 +123,27 @@ def select(
     )
     stored = {r[0]: tuple(r[1:]) for r in rows.fetchall()}
     prompt = mode_hash(mode)
+    labels = store.labels_by_sample(ws.db)
+    shas = store.candidate_shas_by_sample(ws.db)
     todo: list[Todo] = []
     review = 0
     for sample in store.iter_samples(ws.db):
         if limit is not None and len(todo) >= limit:
             break
-        label = store.get_label(ws.db, sample.id)
+        label = labels.get(sample.id)
         if label is None:
             continue
         if label.needs_review and not include_review:
             review += 1
             continue
         state = stored.get(sample.id)
+        shown = (sample.source_id, *shas.get(sample.id, ()))
         if state is None:
-            todo.append(Todo(sample, label, None))
+            todo.append(Todo(sample, label, None, shas=shown))
             continue
         wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(label.judgement))
         if wanted:
-            todo.append(Todo(sample, label, state, stale_label))
+            todo.append(Todo(sample, label, state, stale_label, shown))
     return todo, review
 
 
@@ -226,14 +231,11 @@ class _ModelRun:
             if self.budget is not None:
                 self.budget.settle(db, sample_id, kind, result.usage)
 
-    def _shas(self, sample: Sample) -> list[str]:
-        return [sample.source_id, *store.candidate_shas(self.ws.db, sample.id)]
-
     @asynccontextmanager
     async def _rendering(self, todo: list[Todo], ahead: int) -> AsyncIterator[None]:
         """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
         job = asyncio.create_task(
-            self.encoder.render_ahead((sha for item in todo for sha in self._shas(item.sample)), ahead=ahead)
+            self.encoder.render_ahead((sha for item in todo for sha in item.shas), ahead=ahead)
         )
         try:
             yield
@@ -242,22 +244,21 @@ class _ModelRun:
             await asyncio.gather(job, return_exceptions=True)
             self.encoder.close()
 
-    async def _images(self, sample: Sample) -> list[str]:
+    async def _images(self, item: Todo) -> list[str]:
         """Data URLs of the source then candidates A-D; :class:`InputRejected` when one is unusable."""
-        shas = self._shas(sample)
-        if len(shas) != 5:
-            raise InputRejected(f"sample {sample.id}: {len(shas) - 1} candidates, not 4")
+        if len(item.shas) != 5:
+            raise InputRejected(f"sample {item.sample.id}: {len(item.shas) - 1} candidates, not 4")
         try:
-            return await self.encoder.urls(shas)
+            return await self.encoder.urls(item.shas)
         except OSError as exc:  # a blob deleted or damaged since it was stored
-            raise InputRejected(f"sample {sample.id}: cannot read an image: {exc}") from None
+            raise InputRejected(f"sample {item.sample.id}: cannot read an image: {exc}") from None
 
     async def one(self, item: Todo) -> None:
         if not self.work.claim(item):
             return
         sample = item.sample
         try:
-            rationale = await self.writer.write(sample.id, item.label.judgement, await self._images(sample))
+            rationale = await self.writer.write(sample.id, item.label.judgement, await self._images(item))
         except RequestRejected as exc:
             rationale = self.writer.refused(sample.id, exc)
         except InputRejected as exc:
