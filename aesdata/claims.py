@@ -154,14 +154,25 @@ class Owner:
         an item another process finished (and released) since this one selected it is not done twice.
         """
         with dbmod.transaction(self.db) as db:
-            reap(db)
-            self._check_alive(db)
-            row = db.execute("SELECT owner FROM work_claims WHERE scope = ? AND key = ?", (scope, key)).fetchone()
-            if row is not None:
-                return bool(row[0] == self.id)
-            if still_needed is not None and not still_needed(db):
-                return False
-            db.execute("INSERT INTO work_claims (scope, key, owner) VALUES (?, ?, ?)", (scope, key, self.id))
+            return self.claim_in(db, scope, key, still_needed)
+
+    def claim_in(
+        self,
+        db: sqlite3.Connection,
+        scope: str,
+        key: str,
+        still_needed: Callable[[sqlite3.Connection], bool] | None = None,
+    ) -> bool:
+        """:meth:`claim` inside a write transaction the caller holds (``BEGIN IMMEDIATE``) on any connection
+        to the manifest: a stage claiming many items commits them together (:mod:`aesdata.llm.commits`)."""
+        reap(db)
+        self._check_alive(db)
+        row = db.execute("SELECT owner FROM work_claims WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+        if row is not None:
+            return bool(row[0] == self.id)
+        if still_needed is not None and not still_needed(db):
+            return False
+        db.execute("INSERT INTO work_claims (scope, key, owner) VALUES (?, ?, ?)", (scope, key, self.id))
         return True
 
     def release(self, db: sqlite3.Connection, scope: str, key: str) -> None:

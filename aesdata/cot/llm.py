@@ -9,16 +9,15 @@ automated
     its answer is wrong would hand it the label. The share of tries whose answer equals the label is
     the agreement rate (how hard the data is for that model).
 
-Every answered request is passed to ``on_call`` (the stage writes it to the cost ledger at once);
-``before_call``, when given, is awaited before each request is sent (the stage holds its budget there).
+Around every request the writer calls its :class:`Meter`: ``before`` is awaited before it is sent
+(the stage takes a request slot and holds its budget there), then ``answered`` with the reply, in the
+same step of the event loop that received it (the stage ledgers it), or ``unanswered`` if it raised.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aesdata.cot.parse import ReplyError, parse_reply, reply_schema
 from aesdata.cot.prompts import Conversation
@@ -26,10 +25,18 @@ from aesdata.cot.validate import Limits, Problem, validate
 from aesdata.llm.client import ChatClient, ChatResult
 from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleStatus, Usage
 
-#: (sample id, result, attempt number, "first" or "repair", agreed with the label or None if unread)
-OnCall = Callable[[str, ChatResult, int, str, "bool | None"], None]
-#: (sample id, "first" or "repair"), awaited before the request is sent; it may raise to stop it
-BeforeCall = Callable[[str, str], Awaitable[None]]
+
+class Meter(Protocol):
+    """What the stage does around each request of a sample (``kind``: "first" or "repair")."""
+
+    async def before(self, sample_id: str, kind: str) -> None:
+        """Awaited before the request is sent; it may raise to stop it (the budget is spent)."""
+
+    def unanswered(self, sample_id: str) -> None:
+        """The request raised: it got no reply."""
+
+    def answered(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
+        """A reply came (``agreed``: with the label, None when it could not be read)."""
 
 
 @dataclass
@@ -72,13 +79,11 @@ class LLMWriter:
         *,
         limits: Limits,
         attempts: int = 1,
-        on_call: OnCall,
-        before_call: BeforeCall | None = None,
+        meter: Meter,
     ) -> None:
         if mode not in ("answer-driven", "automated"):
             raise ValueError(f"{mode} is not a model mode")
-        self.client, self.mode, self.limits, self.on_call = client, mode, limits, on_call
-        self.before_call = before_call
+        self.client, self.mode, self.limits, self.meter = client, mode, limits, meter
         self.attempts = attempts if mode == "automated" else 1
         self.conversation = Conversation(mode, limits)
         self.agreement = Agreement()
@@ -144,13 +149,14 @@ class LLMWriter:
         return outcome, spent
 
     async def _ask(self, sample_id: str, kind: str, messages: list[dict[str, Any]]) -> ChatResult:
-        if self.before_call is not None:
-            await self.before_call(sample_id, kind)
-        result = await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
-        # Let a sample waiting for the request slot just freed send first: checking and storing this
-        # reply can wait, while a send delayed here would add to every request's round trip.
-        await asyncio.sleep(0)
-        return result
+        # No await between the reply and ``answered`` (in _record): a run cancelled meanwhile would
+        # have paid for a reply it never ledgered.
+        await self.meter.before(sample_id, kind)
+        try:
+            return await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
+        except BaseException:
+            self.meter.unanswered(sample_id)
+            raise
 
     def _record(
         self,
@@ -168,7 +174,7 @@ class LLMWriter:
                 self._judged.add(result.request_id)
             self.agreement.judged += 1
             self.agreement.agreed += agreed
-        self.on_call(sample_id, result, attempt, kind, agreed)
+        self.meter.answered(sample_id, result, attempt, kind, agreed)
 
 
 def _add(a: Usage, b: Usage) -> Usage:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from aesdata import assets, claims, store
 from aesdata.cot.llm import LLMWriter
@@ -47,14 +47,16 @@ from aesdata.llm.client import (
     RequestRejected,
     client_from_settings,
 )
+from aesdata.llm.commits import Committer, Unit
 from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
-from aesdata.workspace import RunRecorder, Workspace
+from aesdata.workspace import DB_FILE, RunRecorder, Workspace
 
 #: Images rendered ahead of the requests, per request in flight (a sample has five).
 _AHEAD = 20
 REDO: tuple[Redo, ...] = get_args(Redo)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -148,40 +150,68 @@ def select(
 
 
 class _Work:
-    """What every mode shares: the claims on samples, storing a result with its judgement hash."""
+    """What every mode shares: the claims on samples, storing a result with its judgement hash.
+
+    Each step is a *unit* (a function of a connection, run in a write transaction): the offline modes
+    run it at once (:meth:`now`), the model modes hand it to the run's committer, which commits many
+    in one transaction (:mod:`aesdata.llm.commits`). The counts are kept when a unit has committed.
+    """
 
     def __init__(self, ws: Workspace, mode: CotMode, me: claims.Owner, run: RunRecorder, task: Task) -> None:
         self.ws, self.mode, self.me, self.run, self.task = ws, mode, me, run, task
         self.scope = f"cot:{mode}"
 
-    def claim(self, item: Todo) -> bool:
-        """Claim the sample unless another run holds it or wrote its rationale since it was selected."""
-        if self.me.claim(self.scope, item.sample.id, lambda db: _state(db, item.sample.id, self.mode) == item.state):
-            return True
-        self.run.count("elsewhere")
-        self.task.advance()
-        return False
-
-    def store(self, item: Todo, rationale: Rationale) -> None:
-        stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.label.judgement)})
+    def now(self, unit: Callable[[sqlite3.Connection], T]) -> T:
         with self.ws.transaction() as db:
+            return unit(db)
+
+    def claim(self, item: Todo) -> Unit:
+        """Claim the sample unless another run holds it or wrote its rationale since it was selected."""
+        sample_id, mode = item.sample.id, self.mode
+
+        def unit(db: sqlite3.Connection) -> bool:
+            return self.me.claim_in(db, self.scope, sample_id, lambda db: _state(db, sample_id, mode) == item.state)
+
+        return unit
+
+    def claimed(self, ok: bool) -> bool:
+        if not ok:
+            self.run.count("elsewhere")
+            self.task.advance()
+        return ok
+
+    def store(self, item: Todo, rationale: Rationale, budget: ledger.Budget | None = None) -> Unit:
+        """Store the result and drop the claim (and the sample's budget hold, if any) together."""
+
+        def unit(db: sqlite3.Connection) -> None:
+            stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.label.judgement)})
             store.upsert_rationale(db, stamped)
-            self.me.release(db, self.scope, item.sample.id)
+            self.drop(item, budget)(db)
+
+        return unit
+
+    def stored(self, rationale: Rationale) -> None:
         self.run.count(rationale.status)
         self.task.advance()
 
-    def drop(self, item: Todo, count: str | None) -> None:
-        """Give the sample up without a result (a re-run tries it again); ``count`` says why."""
-        with self.ws.transaction() as db:
+    def drop(self, item: Todo, budget: ledger.Budget | None = None) -> Unit:
+        """Give the sample up without a result (a re-run tries it again)."""
+
+        def unit(db: sqlite3.Connection) -> None:
             self.me.release(db, self.scope, item.sample.id)
-        if count is not None:
-            self.run.count(count)
-            self.task.advance()
+            if budget is not None:  # a request that raised keeps no hold
+                budget.release(db, item.sample.id)
+
+        return unit
+
+    def dropped(self, count: str) -> None:
+        self.run.count(count)
+        self.task.advance()
 
 
 def _offline(work: _Work, opts: CotOptions, todo: list[Todo]) -> None:
     for item in todo:
-        if not work.claim(item):
+        if not work.claimed(work.now(work.claim(item))):
             continue
         sample, label = item.sample, item.label
         if opts.mode == "template":
@@ -190,14 +220,22 @@ def _offline(work: _Work, opts: CotOptions, todo: list[Todo]) -> None:
             annotations = store.get_annotations(work.ws.db, sample.id)
             found = manual_rationale(sample.id, label.judgement, annotations, opts.limits)
             if found is None:
-                work.drop(item, "no_annotator_text")
+                work.now(work.drop(item))
+                work.dropped("no_annotator_text")
                 continue
             rationale = found
-        work.store(item, rationale)
+        work.now(work.store(item, rationale))
+        work.stored(rationale)
 
 
 class _ModelRun:
-    """State of one model-mode run: the client, the writer, the ledger and budget, the stop flag."""
+    """State of one model-mode run: the client, the writer, the ledger and budget, the stop flag.
+
+    It is the writer's :class:`~aesdata.cot.llm.Meter`. A request takes one of ``slots`` before it is
+    sent and gives it back once its reply's ledger row has committed (or it raised): paid replies not
+    yet in the ledger are never more than the requests in flight, so a kill loses no more than before
+    group commit. A sample's result is handed to the committer only after its ledger rows committed.
+    """
 
     def __init__(
         self,
@@ -206,37 +244,65 @@ class _ModelRun:
         client: LLMClient | BatchClient,
         budget: ledger.Budget | None,
         reporter: Reporter,
+        committer: Committer,
+        slots: int,
     ) -> None:
         ws, cot = work.ws, work.ws.settings.cot
         self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
-        self.reporter = reporter
+        self.reporter, self.committer = reporter, committer
+        self.slots = asyncio.Semaphore(slots)
         self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
         self.writer = LLMWriter(
-            client,
-            opts.mode,
-            limits=opts.limits,
-            attempts=opts.attempts or cot.attempts,
-            on_call=self._ledger,
-            before_call=budget.hold if budget else None,
+            client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, meter=self
         )
+        self.ledgered: dict[str, list[asyncio.Future[None]]] = {}  # sample -> its ledger rows being committed
         self.stopped: str | None = None
 
-    def _ledger(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
+    # ------------------------------------------------------------------ the meter
+
+    async def before(self, sample_id: str, kind: str) -> None:
+        await self.slots.acquire()
+        try:
+            if self.budget is not None:
+                await self.budget.hold(sample_id, kind)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def unanswered(self, sample_id: str) -> None:
+        self.slots.release()
+
+    def answered(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
         call = ledger.Call(
             self.work.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed,
             session=self.work.me.session, request_id=result.request_id,
         )
-        with self.ws.transaction() as db:
+        budget = self.budget
+
+        def unit(db: sqlite3.Connection) -> None:
             ledger.record(db, call)
-            if self.budget is not None:
-                self.budget.settle(db, sample_id, kind, result.usage)
+            if budget is not None:
+                budget.settle(db, sample_id, kind, result.usage)
+
+        committed = self.committer.submit(unit)
+        committed.add_done_callback(self._slot_back)
+        self.ledgered.setdefault(sample_id, []).append(committed)
+
+    def _slot_back(self, committed: asyncio.Future[None]) -> None:
+        self.slots.release()
+        if not committed.cancelled():
+            committed.exception()  # seen here; the sample's store step raises it
+
+    async def _ledger_committed(self, sample_id: str) -> None:
+        """Wait for the sample's ledger rows to commit (raise if one failed)."""
+        await asyncio.gather(*self.ledgered.pop(sample_id, ()))
+
+    # ------------------------------------------------------------------ the samples
 
     @asynccontextmanager
     async def _rendering(self, todo: list[Todo], ahead: int) -> AsyncIterator[None]:
         """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
-        job = asyncio.create_task(
-            self.encoder.render_ahead((sha for item in todo for sha in item.shas), ahead=ahead)
-        )
+        job = asyncio.create_task(self.encoder.render_ahead((sha for item in todo for sha in item.shas), ahead=ahead))
         try:
             yield
         finally:
@@ -253,8 +319,14 @@ class _ModelRun:
         except OSError as exc:  # a blob deleted or damaged since it was stored
             raise InputRejected(f"sample {item.sample.id}: cannot read an image: {exc}") from None
 
+    async def _drop(self, item: Todo, count: str) -> None:
+        self.ledgered.pop(item.sample.id, None)
+        await self.committer.run(self.work.drop(item, self.budget))
+        self.work.dropped(count)
+
     async def one(self, item: Todo) -> None:
-        if not self.work.claim(item):
+        work = self.work
+        if not work.claimed(await self.committer.run(work.claim(item))):
             return
         sample = item.sample
         try:
@@ -263,20 +335,20 @@ class _ModelRun:
             rationale = self.writer.refused(sample.id, exc)
         except InputRejected as exc:
             self.reporter.problem(str(exc))
-            self.work.drop(item, "skipped")
+            await self._drop(item, "skipped")
             return
         except RequestFailed as exc:
             self.reporter.problem(f"sample {sample.id}: {exc} (no result stored; a re-run retries it)")
-            self.work.drop(item, "errors")
+            await self._drop(item, "errors")
             return
-        except BaseException:  # the budget stopped it, or the run is ending
-            self.work.drop(item, None)
+        except BaseException:  # the budget stopped it, the run is ending, or (batch) its reply is pending
+            self.ledgered.pop(sample.id, None)
+            dropped = self.committer.submit(work.drop(item, self.budget))  # committed by the time the run ends
+            dropped.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
-        finally:
-            if self.budget is not None:  # a request that raised keeps no hold
-                with self.ws.transaction() as db:
-                    self.budget.release(db, sample.id)
-        self.work.store(item, rationale)
+        await self._ledger_committed(sample.id)
+        await self.committer.run(work.store(item, rationale, self.budget))
+        work.stored(rationale)
 
     async def all(self, todo: list[Todo], workers: int) -> None:
         queue = list(reversed(todo))
@@ -358,21 +430,23 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
             if client is None:
                 _offline(work, opts, todo)
             else:
-                budget = (
-                    None
-                    if opts.max_cost is None or opts.batch  # batch mode checks it before submitting
-                    else ledger.Budget(
-                        ws.db, owner=me.id, session=me.session, max_cost=opts.max_cost, model=client.model,
-                        mode=opts.mode,
-                    )
-                )
-                asker = client if not opts.batch else open_batch_client(
-                    ws, client, stage=f"cot {opts.mode}", cot=cot, reporter=reporter,
-                    max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
-                )
-                model_run = _ModelRun(work, opts, asker, budget, reporter)
                 workers = opts.concurrency or cot.concurrency
-                asyncio.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
+                # closed before the claims: what it still holds (ledger rows, dropped claims) commits first
+                with Committer(ws.root / DB_FILE) as committer:
+                    budget = (
+                        None
+                        if opts.max_cost is None or opts.batch  # batch mode checks it before submitting
+                        else ledger.Budget(
+                            ws.db, owner=me.id, session=me.session, max_cost=opts.max_cost, model=client.model,
+                            mode=opts.mode, run=committer.run,
+                        )
+                    )
+                    asker = client if not opts.batch else open_batch_client(
+                        ws, client, stage=f"cot {opts.mode}", cot=cot, reporter=reporter,
+                        max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
+                    )
+                    model_run = _ModelRun(work, opts, asker, budget, reporter, committer, workers)
+                    asyncio.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate
         summary: dict[str, Any] = {

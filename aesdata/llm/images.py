@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import multiprocessing
 import os
 import sys
@@ -34,6 +35,9 @@ from aesdata.imageio import flatten
 
 if TYPE_CHECKING:
     from aesdata.workspace import Workspace
+
+#: Images looked up at a time by :meth:`ImageEncoder.render_ahead`.
+_CHUNK = 256
 
 
 def image_cache(ws: Workspace) -> Path:
@@ -107,6 +111,10 @@ class ImageEncoder:
     def _path(self, sha: str) -> Path | None:
         return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
 
+    def _file(self, sha: str) -> str:
+        """The rendition's path as a plain string (pathlib's joins cost more than the read they lead to)."""
+        return f"{self.disk}/{sha[:2]}/{sha}.jpg"
+
     def _cached(self, sha: str) -> str | None:
         """The data URL from memory or the disk cache; None when the image must be encoded."""
         with self._lock:
@@ -116,7 +124,7 @@ class ImageEncoder:
         if self.disk is None:
             return None
         try:  # a plain string path and one read: pathlib and a stat first cost more than the read
-            with open(f"{self.disk}/{sha[:2]}/{sha}.jpg", "rb") as fh:
+            with open(self._file(sha), "rb") as fh:
                 return self._remember(sha, data_url(fh.read()))
         except FileNotFoundError:
             return None
@@ -152,23 +160,33 @@ class ImageEncoder:
     async def render_ahead(self, shas: Iterable[str], *, ahead: int, workers: int | None = None) -> None:
         """Render ``shas`` into the disk cache in a pool of processes, in order, at most ``ahead`` at a
         time; :meth:`urls` waits for one being rendered. Run it as a task beside the requests; it ends
-        when every image is rendered (or already was); cancel it, then :meth:`close`, to stop early."""
+        when every image is rendered (or already was); cancel it, then :meth:`close`, to stop early.
+
+        Which renditions exist is looked up in a thread, a chunk at a time: on the event loop, a
+        stat per image of a warm cache cost as much as the first round of requests it delayed."""
         if self.disk is None:
             return
         loop = asyncio.get_running_loop()
         room = asyncio.Semaphore(ahead)
-        for sha in shas:
-            path = self._path(sha)
-            if sha in self._ahead or sha in self._cache or path is None or path.is_file():
-                await asyncio.sleep(0)  # never a long stretch on the event loop (a warm cache: all of them)
-                continue
-            await room.acquire()
-            if self._renderer is None:
-                self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
-            job = loop.run_in_executor(self._renderer, render, self.blobs, sha, path, self.max_side, self.quality)
-            self._ahead[sha] = job
-            job.add_done_callback(lambda _job, sha=sha: (room.release(), self._ahead.pop(sha, None)))
+        pending = iter(shas)
+        while chunk := list(itertools.islice(pending, _CHUNK)):
+            wanted = [sha for sha in dict.fromkeys(chunk) if sha not in self._ahead and sha not in self._cache]
+            for sha in await asyncio.to_thread(self._missing, wanted):
+                await room.acquire()
+                if sha in self._ahead or sha in self._cache:  # a repeat, or encoded inline meanwhile
+                    room.release()
+                    continue
+                if self._renderer is None:
+                    self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
+                path = self._path(sha)
+                job = loop.run_in_executor(self._renderer, render, self.blobs, sha, path, self.max_side, self.quality)
+                self._ahead[sha] = job
+                job.add_done_callback(lambda _job, sha=sha: (room.release(), self._ahead.pop(sha, None)))
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+
+    def _missing(self, shas: list[str]) -> list[str]:
+        """Those of ``shas`` without a rendition on disk (a thread's job: one stat each)."""
+        return [sha for sha in shas if not os.path.isfile(self._file(sha))]
 
     def close(self) -> None:
         """Stop rendering ahead: the pool's processes end (what they wrote stays in the cache)."""

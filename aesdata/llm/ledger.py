@@ -8,17 +8,25 @@ the requests that produced it; the ledger is the total spend.
 claims session, :mod:`aesdata.claims`) share one cap. Before a request is sent it holds an estimate of
 its cost (``cot_holds``), in a transaction that first checks what the session has spent and holds; the
 reply's ledger row settles it in the transaction that records it. A killed run's holds die with it.
+A stage that commits in groups (:mod:`aesdata.llm.commits`) passes its committer as ``run``: a hold is
+then one unit of a group transaction, still checked and written atomically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aesdata.db import transaction
 from aesdata.llm.client import BudgetExceeded
 from aesdata.schema import Usage, utcnow
+
+T = TypeVar("T")
+#: Runs a function of the connection in a write transaction: inline, or by the stage's committer.
+Run = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -90,11 +98,24 @@ class Budget:
     POLL_S = 0.05
 
     def __init__(
-        self, db: sqlite3.Connection, *, owner: str, session: str, max_cost: float, model: str, mode: str
+        self,
+        db: sqlite3.Connection,
+        *,
+        owner: str,
+        session: str,
+        max_cost: float,
+        model: str,
+        mode: str,
+        run: Run | None = None,
     ) -> None:
         self.db, self.owner, self.session, self.max_cost = db, owner, session, max_cost
         self.model, self.mode = model, mode
         self.dearest: dict[str, float] = {}
+        self._run = run or self._inline
+
+    async def _inline(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        with transaction(self.db) as db:
+            return unit(db)
 
     def spent(self, db: sqlite3.Connection) -> tuple[float, float]:
         """(settled, held) over the session."""
@@ -125,22 +146,25 @@ class Budget:
 
     async def hold(self, sample_id: str, kind: str) -> None:
         """Hold the next request's estimated cost; :class:`BudgetExceeded` when the session cannot afford it."""
-        while True:
-            with transaction(self.db) as db:
-                settled, held = self.spent(db)
-                if settled >= self.max_cost:
-                    raise self._exceeded(settled, "")
-                estimate = self._estimate(db, kind)
-                amount = self.max_cost - settled if estimate is None else estimate * self.HEADROOM
-                if settled + held + amount <= self.max_cost or (estimate is None and held == 0):
-                    db.execute(
-                        "INSERT OR REPLACE INTO cot_holds (owner, sample_id, session, amount) VALUES (?, ?, ?, ?)",
-                        (self.owner, sample_id, self.session, amount),
-                    )
-                    return
-                if held == 0:
-                    raise self._exceeded(settled, f" (the next request would cost about ${amount:.4f})")
+        while not await self._run(lambda db: self._hold(db, sample_id, kind)):
             await asyncio.sleep(self.POLL_S)
+
+    def _hold(self, db: sqlite3.Connection, sample_id: str, kind: str) -> bool:
+        """Hold it if it fits (True); False to wait for the requests in flight; raise if none are."""
+        settled, held = self.spent(db)
+        if settled >= self.max_cost:
+            raise self._exceeded(settled, "")
+        estimate = self._estimate(db, kind)
+        amount = self.max_cost - settled if estimate is None else estimate * self.HEADROOM
+        if settled + held + amount <= self.max_cost or (estimate is None and held == 0):
+            db.execute(
+                "INSERT OR REPLACE INTO cot_holds (owner, sample_id, session, amount) VALUES (?, ?, ?, ?)",
+                (self.owner, sample_id, self.session, amount),
+            )
+            return True
+        if held == 0:
+            raise self._exceeded(settled, f" (the next request would cost about ${amount:.4f})")
+        return False
 
     def settle(self, db: sqlite3.Connection, sample_id: str, kind: str, usage: Usage) -> None:
         """Drop the request's hold; call inside the transaction that records its ledger row."""
