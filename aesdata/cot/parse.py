@@ -29,6 +29,7 @@ def reply_schema() -> dict[str, Any]:
 
 
 _REPLY_KEYS = {"observations", "reasoning", "final_answer", "answer"}
+_SLOTS, _DIMENSIONS = frozenset(SLOTS), frozenset(DIMENSIONS)
 
 
 def extract_json(text: str) -> Any:
@@ -55,6 +56,8 @@ def extract_json(text: str) -> Any:
 
 
 def _slot(value: Any) -> Any:
+    if isinstance(value, str) and value in _SLOTS:  # the common case: no regular expression (16 a reply)
+        return value
     if isinstance(value, str):
         found = re.findall(r"\b([A-D])\b", value.strip().upper().replace("CANDIDATE", " "))
         if len(found) == 1:
@@ -72,6 +75,8 @@ def _answer(value: Any) -> Any:
 
 
 def _dimension(value: Any) -> Any:
+    if isinstance(value, str) and value in _DIMENSIONS:
+        return value
     if isinstance(value, str):
         key = re.sub(r"[\s\-]+", "_", value.strip().lower())
         if key in DIMENSIONS:
@@ -80,6 +85,8 @@ def _dimension(value: Any) -> Any:
 
 
 def _bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
     if isinstance(value, str) and value.strip().lower() in ("yes", "true", "defective", "1"):
         return True
     if isinstance(value, str) and value.strip().lower() in ("no", "false", "clean", "ok", "0"):

@@ -53,8 +53,10 @@ from aesdata.progress import LogReporter, Reporter, Task
 from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
 from aesdata.workspace import DB_FILE, RunRecorder, Workspace
 
-#: Images rendered ahead of the requests, per request in flight (a sample has five).
+#: Images rendered ahead of the requests, per request in flight (a sample has five), and read ahead
+#: into memory from the disk cache (kept small: a 768 px rendition is about 100 kB of base64).
 _AHEAD = 20
+_READ_AHEAD = 2
 REDO: tuple[Redo, ...] = get_args(Redo)
 T = TypeVar("T")
 
@@ -300,9 +302,12 @@ class _ModelRun:
     # ------------------------------------------------------------------ the samples
 
     @asynccontextmanager
-    async def _rendering(self, todo: list[Todo], ahead: int) -> AsyncIterator[None]:
-        """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
-        job = asyncio.create_task(self.encoder.render_ahead((sha for item in todo for sha in item.shas), ahead=ahead))
+    async def _rendering(self, todo: list[Todo], workers: int) -> AsyncIterator[None]:
+        """The samples' images rendered (or read) ahead, in the order they will be asked for, while requests run."""
+        shas = (sha for item in todo for sha in item.shas)
+        job = asyncio.create_task(
+            self.encoder.render_ahead(shas, ahead=_AHEAD * workers, read_ahead=_READ_AHEAD * workers)
+        )
         try:
             yield
         finally:
@@ -365,7 +370,7 @@ class _ModelRun:
 
         # Twice as many samples in progress as requests in flight: the extra ones build their prompts
         # while they wait, so a freed request slot is refilled at once; images are rendered further ahead.
-        async with self._rendering(todo, ahead=_AHEAD * workers):
+        async with self._rendering(todo, workers):
             tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
             try:
                 await asyncio.gather(*tasks)
@@ -379,7 +384,7 @@ class _ModelRun:
         """The same per-sample work, its requests sent through the Batch API (see :mod:`aesdata.llm.batch`)."""
         assert isinstance(self.client, BatchClient)
         try:
-            async with self._rendering(todo, ahead=_AHEAD * 8):
+            async with self._rendering(todo, 8):
                 await self.client.run(
                     todo,
                     lambda ids: (item for item in todo if item.sample.id in ids),

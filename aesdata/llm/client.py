@@ -63,6 +63,7 @@ import openai
 
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
+from aesdata.llm.body import json_body
 from aesdata.schema import Usage
 
 Structured = Literal["auto", "schema", "instructed"]
@@ -267,47 +268,6 @@ def instruct_schema(messages: list[dict[str, Any]], schema: dict[str, Any]) -> l
         + json.dumps(schema, separators=(",", ":"))
     )
     return [*messages, {"role": "user", "content": rule}]
-
-
-# --------------------------------------------------------------------------- request bodies
-
-#: Strings at least this long go into a request body as they are when nothing in them needs escaping.
-_SPLICE_MIN = 1024
-_ESCAPED = bytes(range(0x20)) + b'"\\'
-_MARK = "\ue000aesdata-spliced\ue000"
-
-
-def json_body(body: dict[str, Any]) -> bytes:
-    """``body`` as JSON bytes, with its messages' long plain strings (images' base64 data URLs) copied in.
-
-    ``json.dumps`` escapes a string character by character: about 0.1 ms per 10 kB image, the biggest
-    part of a request's CPU on the event loop. A string with nothing to escape (ASCII, no quote,
-    backslash or control character: one C pass to check) is written into the skeleton's place for it.
-    """
-    spliced: list[bytes] = []
-
-    def swap(value: Any) -> Any:
-        if isinstance(value, str):
-            if len(value) >= _SPLICE_MIN and value.isascii():
-                raw = value.encode("ascii")
-                if len(raw.translate(None, _ESCAPED)) == len(raw):
-                    spliced.append(raw)
-                    return _MARK
-            return value
-        if isinstance(value, dict):
-            return {k: swap(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [swap(v) for v in value]
-        return value
-
-    skeleton = {**body, "messages": swap(body["messages"])} if "messages" in body else body
-    pieces = json.dumps(skeleton, ensure_ascii=False, separators=(",", ":")).split(f'"{_MARK}"')
-    if len(pieces) != len(spliced) + 1:  # a text of the request that is the mark itself
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    out = [pieces[0].encode()]
-    for raw, piece in zip(spliced, pieces[1:], strict=True):
-        out += [b'"', raw, b'"', piece.encode()]
-    return b"".join(out)
 
 
 # --------------------------------------------------------------------------- the client

@@ -4,9 +4,9 @@ An LLM stage at 256 requests in flight stores hundreds of claims, ledger rows an
 As one ``BEGIN IMMEDIATE`` transaction each on the event loop's thread they held it for about a
 millisecond per request (statements, commits, the row encodings), while the requests waited to be
 sent. Here a *unit* is a function of a connection; :meth:`Committer.submit` hands it to a thread with
-a connection of its own, which takes every unit waiting (in order), runs each inside a savepoint of one
-``BEGIN IMMEDIATE`` transaction, commits, then resolves their futures. SQLite releases the GIL while
-it works, so the loop goes on sending meanwhile.
+a connection of its own, which takes every unit waiting (in order), runs them in one ``BEGIN IMMEDIATE``
+transaction, commits, then resolves their futures. SQLite releases the GIL while it works, so the loop
+goes on sending meanwhile.
 
 What this promises:
 
@@ -16,11 +16,13 @@ What this promises:
   callers were all still waiting;
 * units commit in the order they were submitted (one at a time, in one thread): a unit submitted
   after another is never committed before it;
-* a unit that raises fails alone: its savepoint is rolled back, its future gets the error, the rest of
-  the group commits. A failure to begin or commit fails every unit of the group;
+* a unit that raises fails alone: the group is rolled back and run again with each unit in a savepoint
+  of its own (rolled back if it raises), so its future gets the error and the rest of the group
+  commits. A failure to begin or commit fails every unit of the group;
 * :meth:`close` commits everything submitted before it (Ctrl-C and a budget stop lose nothing).
 
-Units run in the committer's thread: they must do database work only (and build what they write).
+Units run in the committer's thread, and may run twice (above): they must do database work only (and
+build what they write).
 """
 
 from __future__ import annotations
@@ -110,19 +112,14 @@ class Committer:
             db.close()
 
     def _commit(self, db: sqlite3.Connection, group: list[_Item]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            with dbmod.transaction(db):
-                for unit, _, _ in group:
-                    db.execute("SAVEPOINT unit")
-                    try:
-                        outcomes.append((True, unit(db)))
-                    except Exception as exc:  # noqa: BLE001 (the unit's caller gets it)
-                        db.execute("ROLLBACK TO unit")
-                        outcomes.append((False, exc))
-                    db.execute("RELEASE unit")
-            self.groups += 1
-        except Exception as exc:  # noqa: BLE001 (BEGIN or COMMIT failed: nothing of the group is stored)
+            outcomes = self._run(db, group, alone=False)
+        except _UnitFailed:  # rolled back: again, each unit in a savepoint of its own
+            try:
+                outcomes = self._run(db, group, alone=True)
+            except Exception as exc:  # noqa: BLE001 (BEGIN or COMMIT failed: nothing of the group is stored)
+                outcomes = [(False, exc)] * len(group)
+        except Exception as exc:  # noqa: BLE001 (as above)
             outcomes = [(False, exc)] * len(group)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, future, loop), (ok, value) in zip(group, outcomes, strict=True):
@@ -130,6 +127,32 @@ class Committer:
         for loop, resolved in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, resolved)
+
+    def _run(self, db: sqlite3.Connection, group: list[_Item], *, alone: bool) -> list[tuple[bool, Any]]:
+        """Run the group in one transaction. Without ``alone`` any unit's error rolls it all back
+        (:class:`_UnitFailed`); with it, each unit runs in a savepoint and fails on its own."""
+        outcomes: list[tuple[bool, Any]] = []
+        with dbmod.transaction(db):
+            for unit, _, _ in group:
+                if not alone:
+                    try:
+                        outcomes.append((True, unit(db)))
+                    except Exception as exc:
+                        raise _UnitFailed from exc
+                    continue
+                db.execute("SAVEPOINT unit")
+                try:
+                    outcomes.append((True, unit(db)))
+                except Exception as exc:  # noqa: BLE001 (the unit's caller gets it)
+                    db.execute("ROLLBACK TO unit")
+                    outcomes.append((False, exc))
+                db.execute("RELEASE unit")
+        self.groups += 1
+        return outcomes
+
+
+class _UnitFailed(Exception):
+    """A unit raised in a group run without savepoints."""
 
 
 def _resolve(resolved: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
