@@ -24,10 +24,13 @@ reaches ``--max-cost`` stops starting requests and lets those in flight finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any, TypeVar, get_args
 
 from aesdata import assets, claims, store
@@ -89,14 +92,19 @@ class CotOptions:
 
 @dataclass(frozen=True)
 class Todo:
-    """A sample to write, its label, its stored rationale row as selected (``None``: none), and the
-    blobs a model is shown (source, then candidates A-D as stored)."""
+    """A sample to write, its label's row, its stored rationale row as selected (``None``: none), and
+    the blobs a model is shown (source, then candidates A-D as stored)."""
 
     sample: Sample
-    label: Label
+    label_row: sqlite3.Row
     state: tuple[Any, ...] | None
     stale_label: bool = False
     shas: tuple[str, ...] = ()
+
+    @cached_property
+    def label(self) -> Label:
+        """Parsed when the sample is taken up (validating a thousand labels first delayed every request)."""
+        return store.label_from_row(self.label_row)
 
 
 def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
@@ -127,27 +135,27 @@ def select(
     )
     stored = {r[0]: tuple(r[1:]) for r in rows.fetchall()}
     prompt = mode_hash(mode)
-    labels = store.labels_by_sample(ws.db)
+    labels = store.label_rows(ws.db)
     shas = store.candidate_shas_by_sample(ws.db)
     todo: list[Todo] = []
     review = 0
     for sample in store.iter_samples(ws.db):
         if limit is not None and len(todo) >= limit:
             break
-        label = labels.get(sample.id)
-        if label is None:
+        row = labels.get(sample.id)
+        if row is None:
             continue
-        if label.needs_review and not include_review:
+        if row["needs_review"] and not include_review:
             review += 1
             continue
         state = stored.get(sample.id)
-        shown = (sample.source_id, *shas.get(sample.id, ()))
+        item = Todo(sample, row, state, shas=(sample.source_id, *shas.get(sample.id, ())))
         if state is None:
-            todo.append(Todo(sample, label, None, shas=shown))
+            todo.append(item)
             continue
-        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(label.judgement))
+        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(item.label.judgement))
         if wanted:
-            todo.append(Todo(sample, label, state, stale_label, shown))
+            todo.append(dataclasses.replace(item, stale_label=stale_label))
     return todo, review
 
 
@@ -247,13 +255,13 @@ class _ModelRun:
         budget: ledger.Budget | None,
         reporter: Reporter,
         committer: Committer,
+        encoder: ImageEncoder,
         slots: int,
     ) -> None:
         ws, cot = work.ws, work.ws.settings.cot
         self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
-        self.reporter, self.committer = reporter, committer
+        self.reporter, self.committer, self.encoder = reporter, committer, encoder
         self.slots = asyncio.Semaphore(slots)
-        self.encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
         self.writer = LLMWriter(
             client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, meter=self
         )
@@ -426,7 +434,10 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
         "max_side": opts.max_side or cot.max_side,
         "batch": opts.batch,
     }
-    with ws.run("cot", params) as run, claims.owner(ws.db, "cot") as me:
+    encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
+    if model_mode:
+        encoder.start_rendering()  # before the claims' heartbeat and the committer start their threads
+    with contextlib.closing(encoder), ws.run("cot", params) as run, claims.owner(ws.db, "cot") as me:
         todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
         stopped = None
         agreement = None
@@ -450,7 +461,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
                         ws, client, stage=f"cot {opts.mode}", cot=cot, reporter=reporter,
                         max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
                     )
-                    model_run = _ModelRun(work, opts, asker, budget, reporter, committer, workers)
+                    model_run = _ModelRun(work, opts, asker, budget, reporter, committer, encoder, workers)
                     asyncio.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate

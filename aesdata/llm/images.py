@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 #: Images looked up at a time by :meth:`ImageEncoder.render_ahead`.
 _CHUNK = 64
+#: Images rendered per job of the pool (a sample has five).
+_PER_JOB = 5
+#: Data URLs kept in memory ahead of being asked for, at least.
+_KEEP = 64
 #: Seconds a full read-ahead waits for an image to be asked for before it drops its oldest one.
 _STALE_S = 0.5
 
@@ -72,9 +76,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def render(blobs: BlobStore, sha: str, target: Path, max_side: int, quality: int) -> None:
-    """Write the JPEG rendition of one stored image to ``target`` (the job of a render-ahead process)."""
-    write_atomic(target, encode_jpeg(blobs.open(sha), max_side=max_side, quality=quality))
+def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality: int) -> dict[str, Verbatim]:
+    """Write the JPEG renditions of stored images (sha, target path) and return their data URLs (the job
+    of a render-ahead process: the event loop then neither reads them back nor base64-encodes them).
+
+    Several images a job: each job costs the event loop's process a round of the pool's machinery. One
+    that cannot be read is left out (asked for, it is encoded where its error is the image's own)."""
+    urls: dict[str, Verbatim] = {}
+    for sha, target in jobs:
+        try:
+            jpeg = encode_jpeg(blobs.open(sha), max_side=max_side, quality=quality)
+        except (OSError, ValueError):
+            continue
+        write_atomic(Path(target), jpeg)
+        urls[sha] = data_url(jpeg)
+    return urls
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -113,6 +129,7 @@ class ImageEncoder:
         self._renderer: ProcessPoolExecutor | None = None
         self._ready: dict[str, str] = {}  # data URLs read ahead from the disk cache, not yet asked for
         self._reading: dict[str, asyncio.Future[Any]] = {}  # being read ahead
+        self._keep = _KEEP  # data URLs kept read ahead at most
         self._taken = asyncio.Event()  # one of them was asked for
 
     def _path(self, sha: str) -> Path | None:
@@ -162,7 +179,37 @@ class ImageEncoder:
         found = [self._take(sha) or self._cached(sha) for sha in shas]
         if all(found):
             return found  # type: ignore[return-value]
+        if self._renderer is not None:  # the pool renders them: this process's CPU stays with the requests
+            missing = [sha for sha, url in zip(shas, found, strict=True) if not url]
+            fresh = [sha for sha in dict.fromkeys(missing) if sha not in self._ahead]
+            jobs = {self._ahead[sha] for sha in missing if sha in self._ahead}
+            await asyncio.wait(jobs | ({self._render(fresh)} if fresh else set()))
+            found = [url or self._take(sha) or self._cached(sha) for sha, url in zip(shas, found, strict=True)]
+            if all(found):
+                return found  # type: ignore[return-value]
         return await asyncio.to_thread(lambda: [url or self.url(sha) for sha, url in zip(shas, found, strict=True)])
+
+    def _render(self, shas: list[str]) -> asyncio.Future[dict[str, Verbatim]]:
+        """Have the pool render images into the disk cache, in one job; their data URLs are kept as read
+        ahead (event loop only)."""
+        assert self._renderer is not None
+        jobs = [(sha, self._file(sha)) for sha in shas]
+        job = asyncio.get_running_loop().run_in_executor(
+            self._renderer, render, self.blobs, jobs, self.max_side, self.quality
+        )
+        for sha in shas:
+            self._ahead[sha] = job
+
+        def done(job: asyncio.Future[dict[str, Verbatim]]) -> None:
+            for sha in shas:
+                self._ahead.pop(sha, None)
+            if not job.cancelled() and job.exception() is None:
+                for sha, url in job.result().items():  # kept within the read-ahead (others are read back)
+                    if len(self._ready) < self._keep:
+                        self._ready[sha] = url
+
+        job.add_done_callback(done)
+        return job
 
     def _take(self, sha: str) -> str | None:
         """A data URL read ahead (event loop only)."""
@@ -184,8 +231,8 @@ class ImageEncoder:
         per image of a warm cache took a fifth of its time per request at 256 in flight."""
         if self.disk is None:
             return
-        loop = asyncio.get_running_loop()
-        room = asyncio.Semaphore(ahead)
+        self._keep = max(_KEEP, read_ahead)
+        room = asyncio.Semaphore(max(1, ahead // _PER_JOB))
         pending = iter(shas)
         while chunk := list(itertools.islice(pending, _CHUNK)):
             while len(self._ready) >= read_ahead > 0:
@@ -205,17 +252,16 @@ class ImageEncoder:
                 for sha in wanted:
                     self._reading.pop(sha, None)
             self._ready.update(found)
-            for sha in missing:
+            for start in range(0, len(missing), _PER_JOB):
                 await room.acquire()
-                if sha in self._ahead or sha in self._cache:  # a repeat, or encoded inline meanwhile
+                group = [sha for sha in missing[start:start + _PER_JOB]  # not a repeat, nor encoded meanwhile
+                         if sha not in self._ahead and sha not in self._cache]
+                if not group:
                     room.release()
                     continue
                 if self._renderer is None:
                     self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
-                path = self._path(sha)
-                job = loop.run_in_executor(self._renderer, render, self.blobs, sha, path, self.max_side, self.quality)
-                self._ahead[sha] = job
-                job.add_done_callback(lambda _job, sha=sha: (room.release(), self._ahead.pop(sha, None)))
+                self._render(group).add_done_callback(lambda _job: room.release())
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
     def _look(self, shas: list[str], read: bool) -> tuple[list[str], dict[str, str]]:
@@ -233,6 +279,14 @@ class ImageEncoder:
             except FileNotFoundError:
                 missing.append(sha)
         return missing, found
+
+    def start_rendering(self, workers: int | None = None) -> None:
+        """Start the render-ahead pool now. A stage calls it before it starts any thread: its workers are
+        then forked, at once, rather than spawned when the first image is missing (a spawned worker
+        imports Pillow and this module first: on a loaded 2-core machine, seconds of a cold run)."""
+        if self._renderer is None and self.disk is not None:
+            self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
+            self._renderer.submit(int).result()  # its processes exist from here on
 
     def close(self) -> None:
         """Stop rendering ahead: the pool's processes end (what they wrote stays in the cache)."""
