@@ -8,9 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
+import psutil
 import pytest
 from label_studio_sdk import LabelStudio
 
@@ -259,9 +261,11 @@ def test_a_changed_labeling_config_is_sent_again(label_studio, ls_ws):
     assert ls_ws.db.execute("SELECT config_hash FROM ls_projects").fetchone()[0] != "stale"
 
 
-def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c(label_studio, ls_ws, tmp_path):
+def _serve(tmp_path) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
+    """``aesdata annotate serve`` as a person starts it, on a copy of a made data folder (a restart), with
+    the lines it prints collected as they come."""
     data = tmp_path / "data"
-    shutil.copytree(TEMPLATE, data)  # the session fixture made it: a restart, not a first start
+    shutil.copytree(TEMPLATE, data)
     port = free_port()
     env = {**os.environ, "LABEL_STUDIO_API_KEY": TOKEN, "LABEL_STUDIO_PASSWORD": PASSWORD}
     proc = subprocess.Popen(
@@ -271,11 +275,23 @@ def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    said: list[bytes] = []
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, b"")), daemon=True).start()
+    return proc, port, said
+
+
+def _wait_for(proc: subprocess.Popen[bytes], said: list[bytes], words: bytes) -> None:
+    deadline = time.monotonic() + 180
+    while not any(words in line for line in said):
+        assert proc.poll() is None and time.monotonic() < deadline, b"".join(said).decode()
+        time.sleep(0.2)
+
+
+def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c(label_studio, ls_ws, tmp_path):
+    proc, port, said = _serve(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while not is_healthy(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(0.5)
+        _wait_for(proc, said, b"ready at")  # the person uses the server once it says so
         client = LabelStudio(base_url=f"http://127.0.0.1:{port}", api_key=TOKEN)
         assert client.users.whoami().email == "admin@aesdata.local"
         shown = httpx.get(
@@ -284,9 +300,23 @@ def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c
         assert shown.status_code != 200  # only blobs/ is ever served
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     assert not is_healthy(f"http://127.0.0.1:{port}")
-    assert b"ready at" in out and TOKEN.encode() not in out
+    assert TOKEN.encode() not in b"".join(said)
+
+
+def test_ctrl_c_while_label_studio_starts_stops_it_too(label_studio, ls_ws, tmp_path):
+    """Label Studio runs in its own session: a Ctrl-C before it answers must not leave it running."""
+    proc, port, said = _serve(tmp_path)
+    _wait_for(proc, said, b"starting Label Studio")
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    data = str(tmp_path / "data")
+    left = [p for p in psutil.process_iter(["cmdline"]) if data in (p.info["cmdline"] or [])]
+    for p in left:  # do not leave it to the next test
+        p.kill()
+    assert not left, "Label Studio still runs after Ctrl-C: " + b"".join(said).decode()
 
 
 def test_a_project_deleted_in_label_studio_is_made_again_with_every_sample(label_studio, ls_ws, cli):
