@@ -52,11 +52,11 @@ def label_config(root: Path | None = None) -> str:
 
 
 def instructions(root: Path | None = None) -> str:
-    """The guidelines of workspace ``root`` as the HTML Label Studio shows annotators (CommonMark; Label
-    Studio sanitises it on its side)."""
+    """The guidelines of workspace ``root`` as the HTML Label Studio shows annotators (CommonMark, with any
+    raw HTML in them escaped: the page shows the markdown, never runs it)."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark").render(read_asset(GUIDELINES_FILE, root).text)
+    return MarkdownIt("commonmark", {"html": False}).render(read_asset(GUIDELINES_FILE, root).text)
 
 
 def _settings(root: Path) -> tuple[dict[str, Any], str]:

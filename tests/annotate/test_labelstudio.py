@@ -259,6 +259,14 @@ def test_a_changed_labeling_config_is_sent_again(label_studio, ls_ws):
     config = label_studio.client.projects.get(id=project_id(ls_ws)).label_config
     assert 'name="acceptable"' in config
     assert ls_ws.db.execute("SELECT config_hash FROM ls_projects").fetchone()[0] != "stale"
+    shown = label_studio.client.projects.get(id=project_id(ls_ws))
+    assert shown.show_instruction and "<h1>Screening guidelines for annotators</h1>" in shown.expert_instruction
+    own = ls_ws.root / "assets" / "annotation" / "guidelines.md"  # an edit of the guidelines alone is sent too
+    own.parent.mkdir(parents=True)
+    own.write_text("# Ours\n\nZoom in on <every> label.\n")
+    push(ls_ws, files_root=label_studio.server.files_root)
+    sent = label_studio.client.projects.get(id=project_id(ls_ws)).expert_instruction
+    assert "Zoom in on &lt;every&gt; label." in sent
 
 
 def _serve(tmp_path) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
