@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -220,6 +221,15 @@ def test_regions_go_out_as_pre_annotations_come_back_and_an_untagged_box_keeps_t
     [line] = [ln for ln in result.stderr.splitlines() if f"task {task}" in ln]
     assert "slot C has a region for physical_shadow but no such defect tag" in line
     assert store.get_annotations(ls_ws.db, sample_id) == [kept]  # nothing already pulled is lost
+
+    label_studio.annotate_raw(task, predicted.result, "second")  # a second person draws the same box
+    pull(ls_ws)
+    from aesdata.publish.card import CardStats, _team_section
+
+    figures = store.get_annotation_quality(ls_ws.db)
+    assert figures["box_iou"]["physical_shadow"] == 1.0
+    card = _team_section(CardStats(annotation_quality=figures))
+    assert re.search(r"^\| physical_shadow \| [^|]+ \| 1\.000 \|$", card, re.M), card
 
 
 def test_a_task_deleted_in_label_studio_is_reported_and_local_annotations_kept(label_studio, ls_ws):
