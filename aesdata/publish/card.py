@@ -142,6 +142,7 @@ def _team_section(stats: CardStats) -> str:
     box_iou = quality.get("box_iou", {})  # figures pulled before boxes were scored have none
     alpha = [[dim, _fmt(value), _fmt(box_iou.get(dim)) if dim in DIMENSIONS else ""]
              for dim, value in quality["alpha"].items()]
+    headers = ["annotator", "tasks", "gold tasks", "gold exact", "gold proportional", "agreement", "left out"]
     people = [
         [a["annotator"], a["tasks"], a["gold_tasks"], _fmt(a["gold_exact"]), _fmt(a["gold_proportional"]),
          _fmt(a["agreement"]), "yes" if a["left_out"] else ""]
@@ -159,7 +160,7 @@ Annotators (pseudonyms), scored on {quality["gold_samples"]} gold sample(s) with
 proportional accuracy) and against the consensus of the others; consensus leaves out those under
 {quality["min_gold_accuracy"]:g} gold accuracy. Figures over every annotation at the last `annotate pull`.
 
-{_table(["annotator", "tasks", "gold tasks", "gold exact", "gold proportional", "agreement", "left out"], people)}{_localisation(quality["annotators"])}"""
+{_table(headers, people)}{_localisation(quality["annotators"])}"""
 
 
 def _localisation(annotators: list[dict[str, Any]]) -> str:
