@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aesdata.workspace import SETTINGS_FILE
+from aesdata.workspace import DB_FILE, SETTINGS_FILE
 
 API_KEY = "sk-cot-test"
 MAX_SIDE = 64
@@ -24,6 +26,15 @@ def tune(ws_path: Path, **values: object) -> None:
         if line.strip() == "[cot]":
             lines += [f"{k} = {v!r}".replace("'", '"') for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def query(ws_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows from the workspace's manifest, read from a connection of the test's own."""
+    db = sqlite3.connect(ws_path / DB_FILE, timeout=30)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,8 +23,8 @@ from aesdata import claims
 from aesdata.llm import ledger
 from aesdata.llm.client import BudgetExceeded
 from aesdata.schema import Usage
-from aesdata.workspace import DB_FILE, Workspace
-from tests.cot.conftest import API_KEY, MAX_SIDE, tune
+from aesdata.workspace import Workspace
+from tests.cot.conftest import API_KEY, MAX_SIDE, query, tune
 from tests.cot.scripted import ScriptedModel
 from tests.factories import box_image, make_samples
 from tests.openai_server import OpenAIServer, Reply
@@ -45,14 +44,6 @@ class Gated:
     def __call__(self, body: dict[str, Any], index: int) -> Reply | str:
         self.gate.wait(120)
         return self.model(body, index)
-
-
-def query(ws_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(ws_path / DB_FILE, timeout=30)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def run_pair(ws_path: Path, server: OpenAIServer, gated: Gated, *extra: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from aesdata.llm.commits import Committer
 from aesdata.llm.images import ImageEncoder
 from aesdata.store import iter_labelled
 from aesdata.workspace import DB_FILE, Workspace
-from tests.cot.conftest import API_KEY, MAX_SIDE
+from tests.cot.conftest import API_KEY, MAX_SIDE, query
 from tests.cot.scripted import ScriptedModel
 from tests.factories import make_samples
 from tests.openai_server import OpenAIServer, image_digest, request_images
@@ -34,14 +34,6 @@ EXE = str(Path(sys.executable).with_name("aesdata"))
 N = 48
 CONCURRENCY = 16
 REPAIRED = 6  # samples whose first reply is wrong: two requests each
-
-
-def query(ws_path: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(ws_path / DB_FILE, timeout=30)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def cot(server: OpenAIServer) -> list[str]:
