@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -149,13 +148,16 @@ def select(
             review += 1
             continue
         state = stored.get(sample.id)
-        item = Todo(sample, row, state, shas=(sample.source_id, *shas.get(sample.id, ())))
+        shown = (sample.source_id, *shas.get(sample.id, ()))
         if state is None:
-            todo.append(item)
+            todo.append(Todo(sample, row, None, shas=shown))
             continue
-        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(item.label.judgement))
+        label = store.label_from_row(row)
+        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(label.judgement))
         if wanted:
-            todo.append(dataclasses.replace(item, stale_label=stale_label))
+            item = Todo(sample, row, state, stale_label, shown)
+            item.__dict__["label"] = label  # parsed already (the cached property's place)
+            todo.append(item)
     return todo, review
 
 

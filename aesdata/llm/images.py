@@ -96,9 +96,12 @@ def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes forked where that is safe (Linux, no other thread yet: nothing half-locked is
     copied), else spawned (a spawned worker first imports Pillow and this module, about 0.3 s)."""
-    fork = sys.platform == "linux" and threading.active_count() == 1
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if _can_fork() else "spawn"),
                                initializer=die_with_parent)
+
+
+def _can_fork() -> bool:
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 class ImageEncoder:
@@ -281,12 +284,13 @@ class ImageEncoder:
         return missing, found
 
     def start_rendering(self, workers: int | None = None) -> None:
-        """Start the render-ahead pool now. A stage calls it before it starts any thread: its workers are
-        then forked, at once, rather than spawned when the first image is missing (a spawned worker
-        imports Pillow and this module first: on a loaded 2-core machine, seconds of a cold run)."""
-        if self._renderer is None and self.disk is not None:
+        """Fork the render-ahead pool now, if this process has no other thread yet. A stage calls it
+        before it starts any: a worker spawned later, when the first image is missing, imports Pillow and
+        this module first (on a loaded 2-core machine, seconds of a cold run). Forking takes milliseconds,
+        and the workers wait unused if every image is already rendered."""
+        if self._renderer is None and self.disk is not None and _can_fork():
             self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
-            self._renderer.submit(int).result()  # its processes exist from here on
+            self._renderer.submit(int)  # a forking pool starts all its processes at the first submit
 
     def close(self) -> None:
         """Stop rendering ahead: the pool's processes end (what they wrote stays in the cache)."""
