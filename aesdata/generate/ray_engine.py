@@ -72,8 +72,8 @@ def _init(ray: Any, address: str | None) -> None:
 
 def plan(resources: dict[str, float], preset: Preset, *, device: str, actors: int | None) -> Plan:
     """One actor per GPU for a diffusers backend on a cluster with GPUs; CPU actors otherwise, one CPU
-    (one torch thread) each: PyTorch's CPU results change in the last bit with its thread count, so a
-    fixed count per actor is what keeps the bytes independent of how many actors there are."""
+    each: the diffusers backend renders on CPU with ``diffusers_backend.CPU_THREADS`` (1) torch threads
+    wherever it runs (its bytes depend on the count), so an actor reserves that many CPUs."""
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     on_gpu = preset.backend == "diffusers" and not device.startswith("cpu") and (gpus > 0 or device != "auto")
     if on_gpu:
@@ -114,10 +114,6 @@ class DrawActor:
     """One Ray Data actor: loads the backend once, then draws one group of sources per call."""
 
     def __init__(self, preset: Preset, base_seed: int, blob_url: str, device: str, compile: bool) -> None:
-        if device == "cpu" and preset.backend == "diffusers":
-            import torch
-
-            torch.set_num_threads(1)  # one CPU per actor (see plan), whatever OMP_NUM_THREADS says
         blobs = open_store(blob_url, Path(blob_url))
         self.drawer = Drawer(make_backend(preset, device=device, compile=compile), preset, base_seed, blobs)
 
