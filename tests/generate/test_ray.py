@@ -94,6 +94,7 @@ class ActorWatch:
 
     def __init__(self, kill_when: Callable[[], bool] | None = None) -> None:
         self.seen: set[int] = set()
+        self.environ: dict[int, dict[str, str]] = {}  # what each actor process holds
         self.killed: int | None = None
         self._kill_when, self._stop = kill_when, threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -105,6 +106,7 @@ class ActorWatch:
                 try:
                     if "MapWorker(MapBatches(DrawActor))" in " ".join(proc.cmdline()):
                         self.seen.add(proc.pid)
+                        self.environ.setdefault(proc.pid, proc.environ())
                         if self.killed is None and self._kill_when is not None and self._kill_when():
                             os.kill(proc.pid, signal.SIGKILL)
                             self.killed = proc.pid
@@ -185,8 +187,10 @@ def test_synthetic_through_fsspec_with_an_actor_killed_mid_run(local_ray: None, 
 
 @pytest.mark.slow
 def test_driver_sigkilled_mid_run_resumes_to_the_uninterrupted_result(local_ray: None, photos: Path,
-                                                                      tmp_path: Path) -> None:
-    """The CLI driver starts its own local Ray; SIGKILL it once a sample is committed, resume on Ray."""
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI driver starts its own local Ray; SIGKILL it once a sample is committed, resume on Ray.
+    The driver holds secrets; the actors of the Ray it started hold none of them."""
     more = tmp_path / "photos"
     write_demo_sources(more, 6, seed=9)
     with Workspace.init(tmp_path / "one") as one:
@@ -196,20 +200,27 @@ def test_driver_sigkilled_mid_run_resumes_to_the_uninterrupted_result(local_ray:
     ws_path = tmp_path / "killed"
     with Workspace.init(ws_path) as ws:
         ingest(ws, [more], workers=1)
+    secrets = {"OPENAI_API_KEY": "sk-driver-only", "HF_TOKEN": "hf_driver_only", "LABEL_STUDIO_API_KEY": "ls-x"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
     args = ["generate", "--engine", "ray", "--backend", "synthetic", "--batch-size", "1"]
     proc = aesdata_process(args, ws_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while _count(ws_path / "aesdata.db", "samples") < 1:
-            assert proc.poll() is None and time.monotonic() < deadline, "generate ended before it was killed"
-            time.sleep(0.05)
+        with ActorWatch() as watch:
+            while _count(ws_path / "aesdata.db", "samples") < 1:
+                assert proc.poll() is None and time.monotonic() < deadline, "generate ended before it was killed"
+                time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         # the local Ray the driver started is in its session: end what a SIGKILLed driver leaves behind
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+    assert watch.environ, "no actor of the CLI's Ray was seen"
+    for held in watch.environ.values():
+        assert "PATH" in held and not secrets.keys() & held.keys()
     done = _count(ws_path / "aesdata.db", "samples")
     assert 1 <= done < 6
     assert _count(ws_path / "aesdata.db", "candidates") == 4 * done  # whole samples only
@@ -221,6 +232,21 @@ def test_driver_sigkilled_mid_run_resumes_to_the_uninterrupted_result(local_ray:
         assert again["sources"] == 0 and _count(ws_path / "aesdata.db", "candidates") == 24
         statuses = [r[0] for r in ws.db.execute("SELECT status FROM runs WHERE stage = 'generate' ORDER BY id")]
         assert statuses == ["interrupted", "done", "done"]  # the killed run is marked so when next opened
+
+
+def test_a_local_rays_environment_is_an_allow_list(tmp_path: Path) -> None:
+    """What the actors of a Ray started for the run inherit: no secret the run does not need."""
+    from aesdata.generate.ray_engine import actor_env
+
+    environ = {"PATH": "/bin", "HOME": "/home/u", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "0",
+               "OPENAI_API_KEY": "sk", "LABEL_STUDIO_API_KEY": "ls", "AESDATA_PSEUDONYM_KEY": "k", "HF_TOKEN": "hf",
+               "AWS_SECRET_ACCESS_KEY": "aws"}
+    runtime = {"PATH", "HOME", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES"}
+    on_disk = load_preset("sd15-inpaint").with_overrides(model=str(tmp_path))
+    assert set(actor_env(on_disk, str(tmp_path / "blobs"), environ)) == runtime
+    assert set(actor_env(on_disk, f"local://{tmp_path}", environ)) == runtime
+    from_hub = load_preset("sd15-inpaint")  # every actor downloads it: the token goes along
+    assert set(actor_env(from_hub, "s3://bucket/blobs", environ)) == runtime | {"HF_TOKEN", "AWS_SECRET_ACCESS_KEY"}
 
 
 def test_engine_settings_and_usage_errors(ws: Workspace, cli: CliRunner, ws_path: Path) -> None:
