@@ -220,7 +220,7 @@ def test_driver_sigkilled_mid_run_resumes_to_the_uninterrupted_result(local_ray:
             os.killpg(proc.pid, signal.SIGKILL)
     assert watch.environ, "no actor of the CLI's Ray was seen"
     for held in watch.environ.values():
-        assert "PATH" in held and not secrets.keys() & held.keys()
+        assert "PATH" in held and not secrets.keys() & held.keys(), f"an actor holds {secrets.keys() & held.keys()}"
     done = _count(ws_path / "aesdata.db", "samples")
     assert 1 <= done < 6
     assert _count(ws_path / "aesdata.db", "candidates") == 4 * done  # whole samples only
