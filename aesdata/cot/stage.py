@@ -97,13 +97,18 @@ class Todo:
     sample: Sample
     label_row: sqlite3.Row
     state: tuple[Any, ...] | None
-    stale_label: bool = False
     shas: tuple[str, ...] = ()
 
     @cached_property
     def label(self) -> Label:
         """Parsed when the sample is taken up (validating a thousand labels first delayed every request)."""
         return store.label_from_row(self.label_row)
+
+    @cached_property
+    def stale_label(self) -> bool:
+        """Its stored rationale was written from another judgement than the label's now (or one not
+        recorded: written before it was): it argues for defects the sample no longer has."""
+        return self.state is not None and self.state[2] != store.judgement_hash(self.label.judgement)
 
 
 def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
@@ -114,15 +119,16 @@ def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, 
     return tuple(row) if row else None
 
 
-def _wanted(redo: Redo | None, state: tuple[Any, ...], prompt: str, judgement: str) -> tuple[bool, bool]:
-    """(rewrite it?, stale by label?) for a stored rationale row."""
-    status, prompt_hash, judgement_hash, _ = state
-    stale_label = judgement_hash != judgement  # NULL (written before it was recorded): stale
-    stale = stale_label or prompt_hash != prompt
-    wanted = (
-        stale_label or redo == "all" or (redo == "failed" and status == "failed") or (redo == "stale" and stale)
+def _wanted(redo: Redo | None, item: Todo, prompt: str) -> bool:
+    """Rewrite the stored rationale of ``item``? (``--redo all`` needs no label read to say yes.)"""
+    assert item.state is not None
+    status, prompt_hash, _, _ = item.state
+    return (
+        redo == "all"
+        or item.stale_label
+        or (redo == "failed" and status == "failed")
+        or (redo == "stale" and prompt_hash != prompt)
     )
-    return wanted, stale_label
 
 
 def select(
@@ -147,16 +153,8 @@ def select(
         if row["needs_review"] and not include_review:
             review += 1
             continue
-        state = stored.get(sample.id)
-        shown = (sample.source_id, *shas.get(sample.id, ()))
-        if state is None:
-            todo.append(Todo(sample, row, None, shas=shown))
-            continue
-        label = store.label_from_row(row)
-        wanted, stale_label = _wanted(redo, state, prompt, store.judgement_hash(label.judgement))
-        if wanted:
-            item = Todo(sample, row, state, stale_label, shown)
-            item.__dict__["label"] = label  # parsed already (the cached property's place)
+        item = Todo(sample, row, stored.get(sample.id), (sample.source_id, *shas.get(sample.id, ())))
+        if item.state is None or _wanted(redo, item, prompt):
             todo.append(item)
     return todo, review
 

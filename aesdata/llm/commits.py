@@ -46,7 +46,7 @@ _Item = tuple[Unit, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 class Committer:
     """A thread that commits units in groups; use as a context manager, or :meth:`close` it."""
 
-    def __init__(self, path: Path, *, most: int = 512) -> None:
+    def __init__(self, path: Path, *, most: int = 32) -> None:
         self.most = most
         self.groups = 0  # transactions committed (a figure for tests and benchmarks)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
