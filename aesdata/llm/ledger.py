@@ -88,13 +88,18 @@ class Budget:
     """``--max-cost`` over one claims session: what its runs spent plus what their requests in flight hold.
 
     A request holds ``HEADROOM`` times the dearest request of its kind (``first``/``repair``) seen for
-    this model and mode; before any is seen, all that is left (so the first of a kind goes alone). The
+    this model and mode (of a kind not seen yet, ``UNSEEN`` times the dearest of another kind); before
+    any is seen at all, all that is left (so the first request goes alone). The
     cap holds exactly unless a request costs more than its hold, and then by that difference at most.
     A request that does not fit waits while others are in flight (their replies may cost less than they
     hold), and stops the run when none are.
     """
 
     HEADROOM = 1.25
+    #: A kind not seen yet is estimated at this many times the dearest request seen of another kind (a
+    #: repair carries the first request and its reply). Before, it held all that was left and went alone:
+    #: it then waited behind every other request until little was left, and overshot the cap by its cost.
+    UNSEEN = 2.0
     POLL_S = 0.05
 
     def __init__(
@@ -155,6 +160,8 @@ class Budget:
         if settled >= self.max_cost:
             raise self._exceeded(settled, "")
         estimate = self._estimate(db, kind)
+        if estimate is None and self.dearest:  # a new kind (the first repair): bounded by what is known
+            estimate = self.UNSEEN * max(self.dearest.values())
         amount = self.max_cost - settled if estimate is None else estimate * self.HEADROOM
         if settled + held + amount <= self.max_cost or (estimate is None and held == 0):
             db.execute(
