@@ -144,6 +144,9 @@ def cluster(address: str | None, preset: Preset, *, device: str, actors: int | N
             blob_url: str) -> Iterator[Plan]:
     """Ray for the run: the one already initialised in this process, a cluster at ``address``, or a local
     one started here (with :func:`actor_env`, and shut down at the end)."""
+    if not getattr(factory(preset.backend), "runs_on_ray", True):
+        raise AesdataError(f"backend {preset.backend} does not run on Ray actors: it calls its API from this "
+                           "process, with the workspace's ledger", hint="run it with --engine local")
     ray = _ray()
     started = not ray.is_initialized()
     if started:
