@@ -85,25 +85,21 @@ def swapped_environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-_clean_server: list[str] = []  # the modules the fork server was started with, once it was
-
-
 def clean_pool_context(preload: Sequence[str]) -> BaseContext:
     """The multiprocessing context for pool workers that handle untrusted input (decoders).
 
     A forked worker holds a copy of the caller's memory and environment (API keys, Hub tokens), and a
     spawned one inherits the environment. These are forked from multiprocessing's fork server instead,
-    which is started here once per process with :data:`BASE` and :data:`PYTHON` only, ``preload`` already
-    imported (a worker then starts in milliseconds): none of the caller's secrets is in a worker's
-    ``/proc/PID/environ`` or its memory. Workers should still call :func:`die_with_parent` (their parent
-    is the server, which exits when the caller does).
+    started here with :data:`BASE` and :data:`PYTHON` only and ``preload`` already imported (a worker then
+    starts in milliseconds): none of the caller's secrets is in a worker's ``/proc/PID/environ`` or its
+    memory. The server dies with the calling thread's process (:mod:`aesdata.forkserver_init`); workers
+    should call :func:`die_with_parent` to die with the server. Called before each pool: a server that is
+    already running is kept (checking costs one ``waitpid``), one that is gone is started again, clean.
     """
-    ctx = multiprocessing.get_context("forkserver")
-    if not _clean_server:
-        from multiprocessing import forkserver
+    from multiprocessing import forkserver
 
-        ctx.set_forkserver_preload(list(preload))
-        with swapped_environ(child_env(PYTHON)):
-            forkserver.ensure_running()
-        _clean_server.extend(preload)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["aesdata.forkserver_init", *preload])
+    with swapped_environ(child_env(PYTHON)):
+        forkserver.ensure_running()
     return ctx
