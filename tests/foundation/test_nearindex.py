@@ -64,7 +64,7 @@ def test_search_equals_brute_force_through_tables_and_tail(radius):
     index = NearIndex(radius, tail=500)
     index.add(h[:4000])
     index.add(h[4000:4400])  # stays in the brute-force tail
-    assert index._tables is not None and index._tables.size == 4000
+    assert [(t.first, t.size) for t in index.levels] == [(0, 4000)]
     got = list(zip(*index.search(h[4400:]), strict=True))
     expected = [(q, p, d) for q, d, p in brute_search(h[:4400], h[4400:], radius)]
     assert sorted(got, key=lambda g: (g[0], g[2], g[1])) == got and len(expected) > 50
