@@ -147,21 +147,30 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
     """
 
     n = 2.0 ** (quarter_octaves / 4)
-
-    @cache
-    def best(bits: int, units: int) -> tuple[float, tuple[tuple[int, int], ...]]:
-        if units <= 0:
-            return 0.0, ((bits, -1),) if bits else ()
-        choice: tuple[float, tuple[tuple[int, int], ...]] = (float("inf"), ())
-        for w in range(1, min(bits, MAX_WIDTH) + 1):
-            for t in range(min(w, units)):
-                cost = _probes(w, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**w)
-                rest = best(bits - w, units - t - 1)
-                if cost + rest[0] < choice[0]:
-                    choice = (cost + rest[0], ((w, t), *rest[1]))
-        return choice
-
-    cost, chunks = best(BITS, radius + 1)
+    units = radius + 1
+    chunk = np.full((MAX_WIDTH + 1, units), np.inf)  # cost of one chunk of w bits at threshold t
+    for w in range(1, MAX_WIDTH + 1):
+        for t in range(min(w, units)):
+            chunk[w, t] = _probes(w, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**w)
+    # best[u, b]: least cost of b bits still to cut with u units still needed (0 units: the rest unprobed)
+    best = np.full((units + 1, BITS + 1), np.inf)
+    best[0] = 0.0
+    pick = np.zeros((units + 1, BITS + 1, 2), np.int64)
+    for u in range(1, units + 1):
+        for w in range(1, MAX_WIDTH + 1):
+            for t in range(min(w, u)):
+                cost = chunk[w, t] + best[u - t - 1, : BITS + 1 - w]  # for b = w..BITS
+                better = cost < best[u, w:]
+                best[u, w:][better] = cost[better]
+                pick[u, w:][better] = (w, t)
+    chunks, bits, u = [], BITS, units
+    while u > 0:
+        w, t = (int(x) for x in pick[u, bits])
+        chunks.append((w, t))
+        bits, u = bits - w, u - t - 1
+    if bits:
+        chunks.append((bits, -1))
+    cost = float(best[units, BITS])
     if cost >= COST_BRUTE * n:
         return Plan((), (), COST_BRUTE * n)
     return Plan(tuple(w for w, _ in chunks), tuple(t for _, t in chunks), cost)

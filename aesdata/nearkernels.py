@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 
@@ -23,6 +25,23 @@ def popcount(typingctx, x):  # type: ignore[no-untyped-def]
         return builder.ctpop(args[0])
 
     return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]
+    """Ask the cache for ``arr[idx]`` ahead of its use (``llvm.prefetch``: a hint, it never faults)."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                           "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(builder.gep(data, [args[1]]), i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 @numba.njit(cache=True, nogil=True)
@@ -48,27 +67,28 @@ def bucket_sort(hashes, first, shift, width, by_bucket, position):  # type: igno
     return offsets
 
 
+SORT_BITS = 12  # bins of the probe sort: 32 KB of counters, in L1; each bin's buckets are a small region
+AHEAD = 16  # probes between a bucket's prefetch and its scan (measured: 8 and 32 do a little worse)
+
+
 @numba.njit(cache=True, nogil=True)
-def probe_order(queries, shifts, widths, flips, flip_start):
-    """Every probe of the batch as (chunk, bucket, query), in chunk order and, within a chunk, in bucket
-    order (a counting sort on the bucket's top bits, about one bin per probe): the tables are then read
-    in one forward sweep per chunk instead of at random, so the bucket runs stream from memory."""
+def probe_order(queries, shifts, widths, flips, flip_start):  # type: ignore[no-untyped-def]
+    """Every probe of the batch as (bucket, query), chunk after chunk (``start``: where each chunk's
+    begin) and within a chunk by the bucket's top bits (a counting sort into at most ``2**SORT_BITS``
+    bins): the tables are then read in one forward sweep per chunk instead of at random."""
     q = queries.shape[0]
     m = shifts.shape[0]
-    total = 0
+    start = np.zeros(m + 1, np.int64)
     for ci in range(m):
-        total += q * (flip_start[ci + 1] - flip_start[ci])
-    bucket = np.empty(total, np.int64)
-    query = np.empty(total, np.int32)
-    chunk = np.empty(total, np.int32)
+        start[ci + 1] = start[ci] + q * (flip_start[ci + 1] - flip_start[ci])
+    bucket = np.empty(start[m], np.int32)
+    query = np.empty(start[m], np.int32)
     keys = np.empty(q, np.int64)
-    base = 0
     for ci in range(m):
         width = widths[ci]
         f0, f1 = flip_start[ci], flip_start[ci + 1]
-        count = q * (f1 - f0)
-        sort_bits = 1
-        while sort_bits < width and (1 << sort_bits) < count:
+        sort_bits = 0
+        while sort_bits < min(width, SORT_BITS) and (1 << sort_bits) < start[ci + 1] - start[ci]:
             sort_bits += 1
         down = width - sort_bits
         fill = np.zeros((1 << sort_bits) + 1, np.int64)
@@ -78,7 +98,7 @@ def probe_order(queries, shifts, widths, flips, flip_start):
             keys[qi] = np.int64((queries[qi] >> sh) & mask)
             for fi in range(f0, f1):
                 fill[((keys[qi] ^ flips[fi]) >> down) + 1] += 1
-        fill[0] = base
+        fill[0] = start[ci]
         for b in range(1 << sort_bits):
             fill[b + 1] += fill[b]
         for qi in range(q):
@@ -88,9 +108,7 @@ def probe_order(queries, shifts, widths, flips, flip_start):
                 fill[b >> down] = s + 1
                 bucket[s] = b
                 query[s] = qi
-                chunk[s] = ci
-        base += count
-    return bucket, query, chunk
+    return bucket, query, start
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
@@ -101,35 +119,41 @@ def search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start
 
     A pair close in several chunks is reported once, from the first chunk whose threshold it meets.
     """
-    bucket, query, chunk = probe_order(queries, shifts, widths, flips, flip_start)
+    bucket, query, start = probe_order(queries, shifts, widths, flips, flip_start)
     total = bucket.shape[0]
+    m = shifts.shape[0]
     counts = np.zeros(segments, np.int64)
     found = np.empty((segments, 3, slots), np.int64)
     for s in numba.prange(segments):
         c = 0
-        for k in range(total * s // segments, total * (s + 1) // segments):
-            ci = np.int64(chunk[k])
-            h = queries[query[k]]
-            ob = off_start[ci] + bucket[k]
+        lo, hi = total * s // segments, total * (s + 1) // segments
+        for ci in range(m):
+            ob = off_start[ci]
             hb = ci * size
-            for j in range(hb + offsets[ob], hb + offsets[ob + 1]):
-                x = h ^ by_bucket[j]
-                d = np.int64(popcount(x))
-                if d > radius:
-                    continue
-                seen = False
-                for cj in range(ci):
-                    part = (x >> np.uint64(shifts[cj])) & np.uint64((1 << widths[cj]) - 1)
-                    if np.int64(popcount(part)) <= thresholds[cj]:
-                        seen = True
-                        break
-                if seen:
-                    continue
-                if c < slots:
-                    found[s, 0, c] = query[k]
-                    found[s, 1, c] = position[j]
-                    found[s, 2, c] = d
-                c += 1
+            end = min(hi, start[ci + 1])
+            for k in range(max(lo, start[ci]), end):
+                if k + AHEAD < end:  # the bucket sweep has gaps the hardware prefetcher does not follow
+                    prefetch(by_bucket, hb + offsets[ob + bucket[k + AHEAD]])
+                h = queries[query[k]]
+                b = ob + bucket[k]
+                for j in range(hb + offsets[b], hb + offsets[b + 1]):
+                    x = h ^ by_bucket[j]
+                    d = np.int64(popcount(x))
+                    if d > radius:
+                        continue
+                    seen = False
+                    for cj in range(ci):
+                        part = (x >> np.uint64(shifts[cj])) & np.uint64((1 << widths[cj]) - 1)
+                        if np.int64(popcount(part)) <= thresholds[cj]:
+                            seen = True
+                            break
+                    if seen:
+                        continue
+                    if c < slots:
+                        found[s, 0, c] = query[k]
+                        found[s, 1, c] = position[j]
+                        found[s, 2, c] = d
+                    c += 1
         counts[s] = c
     return counts, found
 

@@ -106,7 +106,8 @@ def search_case(n: int, radius: int, dist: str) -> dict[str, float]:
         near += int((a.position < 0).sum())
         links += len(a.links[0])
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    t = index._tables
+    levels = index.levels
+    t = levels[0] if levels else None
     plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
     return {"seconds": dt, "cpu": cpu, "near": near, "links": links, "rss_mb": peak_rss_mb(),
             "index_mb": index.nbytes / 2**20, "plan": plan}
