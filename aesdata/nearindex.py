@@ -34,14 +34,15 @@ from types import ModuleType
 import numpy as np
 
 BITS = 64
-MAX_WIDTH = 22  # offsets table of 4M int32 per chunk at most (16 MB)
-TAIL_MIN = 4096
-TAIL_SCALE = 8
+MAX_WIDTH = 20  # offsets table of 1M int32 per chunk at most (4 MB): a 22-bit one made each probe 2-3x dearer
+TAIL_MIN = 2048
+TAIL_SCALE = 16
 MID_FRACTION = 0.125
-# Relative costs in the cost model, fitted on 2 shared cores (about 1.7 ns per candidate): a probe is two
-# cache misses (offsets table, then the bucket's run), a candidate a sequential read and a popcount, a
-# brute-force comparison the same without the bucket bookkeeping.
-COST_PROBE, COST_CANDIDATE, COST_BRUTE = 40.0, 1.0, 0.7
+# Relative costs in the cost model, fitted by least squares on one-chunk tables at 100k-2M hashes on 2
+# shared cores (about 1.3-1.9 ns per candidate, 22-25 ns per probe): a probe is its share of the batch's
+# probe sort, two offsets and the start of a bucket's run (prefetched), a candidate a streamed read and a
+# popcount; a brute-force comparison the same from cache, without the bucket bookkeeping.
+COST_PROBE, COST_CANDIDATE, COST_BRUTE = 14.0, 1.0, 0.4
 
 
 # --------------------------------------------------------------------------- running the compiled kernels
@@ -134,11 +135,12 @@ class Plan:
 
 def plan(n: int, radius: int) -> Plan:
     """The chunking for ``n`` stored hashes (planned once per quarter-octave of ``n``: rebuilds are frequent)."""
-    return _plan(round(4 * log2(max(n, 1))), radius)
+    return _plan(round(4 * log2(max(n, 1))), radius, MAX_WIDTH, COST_PROBE, COST_CANDIDATE, COST_BRUTE)
 
 
 @lru_cache(maxsize=256)
-def _plan(quarter_octaves: int, radius: int) -> Plan:
+def _plan(quarter_octaves: int, radius: int, max_width: int, cost_probe: float, cost_candidate: float,
+          cost_brute: float) -> Plan:
     """The chunking with the least estimated work per query against ``n`` uniform hashes.
 
     A chunk of ``w`` bits probed with threshold ``t`` costs ``probes(w, t)`` random bucket reads, each
@@ -148,16 +150,16 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
 
     n = 2.0 ** (quarter_octaves / 4)
     units = radius + 1
-    chunk = np.full((MAX_WIDTH + 1, units), np.inf)  # cost of one chunk of w bits at threshold t
-    for w in range(1, MAX_WIDTH + 1):
+    chunk = np.full((max_width + 1, units), np.inf)  # cost of one chunk of w bits at threshold t
+    for w in range(1, max_width + 1):
         for t in range(min(w, units)):
-            chunk[w, t] = _probes(w, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**w)
+            chunk[w, t] = _probes(w, t) * (cost_probe + cost_candidate * n / 2.0**w)
     # best[u, b]: least cost of b bits still to cut with u units still needed (0 units: the rest unprobed)
     best = np.full((units + 1, BITS + 1), np.inf)
     best[0] = 0.0
     pick = np.zeros((units + 1, BITS + 1, 2), np.int64)
     for u in range(1, units + 1):
-        for w in range(1, MAX_WIDTH + 1):
+        for w in range(1, max_width + 1):
             for t in range(min(w, u)):
                 cost = chunk[w, t] + best[u - t - 1, : BITS + 1 - w]  # for b = w..BITS
                 better = cost < best[u, w:]
@@ -171,8 +173,8 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
     if bits:
         chunks.append((bits, -1))
     cost = float(best[units, BITS])
-    if cost >= COST_BRUTE * n:
-        return Plan((), (), COST_BRUTE * n)
+    if cost >= cost_brute * n:
+        return Plan((), (), cost_brute * n)
     return Plan(tuple(w for w, _ in chunks), tuple(t for _, t in chunks), cost)
 
 

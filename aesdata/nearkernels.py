@@ -158,9 +158,20 @@ def search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start
     return counts, found
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def count_within(h, hashes, end, radius):  # type: ignore[no-untyped-def]
+    """How many of ``hashes[:end]`` are within ``radius`` of ``h``: a branch-free loop LLVM vectorises."""
+    r = np.uint64(radius)
+    c = np.uint64(0)
+    for j in range(end):
+        c += np.uint64(popcount(h ^ hashes[j]) <= r)
+    return np.int64(c)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def search_brute(queries, hashes, radius, before, slots):  # type: ignore[no-untyped-def]
-    """Per query ``i``: hashes[j] within ``radius`` (j < before + i when ``before >= 0``: earlier ones only)."""
+    """Per query ``i``: hashes[j] within ``radius`` (j < before + i when ``before >= 0``: earlier ones only).
+    Counted first (vectorised); only a query with matches is scanned again to record them."""
     q = queries.shape[0]
     counts = np.zeros(q, np.int64)
     found = np.empty((q, slots), np.int64)
@@ -168,6 +179,9 @@ def search_brute(queries, hashes, radius, before, slots):  # type: ignore[no-unt
     for qi in numba.prange(q):
         h = queries[qi]
         end = hashes.shape[0] if before < 0 else min(hashes.shape[0], before + qi)
+        counts[qi] = count_within(h, hashes, end, radius)
+        if counts[qi] == 0:
+            continue
         c = 0
         for j in range(end):
             d = np.int64(popcount(h ^ hashes[j]))
@@ -176,7 +190,6 @@ def search_brute(queries, hashes, radius, before, slots):  # type: ignore[no-unt
                     found[qi, c] = j
                     dist[qi, c] = d
                 c += 1
-        counts[qi] = c
     return counts, found, dist
 
 
