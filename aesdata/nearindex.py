@@ -9,11 +9,13 @@ approximate: a pair is either verified or provably too far.
 
 Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counting sort: an offsets table
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
-New hashes go to a small tail searched by brute force; when the tail outgrows ``8 * sqrt(n)`` the tables
-are rebuilt for the new size (chunking re-planned): a rebuild is one linear pass per chunk, and the
-tail bound balances rebuilds (about ``sqrt(n) / 8`` of them) against brute-force comparisons.
-The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction) and run
-one query per thread.
+A batch's probes are sorted by bucket before any is read (:func:`aesdata.nearkernels.probe_order`), so
+each chunk's table is swept forward once per batch, buckets prefetched ahead, instead of one cache miss
+per probe. Hashes live in levels: a main level, a middle one over the hashes added since the main
+level was built (rebuilt, with its own plan, whenever the tail outgrows ``16 * sqrt(middle)``), and the
+tail, searched by brute force; the main level is rebuilt over everything once the middle one passes
+``MID_FRACTION`` of it. So a rebuild sorts at most an eighth of the index, except every eighth of growth.
+The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction).
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
   ``aesdata dupes --rebuild`` make per batch: it decides which new hashes are near-duplicates and which
