@@ -1,10 +1,11 @@
 """The Label Studio project a workspace pushes to: recorded in ``ls_projects``, created or updated.
 
-A project is identified locally by (server URL, title). The labeling config is sent when the
-project is made and again whenever its hash changes, so an edited ``label_studio_config.xml``
-reaches the server on the next push. A nonce is committed before a project is created and written
-into its description, so a push killed between creating the project and recording it adopts that
-project on the next run instead of creating a second one.
+A project is identified locally by (server URL, title). The labeling config and the guidelines (as the
+project's instructions, shown to each annotator before the label stream starts) are sent when the
+project is made and again whenever their hash changes, so an edited ``label_studio_config.xml`` or
+``annotation/guidelines.md`` reaches the server on the next push. A nonce is committed before a project
+is created and written into its description, so a push killed between creating the project and
+recording it adopts that project on the next run instead of creating a second one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aesdata.schema import utcnow
 from aesdata.workspace import Workspace
 
 CONFIG_FILE = "label_studio_config.xml"
+GUIDELINES_FILE = "annotation/guidelines.md"
 MARKER = "aesdata-project:"  # followed by the nonce recorded in ls_pending_projects
 LIST_PAGE_SIZE = 1000
 
@@ -49,8 +51,19 @@ def label_config(root: Path | None = None) -> str:
     return read_asset(CONFIG_FILE, root).text
 
 
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def instructions(root: Path | None = None) -> str:
+    """The guidelines of workspace ``root`` as the HTML Label Studio shows annotators (CommonMark, with any
+    raw HTML in them escaped: the page shows the markdown, never runs it)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(read_asset(GUIDELINES_FILE, root).text)
+
+
+def _settings(root: Path) -> tuple[dict[str, Any], str]:
+    """What the project must hold (config and instructions) and its hash (``ls_projects.config_hash``)."""
+    config, shown = label_config(root), instructions(root)
+    digest = hashlib.sha256(f"{config}\0{shown}".encode()).hexdigest()
+    return {"label_config": config, "expert_instruction": shown, "show_instruction": True}, digest
 
 
 def recorded(db: sqlite3.Connection, url: str, title: str) -> ProjectRef | None:
@@ -145,8 +158,7 @@ def _ensure_overlap(ws: Workspace, client: LabelStudio, ref: ProjectRef, overlap
 def _ensure_project(
     ws: Workspace, client: LabelStudio, url: str, title: str, reporter: Reporter, base_title: str | None
 ) -> ProjectRef:
-    config = label_config(ws.root)
-    digest = _hash(config)
+    settings, digest = _settings(ws.root)
     ref = recorded(ws.db, url, title)
     if ref is not None:
         if _exists(client, url, ref.project_id):
@@ -154,12 +166,12 @@ def _ensure_project(
             if row["config_hash"] != digest:
                 call(
                     url,
-                    "update the labeling config",
-                    lambda: client.projects.update(id=ref.project_id, label_config=config),
+                    "update the labeling config and instructions",
+                    lambda: client.projects.update(id=ref.project_id, **settings),
                 )
                 with ws.transaction() as db:
                     db.execute("UPDATE ls_projects SET config_hash = ? WHERE id = ?", (digest, ref.local_id))
-                reporter.info(f"labeling config of project {ref.project_id} updated")
+                reporter.info(f"labeling config and instructions of project {ref.project_id} updated")
             return ref
         reporter.problem(
             f"project {ref.project_id} ({title!r}) no longer exists at {url}: creating a new "
@@ -173,7 +185,7 @@ def _ensure_project(
             "create the project",
             lambda: client.projects.create(
                 title=title,
-                label_config=config,
+                **settings,
                 description="aesdata screening: pick the acceptable candidates, tag the defects of the others"
                 f" [{MARKER}{nonce}]",
             ),

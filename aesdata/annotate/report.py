@@ -21,7 +21,8 @@ from aesdata.schema import DIMENSIONS, Judgement
 from aesdata.workspace import Workspace
 
 #: What the dataset card shows of each annotator (pseudonyms and figures only).
-CARD_FIELDS = ("annotator", "tasks", "gold_tasks", "gold_exact", "gold_proportional", "agreement", "left_out")
+CARD_FIELDS = ("annotator", "tasks", "gold_tasks", "gold_exact", "gold_proportional", "agreement", "left_out",
+               *(f"located_{d}" for d in DIMENSIONS))
 
 
 def all_judgements(db: sqlite3.Connection) -> dict[str, dict[str, Judgement]]:
@@ -89,6 +90,7 @@ def card_summary(ws: Workspace, judgements: dict[str, dict[str, Judgement]] | No
     return {
         "annotators": [{k: a[k] for k in CARD_FIELDS} for a in report["annotators"]],
         "alpha": report["alpha"],
+        "box_iou": report["box_iou"],
         "gold_samples": report["gold_samples"],
         "min_gold_accuracy": report["min_gold_accuracy"],
     }

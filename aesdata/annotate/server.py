@@ -235,15 +235,19 @@ class LabelStudioServer:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AesdataError(
-                    f"Label Studio exited with code {self.process.returncode} while starting",
-                    hint=f"see its log: {log}",
-                )
-            if is_healthy(self.url):
-                return
-            time.sleep(0.5)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AesdataError(
+                        f"Label Studio exited with code {self.process.returncode} while starting",
+                        hint=f"see its log: {log}",
+                    )
+                if is_healthy(self.url):
+                    return
+                time.sleep(0.5)
+        except BaseException:  # Ctrl-C while it starts: it runs in its own session, so nothing else stops it
+            self.stop()
+            raise
         self.stop()
         raise AesdataError(
             f"Label Studio did not answer on {self.url}/health within {timeout:.0f} s",

@@ -139,7 +139,10 @@ def _team_section(stats: CardStats) -> str:
     quality = stats.annotation_quality
     if not quality:
         return "\n".join(lines)
-    alpha = [[dim, _fmt(value)] for dim, value in quality["alpha"].items()]
+    box_iou = quality.get("box_iou", {})  # figures pulled before boxes were scored have none
+    alpha = [[dim, _fmt(value), _fmt(box_iou.get(dim)) if dim in DIMENSIONS else ""]
+             for dim, value in quality["alpha"].items()]
+    headers = ["annotator", "tasks", "gold tasks", "gold exact", "gold proportional", "agreement", "left out"]
     people = [
         [a["annotator"], a["tasks"], a["gold_tasks"], _fmt(a["gold_exact"]), _fmt(a["gold_proportional"]),
          _fmt(a["agreement"]), "yes" if a["left_out"] else ""]
@@ -148,15 +151,28 @@ def _team_section(stats: CardStats) -> str:
     return "\n".join(lines) + f"""
 
 Krippendorff's alpha (nominal) over samples with two or more annotators, on each slot's acceptance and on
-each dimension's tags:
+each dimension's tags; box IoU: the mean pairwise IoU of two annotators' boxes of a defect both tagged
+(where the defects are, as far as people agree on it):
 
-{_table(["", "alpha"], alpha)}
+{_table(["", "alpha", "box IoU"], alpha)}
 
 Annotators (pseudonyms), scored on {quality["gold_samples"]} gold sample(s) with a known answer (exact and
 proportional accuracy) and against the consensus of the others; consensus leaves out those under
 {quality["min_gold_accuracy"]:g} gold accuracy. Figures over every annotation at the last `annotate pull`.
 
-{_table(["annotator", "tasks", "gold tasks", "gold exact", "gold proportional", "agreement", "left out"], people)}"""
+{_table(headers, people)}{_localisation(quality["annotators"])}"""
+
+
+def _localisation(annotators: list[dict[str, Any]]) -> str:
+    """Each annotator's boxes against the gold boxes (IoU per dimension), when some gold answer has boxes."""
+    rows = [[a["annotator"], *(_fmt(a.get(f"located_{d}")) for d in DIMENSIONS)] for a in annotators]
+    if all(cell == "n/a" for row in rows for cell in row[1:]):
+        return ""
+    return f"""
+
+Localisation: the IoU of each annotator's boxes with the boxes of the gold answers, per dimension.
+
+{_table(["annotator", *DIMENSIONS], rows)}"""
 
 
 def _changelog_section(log: Changelog | None) -> str:

@@ -110,18 +110,31 @@ def _is_next(response) -> bool:
     return "/api/dm/actions" in response.url and "id=next_task" in response.url
 
 
-def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Judgement]) -> list[int]:
-    """Open the project's label stream ("Label All Tasks") and label what it hands out until it runs dry.
+def read_instructions(page: Page) -> str:
+    """The guidelines Label Studio shows as the label stream opens (the project's instructions): their text,
+    read, then closed with Escape as a person does."""
+    title = page.get_by_text("Labeling Instructions", exact=True)
+    title.wait_for(timeout=WAIT_MS)
+    text = page.locator(".lsf-modal-ls__content").filter(has=title).inner_text()
+    page.keyboard.press("Escape")
+    expect(title).to_be_hidden(timeout=WAIT_MS)
+    return text
+
+
+def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Judgement]) -> tuple[list[int], str]:
+    """Open the project's label stream ("Label All Tasks"), read the instructions it shows first, and label
+    what it hands out until it runs dry.
 
     ``answer_for`` maps a task id to the judgement to enter; returns the task ids in the order served
     (the stream's own choice, read from the responses of the Data Manager's ``next_task`` action, which
-    is Label Studio's ``get_next_task``, the same as ``/api/projects/{id}/next``).
+    is Label Studio's ``get_next_task``, the same as ``/api/projects/{id}/next``) and the instructions.
     """
     served: list[int] = []
 
     page.goto(f"{url}/projects/{project}/data")
     with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
         page.get_by_role("button", name="Label All Tasks").click()
+    instructions = read_instructions(page)
     while nxt.value.status == 200:
         served.append(int(nxt.value.json()["id"]))
         wait_for_task(page)
@@ -130,19 +143,21 @@ def walk_stream(page: Page, url: str, project: int, answer_for: Mapping[int, Jud
         with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
             assert submit(page) == 201
     expect(page.get_by_text("No More Tasks Left in Queue")).to_be_visible(timeout=WAIT_MS)
-    return served
+    return served, instructions
 
 
-def skip_next(page: Page, url: str, project: int) -> int:
-    """Open the label stream and press Skip on the task it hands out; return that task's id."""
+def skip_next(page: Page, url: str, project: int) -> tuple[int, str]:
+    """Open the label stream, close its instructions and press Skip on the task it hands out; return that
+    task's id and the instructions."""
     page.goto(f"{url}/projects/{project}/data")
     with page.expect_response(_is_next, timeout=WAIT_MS) as nxt:
         page.get_by_role("button", name="Label All Tasks").click()
+    instructions = read_instructions(page)
     wait_for_task(page)
     with page.expect_response(lambda r: "/annotations" in r.url and r.request.method == "POST") as sent:
         page.get_by_role("button").filter(has_text=re.compile(r"^\s*Skip\s*$")).first.click()
     assert sent.value.status == 201
-    return int(nxt.value.json()["id"])
+    return int(nxt.value.json()["id"]), instructions
 
 
 def open_task(page: Page, url: str, project: int, task: int) -> None:

@@ -122,8 +122,9 @@ def test_three_annotators_walk_the_label_stream_and_everything_they_submit_is_pu
     with ui.chromium() as browser:
         for email, plan in zip(emails, plans, strict=True):
             page = ui.log_in(browser, label_studio.url, email, TEAM_PASSWORD)
-            served = ui.walk_stream(page, label_studio.url, project, plan)
+            served, instructions = ui.walk_stream(page, label_studio.url, project, plan)
             assert sorted(served) == sorted(known), f"{email} was not handed every task (overlap 3)"
+            assert "What to do, per task" in instructions  # each is shown the guidelines first
             page.context.close()
 
     summary = pull(ls_ws)
@@ -159,6 +160,9 @@ def test_three_annotators_walk_the_label_stream_and_everything_they_submit_is_pu
 
 def test_all_accepted_an_edit_a_skip_and_a_deletion_in_the_page_are_pulled(label_studio, ls_ws):
     accepted, skipped = make_samples(ls_ws, 2, seed=33)
+    own = ls_ws.root / "assets" / "annotation" / "guidelines.md"  # the team's own edit of the guidelines
+    own.parent.mkdir(parents=True)
+    own.write_text("# Our rules\n\nA *label* that is cut off is an appearance defect.\n")
     push(ls_ws, files_root=label_studio.server.files_root, predictions="none", overlap=1)
     project, tasks = _project_and_tasks(ls_ws)
     edited = Judgement.from_defects({"C": ["physical_shadow"]})
@@ -178,7 +182,9 @@ def test_all_accepted_an_edit_a_skip_and_a_deletion_in_the_page_are_pulled(label
         ui.tick(page, "C", "physical_shadow")
         assert ui.submit(page, update=True) == 200
 
-        assert ui.skip_next(page, label_studio.url, project) == tasks[skipped]  # the stream's only task left
+        task, instructions = ui.skip_next(page, label_studio.url, project)
+        assert task == tasks[skipped]  # the stream's only task left
+        assert "A label that is cut off is an appearance defect." in instructions
         second = pull(ls_ws)
         assert (second["annotations_updated"], second["annotations_skipped"], second["annotations_new"]) == (1, 1, 0)
         assert store.get_label(ls_ws.db, accepted).judgement == edited

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
+import psutil
 import pytest
 from label_studio_sdk import LabelStudio
 
@@ -219,6 +222,15 @@ def test_regions_go_out_as_pre_annotations_come_back_and_an_untagged_box_keeps_t
     assert "slot C has a region for physical_shadow but no such defect tag" in line
     assert store.get_annotations(ls_ws.db, sample_id) == [kept]  # nothing already pulled is lost
 
+    label_studio.annotate_raw(task, predicted.result, "second")  # a second person draws the same box
+    pull(ls_ws)
+    from aesdata.publish.card import CardStats, _team_section
+
+    figures = store.get_annotation_quality(ls_ws.db)
+    assert figures["box_iou"]["physical_shadow"] == 1.0
+    card = _team_section(CardStats(annotation_quality=figures))
+    assert re.search(r"^\| physical_shadow \| [^|]+ \| 1\.000 \|$", card, re.M), card
+
 
 def test_a_task_deleted_in_label_studio_is_reported_and_local_annotations_kept(label_studio, ls_ws):
     ids = make_samples(ls_ws, 2)
@@ -257,11 +269,21 @@ def test_a_changed_labeling_config_is_sent_again(label_studio, ls_ws):
     config = label_studio.client.projects.get(id=project_id(ls_ws)).label_config
     assert 'name="acceptable"' in config
     assert ls_ws.db.execute("SELECT config_hash FROM ls_projects").fetchone()[0] != "stale"
+    shown = label_studio.client.projects.get(id=project_id(ls_ws))
+    assert shown.show_instruction and "<h1>Screening guidelines for annotators</h1>" in shown.expert_instruction
+    own = ls_ws.root / "assets" / "annotation" / "guidelines.md"  # an edit of the guidelines alone is sent too
+    own.parent.mkdir(parents=True)
+    own.write_text("# Ours\n\nZoom in on <every> label.\n")
+    push(ls_ws, files_root=label_studio.server.files_root)
+    sent = label_studio.client.projects.get(id=project_id(ls_ws)).expert_instruction
+    assert "Zoom in on &lt;every&gt; label." in sent
 
 
-def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c(label_studio, ls_ws, tmp_path):
+def _serve(tmp_path) -> tuple[subprocess.Popen[bytes], int, list[bytes]]:
+    """``aesdata annotate serve`` as a person starts it, on a copy of a made data folder (a restart), with
+    the lines it prints collected as they come."""
     data = tmp_path / "data"
-    shutil.copytree(TEMPLATE, data)  # the session fixture made it: a restart, not a first start
+    shutil.copytree(TEMPLATE, data)
     port = free_port()
     env = {**os.environ, "LABEL_STUDIO_API_KEY": TOKEN, "LABEL_STUDIO_PASSWORD": PASSWORD}
     proc = subprocess.Popen(
@@ -271,11 +293,23 @@ def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    said: list[bytes] = []
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, b"")), daemon=True).start()
+    return proc, port, said
+
+
+def _wait_for(proc: subprocess.Popen[bytes], said: list[bytes], words: bytes) -> None:
+    deadline = time.monotonic() + 180
+    while not any(words in line for line in said):
+        assert proc.poll() is None and time.monotonic() < deadline, b"".join(said).decode()
+        time.sleep(0.2)
+
+
+def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c(label_studio, ls_ws, tmp_path):
+    proc, port, said = _serve(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while not is_healthy(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(0.5)
+        _wait_for(proc, said, b"ready at")  # the person uses the server once it says so
         client = LabelStudio(base_url=f"http://127.0.0.1:{port}", api_key=TOKEN)
         assert client.users.whoami().email == "admin@aesdata.local"
         shown = httpx.get(
@@ -284,9 +318,23 @@ def test_serve_command_starts_label_studio_on_the_asked_port_and_stops_on_ctrl_c
         assert shown.status_code != 200  # only blobs/ is ever served
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     assert not is_healthy(f"http://127.0.0.1:{port}")
-    assert b"ready at" in out and TOKEN.encode() not in out
+    assert TOKEN.encode() not in b"".join(said)
+
+
+def test_ctrl_c_while_label_studio_starts_stops_it_too(label_studio, ls_ws, tmp_path):
+    """Label Studio runs in its own session: a Ctrl-C before it answers must not leave it running."""
+    proc, port, said = _serve(tmp_path)
+    _wait_for(proc, said, b"starting Label Studio")
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    data = str(tmp_path / "data")
+    left = [p for p in psutil.process_iter(["cmdline"]) if data in (p.info["cmdline"] or [])]
+    for p in left:  # do not leave it to the next test
+        p.kill()
+    assert not left, "Label Studio still runs after Ctrl-C: " + b"".join(said).decode()
 
 
 def test_a_project_deleted_in_label_studio_is_made_again_with_every_sample(label_studio, ls_ws, cli):

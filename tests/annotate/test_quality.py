@@ -104,12 +104,13 @@ def test_the_dataset_card_shows_overlap_left_out_alpha_and_gold_accuracy():
     stats.overlaps.update({3: 7, 1: 2})
     stats.left_out.add("ann-lax")
     stats.annotation_quality = {
-        "alpha": {"acceptance": 0.61, "physical_shadow": None},
+        "alpha": {"acceptance": 0.61, "physical_shadow": None, "placement_layout": 0.4},
+        "box_iou": {"physical_shadow": None, "placement_layout": 0.52},
         "gold_samples": 2,
         "min_gold_accuracy": 0.5,
         "annotators": [
             {"annotator": "ann-good", "tasks": 9, "gold_tasks": 2, "gold_exact": 1.0, "gold_proportional": 1.0,
-             "agreement": 0.75, "left_out": False},
+             "agreement": 0.75, "left_out": False, "located_placement_layout": 0.8},
             {"annotator": "ann-lax", "tasks": 9, "gold_tasks": 2, "gold_exact": 0.0, "gold_proportional": 0.25,
              "agreement": None, "left_out": True},
         ],
@@ -117,8 +118,14 @@ def test_the_dataset_card_shows_overlap_left_out_alpha_and_gold_accuracy():
     text = _team_section(stats)
     assert "1 annotator(s): 2 rows, 3 annotator(s): 7 rows" in text
     assert "left out of the consensus for low gold accuracy: 1" in text
-    assert "| acceptance | 0.610 |" in text and "| physical_shadow | n/a |" in text
+    assert "| acceptance | 0.610 |  |" in text and "| physical_shadow | n/a | n/a |" in text
+    assert "| placement_layout | 0.400 | 0.520 |" in text  # people agree on where, not only on whether
     assert "| ann-lax | 9 | 2 | 0.000 | 0.250 | n/a | yes |" in text
+    assert "| ann-good | n/a | n/a | 0.800 | n/a |" in text and "| ann-lax | n/a | n/a | n/a | n/a |" in text
+    del stats.annotation_quality["box_iou"]  # figures pulled before boxes were scored
+    for a in stats.annotation_quality["annotators"]:
+        a.pop("located_placement_layout", None)
+    assert "| placement_layout | 0.400 | n/a |" in _team_section(stats) and "Localisation" not in _team_section(stats)
     assert "scored on 2 gold sample(s)" in text and "under\n0.5 gold accuracy" in text
     assert "(overlap): n/a" in _team_section(CardStats()) and "alpha" not in _team_section(CardStats())
 

@@ -21,6 +21,7 @@ from aesdata.annotate.team import add_annotators
 from aesdata.cli.main import app
 from aesdata.schema import SLOTS, Judgement
 from aesdata.workspace import Workspace
+from tests.annotate import page as ui
 from tests.annotate.conftest import PSEUDONYM_KEY
 from tests.annotate.throwaway import log_in
 from tests.factories import make_samples
@@ -55,6 +56,10 @@ def reopen(ws: Workspace) -> Workspace:
 def log_in_client(url: str, email: str, password: str) -> tuple[LabelStudio, int]:
     client = log_in(url, email, password)
     return client, int(client.users.whoami().id)
+
+
+def project_of(ws: Workspace) -> int:
+    return int(ws.db.execute("SELECT project_id FROM ls_projects").fetchone()[0])
 
 
 def tasks_of(ws: Workspace) -> dict[str, int]:
@@ -139,7 +144,7 @@ def test_gold_tasks_score_annotators_and_the_unreliable_are_left_out(label_studi
 
 def test_disputes_go_back_to_people_and_a_reviewer_settles_them(label_studio, ls_ws, cli):
     [sample_id] = make_samples(ls_ws, 1, seed=9)
-    push(ls_ws, files_root=label_studio.server.files_root, overlap=2)
+    push(ls_ws, files_root=label_studio.server.files_root, overlap=2, predictions="none")
     [task] = tasks_of(ls_ws).values()
     label_studio.annotate(task, ALL_OK)
     label_studio.annotate(task, NONE_OK, "second")
@@ -155,9 +160,12 @@ def test_disputes_go_back_to_people_and_a_reviewer_settles_them(label_studio, ls
     assert (remote.overlap, remote.is_labeled) == (3, False)
     again = json.loads(cli.invoke(app, ["annotate", "push", "--review", "--json"]).stdout.strip().splitlines()[-1])
     assert again["review_requested"] == 0  # asked once
-    reviewer, reviewer_id = log_in_client(label_studio.url, email, PASSWORD)
+    _, reviewer_id = log_in_client(label_studio.url, email, PASSWORD)
     verdict = Judgement.from_defects({"B": ["physical_shadow"]})
-    reviewer.annotations.create(id=task, result=judgement_result(verdict))
+    with ui.chromium() as browser:  # the reviewer opens the label stream in the page: handed the dispute
+        page = ui.log_in(browser, label_studio.url, email, PASSWORD)
+        served, _ = ui.walk_stream(page, label_studio.url, project_of(ls_ws), {task: verdict})
+    assert served == [task]
     pull(ls_ws)
     label = store.get_label(ls_ws.db, sample_id)
     assert label.judgement == verdict and not label.needs_review
