@@ -1,8 +1,10 @@
 """Content-addressed image store: ``<root>/ab/cd/<sha256>.png``, on a local folder or any fsspec URL.
 
 A local folder (the default, ``blobs/`` in the workspace) is written the fast, crash-safe way: a
-temporary name, fsync, rename, before any row that names the blob commits, so a crash can leave an
-orphan blob, never a row pointing at a missing file. Any other URL (``s3://bucket/prefix``,
+temporary file in ``.tmp/``, fsync, rename, before any row that names the blob commits, so a crash can
+leave an orphan blob, never a row pointing at a missing file. A temporary file is named after the
+process writing it, so the next opening of the workspace removes those whose writer is gone (a SIGKILL
+mid-write) and leaves the in-flight writes of live runs alone. Any other URL (``s3://bucket/prefix``,
 ``gs://...``, a shared ``sftp://`` host, ...) goes through fsspec, so Ray workers on other machines
 write candidates straight to the store and only hashes travel back to the driver. Object stores make
 a PUT visible whole or not at all; other fsspec filesystems get the same temporary-name-then-move.
@@ -14,12 +16,30 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from aesdata.errors import AesdataError
+from aesdata.runowner import Owner
+
+TMP_DIR = ".tmp"  # in-flight writes of a local store: one folder, so a sweep lists only it
+STALE_SECONDS = 24 * 3600  # a temporary file of unknown or remote owner this old is garbage
+
+
+def _tmp_prefix(owner: Owner) -> str:
+    return f"{owner.host}_{owner.boot_id or '-'}_{owner.pid}_{owner.started or '-'}_"
+
+
+def _tmp_owner(name: str) -> Owner | None:
+    """The writer a temporary file's name records (None for a name of another shape)."""
+    parts = name.split("_", 4)  # the random tail may hold "_" too
+    if len(parts) != 5 or not parts[2].isdigit():
+        return None
+    host, boot, pid, started, _ = parts
+    return Owner(int(pid), host, None if boot == "-" else boot, None if started == "-" else started)
 
 #: fsspec protocols whose single-object writes are atomic (no temporary name needed).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
@@ -70,7 +90,9 @@ class BlobStore:
         if dest.is_file():
             return sha
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".png")
+        staging = self.root / TMP_DIR
+        staging.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix=_tmp_prefix(Owner.current()), suffix=".png")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -81,6 +103,25 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return sha
+
+    def sweep_temporary(self) -> int:
+        """Remove the temporary files of writers that are gone; return how many. Cheap: one folder,
+        empty unless a write was killed."""
+        try:
+            entries = list(os.scandir(self.root / TMP_DIR))
+        except FileNotFoundError:
+            return 0
+        here, now, removed = Owner.current(), time.time(), 0
+        for entry in entries:
+            owner = _tmp_owner(entry.name)
+            try:
+                stale = now - entry.stat().st_mtime > STALE_SECONDS
+                if (owner is not None and owner.is_gone(here)) or stale:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:  # its writer finished, or another sweep was first
+                continue
+        return removed
 
     def put_image(self, img: Image.Image) -> str:
         return self.put(encode_png(img))
@@ -121,6 +162,11 @@ class RemoteBlobStore(BlobStore):
 
     def _key(self, sha: str) -> str:
         return f"{self._base}/{self.relpath(sha)}"
+
+    def sweep_temporary(self) -> int:
+        """Nothing: listing a bucket at every opening would cost more than what a killed write leaves
+        (on object stores, nothing: a PUT is whole or absent)."""
+        return 0
 
     def exists(self, sha: str) -> bool:
         return bool(self.fs.exists(self._key(sha)))

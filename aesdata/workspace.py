@@ -47,6 +47,7 @@ class Workspace:
         dbmod.apply_migrations(self.db)
         self.blobs: BlobStore = open_store(self.settings.blobs.url, self.root / BLOBS_DIR, base=self.root)
         self.mark_interrupted()
+        self.blobs.sweep_temporary()
 
     # ------------------------------------------------------------------ opening
 

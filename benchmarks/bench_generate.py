@@ -4,8 +4,8 @@
     batch) against a bare loop over the same pipeline calls, on the tiny random-weight SD-inpaint pipeline.
     Ratio = aesdata seconds / bare seconds (target: under 1.10).
 (c) Ray Data (``--ray``, and in a plain run when Ray is installed): the same ``aesdata generate`` on the
-    tiny pipeline in this process (one torch thread) and with ``--engine ray`` on 1 and 2 CPU actors (one
-    thread each) of a local Ray, images/s end to end (model loading and actor start-up included) and
+    tiny pipeline in this process and with ``--engine ray`` on 1 and 2 CPU actors (the backend renders on
+    one torch thread in each) of a local Ray, images/s end to end (model loading and actor start-up included) and
     steady (from the first committed group to the last), as ratios to the in-process run.
 (b) only with CUDA (``--gpu sd15|sdxl``): SD 1.5-inpaint and SDXL-inpaint shapes with random weights built
     on the device, images/s for naive fp32 one image per call, aesdata's batched bf16 path, and the same
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aesdata.generate import random_pipelines  # noqa: E402
 from aesdata.generate.backend import Job  # noqa: E402
 from aesdata.generate.demo_sources import draw_product  # noqa: E402
-from aesdata.generate.diffusers_backend import DiffusersBackend  # noqa: E402
+from aesdata.generate.diffusers_backend import CPU_THREADS, DiffusersBackend, torch_threads  # noqa: E402
 from aesdata.generate.layout import cutout, draw, inpaint_inputs  # noqa: E402
 from aesdata.generate.presets import load_preset  # noqa: E402
 
@@ -79,15 +79,15 @@ def _timed(fn: Any) -> tuple[float, float]:
 def bench_overhead() -> None:
     """Alternate the two paths for a few rounds; keep each one's best wall and CPU time.
 
-    One torch thread, so CPU seconds measure the work itself even on a shared machine; wall seconds
-    include what CPU time misses (fsync of blobs and the manifest).
+    Both on the backend's CPU thread count (one), so CPU seconds measure the work itself even on a shared
+    machine; wall seconds include what CPU time misses (fsync of blobs and the manifest). The bare loop
+    sets that count itself: ingest's numba layer resets the process's count to the cores.
     """
     from aesdata.generate.demo_sources import write_demo_sources
     from aesdata.generate.stage import generate
     from aesdata.ingest import ingest
     from aesdata.workspace import Workspace
 
-    torch.set_num_threads(1)
     n, size, steps, rounds = int(os.environ.get("BENCH_GENERATE_SOURCES", "4")), 64, 4, 3
     bare: list[tuple[float, float]] = []
     ours: list[tuple[float, float]] = []
@@ -98,11 +98,13 @@ def bench_overhead() -> None:
         engine = DiffusersBackend.load(preset, device="cpu")
         write_demo_sources(root / "photos", n)
         jobs = _jobs(n, preset)
-        _bare_call(engine.pipe, preset, jobs[:4])  # warm-up
+        with torch_threads(CPU_THREADS):
+            _bare_call(engine.pipe, preset, jobs[:4])  # warm-up
 
         def bare_loop() -> None:
-            for i in range(n):
-                _bare_call(engine.pipe, preset, jobs[4 * i:4 * i + 4])
+            with torch_threads(CPU_THREADS):
+                for i in range(n):
+                    _bare_call(engine.pipe, preset, jobs[4 * i:4 * i + 4])
 
         for r in range(rounds):
             bare.append(_timed(bare_loop))
@@ -170,7 +172,6 @@ def bench_ray() -> None:
     from aesdata.ingest import ingest
     from aesdata.workspace import Workspace
 
-    torch.set_num_threads(1)  # as each CPU actor: the same bytes, and a fair per-core comparison
     n, size, steps, rounds = int(os.environ.get("BENCH_GENERATE_RAY_SOURCES", "12")), 64, 4, 2
     paths = {"in-process": (None, "local"), "Ray, 1 CPU actor": (1, "ray"), "Ray, 2 CPU actors": (2, "ray")}
     best: dict[str, tuple[float, float, float]] = {}

@@ -5,6 +5,13 @@ passed once per image with ``num_images_per_prompt=1``. (With one image and
 ``num_images_per_prompt=4`` diffusers encodes the masked image with ``generator[0]`` only, which ties
 the four candidates together.) CPU generators also make the noise independent of the device.
 
+On CPU every render call runs on :data:`CPU_THREADS` torch threads, set around the call itself: PyTorch's
+CPU results change in the last bit with the thread count, and that count is process state that other
+code changes behind torch's back (the first parallel near-duplicate search of ``ingest`` launches numba's
+OpenMP layer, which shares torch's OpenMP runtime and sets its thread count to the number of cores). So
+the bytes of a CPU run do not depend on what the process did before, nor on the engine (in this process
+or on Ray actors); CPU parallelism comes from more sources at once (Ray CPU actors), not more threads.
+
 On CUDA the weights are bf16 (or fp16, per preset), attention is PyTorch SDPA (diffusers' default
 ``AttnProcessor2_0``), the UNet is channels-last, the VAE decodes one image at a time (big batches
 fit), and ``compile=True`` wraps the denoiser in ``torch.compile``.
@@ -15,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,19 @@ from aesdata.generate.layout import inpaint_inputs, layout_of, place
 from aesdata.generate.presets import Preset
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+#: torch threads of every CPU render call (see the module docstring); a Ray CPU actor reserves this many CPUs.
+CPU_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch threads, then give the caller back the count it had."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> str:
@@ -156,7 +177,8 @@ class DiffusersBackend:
             kwargs["negative_prompt"] = [p.negative_prompt] * len(jobs)
         if "strength" in self._accepts:
             kwargs["strength"] = p.strength
-        with torch.inference_mode():
+        threads = torch_threads(CPU_THREADS) if self.device == "cpu" else nullcontext()
+        with threads, torch.inference_mode():
             return np.asarray(self.pipe(**kwargs).images, dtype=np.float32)
 
     def render(self, jobs: Sequence[Job]) -> list[Rendered]:

@@ -12,7 +12,11 @@ drawn: killing the driver loses only the groups in flight (their blobs stay behi
 and a re-run draws them again, byte for byte); an actor that dies is restarted by Ray Data, which
 retries its group.
 
-Ray is the optional extra ``aesdata[ray]``: this module is imported only for ``--engine ray``.
+A local Ray started for the run gets an allow-list of the driver's environment (:func:`actor_env`), so
+its actors never hold the driver's secrets (``OPENAI_API_KEY``, ``LABEL_STUDIO_API_KEY``...) unless the
+run needs them: ``HF_TOKEN`` when each actor downloads a hub model, the object store's credentials when
+the blobs live behind one. Ray is the optional extra ``aesdata[ray]``: this module is imported only for
+``--engine ray``.
 """
 
 from __future__ import annotations
@@ -21,19 +25,33 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aesdata.blobs import open_store
+from aesdata.childenv import NETWORK, PYTHON, child_env, swapped_environ
 from aesdata.errors import AesdataError
+from aesdata.generate.backend import factory
 from aesdata.generate.presets import Preset
 from aesdata.generate.stage import Drawer, Drawn, SourceRef, make_backend
 
 #: Object store of a Ray started for the run: only source references and hashes travel, never pixels.
 LOCAL_OBJECT_STORE = 256 * 2**20
+#: What a local Ray's processes keep of the driver's environment besides childenv's BASE and NETWORK:
+#: how to run Python, Ray, torch and its compilers, and where the model caches are.
+RUNTIME: tuple[str, ...] = (
+    *PYTHON, "RAY_*", "CUDA_*", "NVIDIA_*", "TORCH*", "TRITON_*", "HF_HOME", "HF_HUB_*", "HF_ENDPOINT",
+    "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_*", "DIFFUSERS_*", "XDG_CACHE_HOME",
+)
+#: Only when the model is a hub id, which every actor downloads (gated models need the token).
+HUB_TOKEN: tuple[str, ...] = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
+#: Only when the blobs are behind an fsspec URL: the variables s3fs, gcsfs and adlfs read.
+STORE_CREDENTIALS: tuple[str, ...] = (
+    "AWS_*", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "AZURE_STORAGE_*", "FSSPEC_*",
+)
 
 
 @dataclass(frozen=True)
@@ -57,14 +75,26 @@ def _ray() -> Any:
     return ray
 
 
-def _init(ray: Any, address: str | None) -> None:
+def actor_env(preset: Preset, blob_url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a local Ray started for the run (its daemons, hence its actors) inherits of ``environ``: the
+    allow-lists above, and the variables the backend's factory names in its ``environment`` attribute."""
+    groups = [NETWORK, RUNTIME, getattr(factory(preset.backend), "environment", ())]
+    if preset.model and not Path(preset.model).expanduser().exists():
+        groups.append(HUB_TOKEN)
+    if "://" in blob_url and not blob_url.startswith(("file://", "local://")):
+        groups.append(STORE_CREDENTIALS)
+    return child_env(*groups, environ=environ)
+
+
+def _init(ray: Any, address: str | None, env: Mapping[str, str]) -> None:
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=bool(os.environ.get("AESDATA_DEBUG")))
     try:
-        if address:
+        if address:  # a running cluster: its processes have the environment their nodes gave them
             ray.init(address=address, **quiet)
         else:  # "local": never join a cluster named by RAY_ADDRESS when none was asked for
-            ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE, **quiet)
+            with swapped_environ(env):  # Ray's daemons start here, and its workers inherit theirs
+                ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise AesdataError(f"--ray-address {address or 'local'}: cannot start or reach Ray: {exc}".splitlines()[0],
                            hint="check `ray status` on the head node, or leave --ray-address out") from None
@@ -72,8 +102,8 @@ def _init(ray: Any, address: str | None) -> None:
 
 def plan(resources: dict[str, float], preset: Preset, *, device: str, actors: int | None) -> Plan:
     """One actor per GPU for a diffusers backend on a cluster with GPUs; CPU actors otherwise, one CPU
-    (one torch thread) each: PyTorch's CPU results change in the last bit with its thread count, so a
-    fixed count per actor is what keeps the bytes independent of how many actors there are."""
+    each: the diffusers backend renders on CPU with ``diffusers_backend.CPU_THREADS`` (1) torch threads
+    wherever it runs (its bytes depend on the count), so an actor reserves that many CPUs."""
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     on_gpu = preset.backend == "diffusers" and not device.startswith("cpu") and (gpus > 0 or device != "auto")
     if on_gpu:
@@ -96,13 +126,17 @@ def _portable(preset: Preset) -> Preset:
 
 
 @contextmanager
-def cluster(address: str | None, preset: Preset, *, device: str, actors: int | None) -> Iterator[Plan]:
+def cluster(address: str | None, preset: Preset, *, device: str, actors: int | None,
+            blob_url: str) -> Iterator[Plan]:
     """Ray for the run: the one already initialised in this process, a cluster at ``address``, or a local
-    one started here (and shut down at the end)."""
+    one started here (with :func:`actor_env`, and shut down at the end)."""
+    if not getattr(factory(preset.backend), "runs_on_ray", True):
+        raise AesdataError(f"backend {preset.backend} does not run on Ray actors: it calls its API from this "
+                           "process, with the workspace's ledger", hint="run it with --engine local")
     ray = _ray()
     started = not ray.is_initialized()
     if started:
-        _init(ray, address)
+        _init(ray, address, actor_env(preset, blob_url))
     try:
         yield plan(ray.cluster_resources(), _portable(preset), device=device, actors=actors)
     finally:
@@ -114,10 +148,6 @@ class DrawActor:
     """One Ray Data actor: loads the backend once, then draws one group of sources per call."""
 
     def __init__(self, preset: Preset, base_seed: int, blob_url: str, device: str, compile: bool) -> None:
-        if device == "cpu" and preset.backend == "diffusers":
-            import torch
-
-            torch.set_num_threads(1)  # one CPU per actor (see plan), whatever OMP_NUM_THREADS says
         blobs = open_store(blob_url, Path(blob_url))
         self.drawer = Drawer(make_backend(preset, device=device, compile=compile), preset, base_seed, blobs)
 

@@ -265,7 +265,8 @@ def generate(ws: Workspace, *, backend: str | None = None, preset: str | None = 
             from aesdata.generate import ray_engine
 
             plan = stack.enter_context(ray_engine.cluster(address, chosen, device=device,
-                                                          actors=ray_actors or ws.settings.generate.ray_actors))
+                                                          actors=ray_actors or ws.settings.generate.ray_actors,
+                                                          blob_url=ws.blobs.url))
             per_batch = batch_size or DEFAULT_BATCH[plan.kind]
             params.update(model=chosen.model, ray_address=address, actors=plan.actors, batch_size=per_batch)
             groups = [refs[i:i + per_batch] for i in range(0, len(refs), per_batch)]

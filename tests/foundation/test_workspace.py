@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from aesdata import db as dbmod
+from aesdata.blobs import TMP_DIR, BlobStore
 from aesdata.cli.main import app
 from aesdata.config import TEMPLATE, Settings
 from aesdata.errors import AesdataError, WorkspaceNotFound
@@ -108,3 +112,34 @@ def test_cli_init_status_version(cli, tmp_path):
     assert cli.invoke(app, ["status", "-w", str(tmp_path / "new"), "--json"]).stdout.startswith('{"sources": 0')
     assert cli.invoke(app, ["--version"]).stdout.startswith("aesdata ")
     assert cli.invoke(app, ["ingest", "--no-such-flag"]).exit_code == 2
+
+
+
+KILLED_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from aesdata.blobs import BlobStore
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # SIGKILL between writing and renaming
+BlobStore(Path(sys.argv[1])).put(b"half a png")
+"""
+
+
+def test_a_blob_write_killed_mid_way_leaves_nothing_once_the_workspace_opens_again(ws_path, monkeypatch):
+    blobs = ws_path / "blobs"
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(blobs)], check=False)
+    assert killed.returncode == -9
+    [left] = list((blobs / TMP_DIR).iterdir())  # what the kill left
+    real_fsync, seen = os.fsync, []
+
+    def open_meanwhile(fd: int) -> None:  # another process opens the workspace while a live write is under way
+        seen.extend((blobs / TMP_DIR).iterdir())
+        Workspace.open(ws_path).close()
+        assert all(p.exists() for p in seen if p != left), "a live writer's file was removed"
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", open_meanwhile)
+    sha = BlobStore(blobs).put(b"a whole png")
+    monkeypatch.undo()
+    assert left in seen and len(seen) == 2  # the killed write's file and the live one, side by side
+    assert not left.exists() and BlobStore(blobs).read(sha) == b"a whole png"
+    assert list((blobs / TMP_DIR).iterdir()) == []

@@ -230,10 +230,10 @@ def state(ws_path: Path, tables: tuple[str, ...], *, drop: tuple[str, ...] = ())
         out.runs = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY id")]
     finally:
         db.close()
-    files = [p for p in (ws_path / "blobs").rglob("*") if p.is_file()]
-    # a blob write killed before its rename leaves its temporary file: an orphan, never named by a row
-    out.blobs = sorted(p.relative_to(ws_path / "blobs").as_posix() for p in files if not p.name.startswith(".tmp-"))
-    out.orphans = sum(p.name.startswith(".tmp-") for p in files)
+    files = [p.relative_to(ws_path / "blobs").as_posix() for p in (ws_path / "blobs").rglob("*") if p.is_file()]
+    # a blob write killed before its rename leaves its temporary file, which the next opening removes
+    out.blobs = sorted(p for p in files if not p.startswith(".tmp/"))
+    out.orphans = sum(p.startswith(".tmp/") for p in files)
     return out
 
 
@@ -241,4 +241,5 @@ def assert_same(got: State, want: State, point: Point) -> None:
     for table, rows in want.tables.items():
         assert got.tables[table] == rows, f"{point}: table {table} differs from the uninterrupted run"
     assert got.blobs == want.blobs, f"{point}: blob set differs: {set(got.blobs) ^ set(want.blobs)}"
+    assert got.orphans == 0, f"{point}: {got.orphans} temporary blob file(s) of the killed run left behind"
     assert "running" not in got.runs, f"{point}: a run left 'running': {got.runs}"
