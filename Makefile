@@ -39,8 +39,12 @@ browser:
 	bash scripts/install_browser.sh
 
 # `make bench` runs them all; `make bench ONLY="ingest cot"` a subset.
-bench: setup
+bench: setup $(VENV)/.bench
 	$(PY) benchmarks/run_all.py $(ONLY)
+
+$(VENV)/.bench: pyproject.toml
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check aesdata tests benchmarks

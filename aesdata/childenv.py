@@ -8,8 +8,11 @@ groups its job needs (named here, once), and what aesdata sets for it explicitly
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from multiprocessing.context import BaseContext
 
 #: Any program: where executables are, whose home, which language and time zone, where temp files go.
 BASE: tuple[str, ...] = (
@@ -23,6 +26,11 @@ NETWORK: tuple[str, ...] = (
 )
 #: pip: its own settings (index URL, trusted hosts), cache and config folders.
 PIP: tuple[str, ...] = ("PIP_*", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+#: A Python worker: how to run the interpreter and its numeric libraries.
+PYTHON: tuple[str, ...] = (
+    "PYTHON*", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "OMP_*", "MKL_*", "KMP_*", "OPENBLAS_*",
+    "NUMBA_*", "AESDATA_DEBUG",
+)
 
 
 def _allowed(name: str, patterns: Iterable[str]) -> bool:
@@ -61,3 +69,37 @@ def die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() == 1:  # the parent died before the call: nothing would send the signal
         os._exit(1)
+
+
+@contextmanager
+def swapped_environ(env: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` is ``env`` inside the block, which is what the processes started there inherit (for
+    starters that take no environment of their own: Ray's daemons, multiprocessing's fork server)."""
+    saved = os.environ.copy()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def clean_pool_context(preload: Sequence[str]) -> BaseContext:
+    """The multiprocessing context for pool workers that handle untrusted input (decoders).
+
+    A forked worker holds a copy of the caller's memory and environment (API keys, Hub tokens), and a
+    spawned one inherits the environment. These are forked from multiprocessing's fork server instead,
+    started here with :data:`BASE` and :data:`PYTHON` only and ``preload`` already imported (a worker then
+    starts in milliseconds): none of the caller's secrets is in a worker's ``/proc/PID/environ`` or its
+    memory. The server dies with the calling thread's process (:mod:`aesdata.forkserver_init`); workers
+    should call :func:`die_with_parent` to die with the server. Called before each pool: a server that is
+    already running is kept (checking costs one ``waitpid``), one that is gone is started again, clean.
+    """
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["aesdata.forkserver_init", *preload])
+    with swapped_environ(child_env(PYTHON)):
+        forkserver.ensure_running()
+    return ctx

@@ -35,7 +35,7 @@ from PIL import Image
 
 from aesdata import store
 from aesdata.blobs import encode_png
-from aesdata.childenv import die_with_parent
+from aesdata.childenv import clean_pool_context, die_with_parent
 from aesdata.config import IngestSettings
 from aesdata.db import to_signed64
 from aesdata.dedup import SourceIndex
@@ -288,8 +288,8 @@ def _decoded_in_order(items: Iterable[Item], settings: IngestSettings, workers: 
     tuple[Item, Decoded | Refused]
 ]:
     """Decode in parallel with a bounded window (inputs are read lazily), yielding results in input order."""
-    executor: Executor = (ProcessPoolExecutor(workers, initializer=die_with_parent) if workers > 1
-                          else _InlineExecutor())
+    executor: Executor = (ProcessPoolExecutor(workers, mp_context=clean_pool_context([__name__]),
+                                              initializer=die_with_parent) if workers > 1 else _InlineExecutor())
     window: list[tuple[Item, Future]] = []
     try:
         for item in items:

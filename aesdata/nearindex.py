@@ -9,11 +9,13 @@ approximate: a pair is either verified or provably too far.
 
 Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counting sort: an offsets table
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
-New hashes go to a small tail searched by brute force; when the tail outgrows ``8 * sqrt(n)`` the tables
-are rebuilt for the new size (chunking re-planned): a rebuild is one linear pass per chunk, and the
-tail bound balances rebuilds (about ``sqrt(n) / 8`` of them) against brute-force comparisons.
-The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction) and run
-one query per thread.
+A batch's probes are sorted by bucket before any is read (:func:`aesdata.nearkernels.probe_order`), so
+each chunk's table is swept forward once per batch, buckets prefetched ahead, instead of one cache miss
+per probe. Hashes live in levels: a main level, a middle one over the hashes added since the main
+level was built (rebuilt, with its own plan, whenever the tail outgrows ``16 * sqrt(middle)``), and the
+tail, searched by brute force; the main level is rebuilt over everything once the middle one passes
+``MID_FRACTION`` of it. So a rebuild sorts at most an eighth of the index, except every eighth of growth.
+The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction).
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
   ``aesdata dupes --rebuild`` make per batch: it decides which new hashes are near-duplicates and which
@@ -34,12 +36,15 @@ from types import ModuleType
 import numpy as np
 
 BITS = 64
-MAX_WIDTH = 22  # offsets table of 4M int32 per chunk at most (16 MB)
-TAIL_MIN = 4096
-# Relative costs in the cost model, fitted on 2 shared cores (about 1.7 ns per candidate): a probe is two
-# cache misses (offsets table, then the bucket's run), a candidate a sequential read and a popcount, a
-# brute-force comparison the same without the bucket bookkeeping.
-COST_PROBE, COST_CANDIDATE, COST_BRUTE = 40.0, 1.0, 0.7
+MAX_WIDTH = 20  # offsets table of 1M int32 per chunk at most (4 MB): a 22-bit one made each probe 2-3x dearer
+TAIL_MIN = 2048
+TAIL_SCALE = 16
+MID_FRACTION = 0.125
+# Relative costs in the cost model, fitted by least squares on one-chunk tables at 100k-2M hashes on 2
+# shared cores (about 1.3-1.9 ns per candidate, 22-25 ns per probe): a probe is its share of the batch's
+# probe sort, two offsets and the start of a bucket's run (prefetched), a candidate a streamed read and a
+# popcount; a brute-force comparison the same from cache, without the bucket bookkeeping.
+COST_PROBE, COST_CANDIDATE, COST_BRUTE = 14.0, 1.0, 0.4
 
 
 # --------------------------------------------------------------------------- running the compiled kernels
@@ -68,25 +73,40 @@ def _kernels() -> ModuleType:
     return nearkernels
 
 
-def _run(kernel, queries: np.ndarray, work: float, *args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Call a search kernel and flatten its slots to (query, position, distance); queries with more
-    matches than slots are searched again with room for all of them."""
+def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, position, distance) of every hash of one level within ``radius`` of the queries; searched
+    again with room for all of them when some segment found more matches than it had slots for."""
+    import numba
+
+    work = len(queries) * t.plan.cost
+    segments = numba.get_num_threads() if work >= PARALLEL_WORK else 1
+    slots = 64 + 8 * len(queries) // segments
+    while True:
+        with _threads(work):
+            counts, found = _kernels().search_tables(queries, radius, t.shifts, t.widths, t.thresholds, t.flips,
+                                                     t.flip_start, t.offsets, t.off_start, t.by_bucket,
+                                                     t.position, t.size, segments, slots)
+        if counts.max() <= slots:
+            break
+        slots = int(counts.max())
+    keep = np.arange(slots)[None, :] < counts[:, None]
+    return found[:, 0][keep], found[:, 1][keep], found[:, 2][keep]
+
+
+def _search_brute(queries: np.ndarray, hashes: np.ndarray, radius: int, before: int,
+                  first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, position, distance) by comparing every pair (``before >= 0``: only hashes earlier than
+    input ``before + i``, for pairs within a batch); ``hashes[j]`` has position ``first + j``."""
     slots = 8
-    with _threads(work):
-        counts, found, dist = kernel(queries, *args, slots)
-    over = np.nonzero(counts > slots)[0]
-    keep = np.arange(slots)[None, :] < np.minimum(counts, slots)[:, None]
+    while True:
+        with _threads(len(queries) * len(hashes)):
+            counts, found, dist = _kernels().search_brute(queries, hashes, radius, before, slots)
+        if len(counts) == 0 or counts.max() <= slots:
+            break
+        slots = int(counts.max())
+    keep = np.arange(slots)[None, :] < counts[:, None]
     qi = np.broadcast_to(np.arange(len(queries))[:, None], keep.shape)[keep]
-    pos, d = found[keep], dist[keep]
-    if len(over):
-        with _threads(work * len(over) / len(queries)):
-            c2, f2, d2 = kernel(queries[over], *args, int(counts[over].max()))
-        keep2 = np.arange(f2.shape[1])[None, :] < c2[:, None]
-        lose = np.isin(qi, over)
-        qi = np.concatenate([qi[~lose], np.broadcast_to(over[:, None], keep2.shape)[keep2]])
-        pos = np.concatenate([pos[~lose], f2[keep2]])
-        d = np.concatenate([d[~lose], d2[keep2]])
-    return qi, pos, d
+    return qi, found[keep] + first, dist[keep]
 
 
 # --------------------------------------------------------------------------- planning
@@ -117,11 +137,12 @@ class Plan:
 
 def plan(n: int, radius: int) -> Plan:
     """The chunking for ``n`` stored hashes (planned once per quarter-octave of ``n``: rebuilds are frequent)."""
-    return _plan(round(4 * log2(max(n, 1))), radius)
+    return _plan(round(4 * log2(max(n, 1))), radius, MAX_WIDTH, COST_PROBE, COST_CANDIDATE, COST_BRUTE)
 
 
 @lru_cache(maxsize=256)
-def _plan(quarter_octaves: int, radius: int) -> Plan:
+def _plan(quarter_octaves: int, radius: int, max_width: int, cost_probe: float, cost_candidate: float,
+          cost_brute: float) -> Plan:
     """The chunking with the least estimated work per query against ``n`` uniform hashes.
 
     A chunk of ``w`` bits probed with threshold ``t`` costs ``probes(w, t)`` random bucket reads, each
@@ -130,23 +151,32 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
     """
 
     n = 2.0 ** (quarter_octaves / 4)
-
-    @cache
-    def best(bits: int, units: int) -> tuple[float, tuple[tuple[int, int], ...]]:
-        if units <= 0:
-            return 0.0, ((bits, -1),) if bits else ()
-        choice: tuple[float, tuple[tuple[int, int], ...]] = (float("inf"), ())
-        for w in range(1, min(bits, MAX_WIDTH) + 1):
-            for t in range(min(w, units)):
-                cost = _probes(w, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**w)
-                rest = best(bits - w, units - t - 1)
-                if cost + rest[0] < choice[0]:
-                    choice = (cost + rest[0], ((w, t), *rest[1]))
-        return choice
-
-    cost, chunks = best(BITS, radius + 1)
-    if cost >= COST_BRUTE * n:
-        return Plan((), (), COST_BRUTE * n)
+    units = radius + 1
+    chunk = np.full((max_width + 1, units), np.inf)  # cost of one chunk of w bits at threshold t
+    for w in range(1, max_width + 1):
+        for t in range(min(w, units)):
+            chunk[w, t] = _probes(w, t) * (cost_probe + cost_candidate * n / 2.0**w)
+    # best[u, b]: least cost of b bits still to cut with u units still needed (0 units: the rest unprobed)
+    best = np.full((units + 1, BITS + 1), np.inf)
+    best[0] = 0.0
+    pick = np.zeros((units + 1, BITS + 1, 2), np.int64)
+    for u in range(1, units + 1):
+        for w in range(1, max_width + 1):
+            for t in range(min(w, u)):
+                cost = chunk[w, t] + best[u - t - 1, : BITS + 1 - w]  # for b = w..BITS
+                better = cost < best[u, w:]
+                best[u, w:][better] = cost[better]
+                pick[u, w:][better] = (w, t)
+    chunks, bits, u = [], BITS, units
+    while u > 0:
+        w, t = (int(x) for x in pick[u, bits])
+        chunks.append((w, t))
+        bits, u = bits - w, u - t - 1
+    if bits:
+        chunks.append((bits, -1))
+    cost = float(best[units, BITS])
+    if cost >= cost_brute * n:
+        return Plan((), (), cost_brute * n)
     return Plan(tuple(w for w, _ in chunks), tuple(t for _, t in chunks), cost)
 
 
@@ -155,8 +185,11 @@ def _plan(quarter_octaves: int, radius: int) -> Plan:
 
 @dataclass
 class _Tables:
+    """One level: hashes at positions ``[first, first + size)`` bucket-sorted per probed chunk."""
+
     plan: Plan
-    size: int  # hashes [0, size) are in the tables
+    first: int
+    size: int
     shifts: np.ndarray
     widths: np.ndarray
     thresholds: np.ndarray
@@ -167,26 +200,34 @@ class _Tables:
     by_bucket: np.ndarray
     position: np.ndarray
 
+    @property
+    def end(self) -> int:
+        return self.first + self.size
 
-def _build_tables(hashes: np.ndarray, radius: int) -> _Tables:
+    @property
+    def nbytes(self) -> int:
+        return self.offsets.nbytes + self.by_bucket.nbytes + self.position.nbytes
+
+
+def _build_tables(hashes: np.ndarray, first: int, radius: int) -> _Tables:
     p = plan(len(hashes), radius)
     shifts = np.cumsum([0, *p.widths[:-1]])
     probed = [(int(s), w, t) for s, w, t in zip(shifts, p.widths, p.thresholds, strict=True) if t >= 0]
-    offsets, by_bucket, position, flips, starts, off_start = [], [], [], [], [0], [0]
-    for shift, width, t in probed:
-        o, b, pos = _kernels().bucket_sort(hashes, shift, width)
-        offsets.append(o)
-        by_bucket.append(b)
-        position.append(pos)
+    n = len(hashes)
+    by_bucket = np.empty(n * len(probed), np.uint64)
+    position = np.empty(n * len(probed), np.int32)
+    offsets, flips, starts, off_start = [], [], [0], [0]
+    for c, (shift, width, t) in enumerate(probed):
+        part = slice(c * n, (c + 1) * n)
+        offsets.append(_kernels().bucket_sort(hashes, first, shift, width, by_bucket[part], position[part]))
         flips.extend(flip_masks(width, t))
         starts.append(len(flips))
-        off_start.append(off_start[-1] + len(o))
+        off_start.append(off_start[-1] + len(offsets[-1]))
     column = lambda i: np.array([c[i] for c in probed], np.int64)  # noqa: E731
     return _Tables(
-        plan=p, size=len(hashes), shifts=column(0), widths=column(1), thresholds=column(2),
+        plan=p, first=first, size=n, shifts=column(0), widths=column(1), thresholds=column(2),
         flips=np.array(flips, np.int64), flip_start=np.array(starts, np.int64), offsets=np.concatenate(offsets),
-        off_start=np.array(off_start[:-1], np.int64), by_bucket=np.concatenate(by_bucket),
-        position=np.concatenate(position),
+        off_start=np.array(off_start[:-1], np.int64), by_bucket=by_bucket, position=position,
     )
 
 
@@ -207,17 +248,23 @@ class Assignment:
 
 
 class NearIndex:
-    """Stored 64-bit hashes (positions ``0..n-1`` in insertion order) searched within ``radius``."""
+    """Stored 64-bit hashes (positions ``0..n-1`` in insertion order) searched within ``radius``.
+
+    Up to two levels of tables and a tail: the main level (rebuilt when the level above it outgrows
+    ``MID_FRACTION`` of it), a middle one over the hashes since (rebuilt when the tail outgrows its
+    bound), and the tail, searched by brute force. Each level has its own plan for its own size.
+    """
 
     def __init__(self, radius: int, hashes: np.ndarray | None = None, *, tail: int | None = None) -> None:
-        """``tail``: most hashes left outside the tables (default: ``max(4096, 8 * sqrt(n))``)."""
+        """``tail``: most hashes left outside the tables (default: ``max(TAIL_MIN, TAIL_SCALE * sqrt(m))``,
+        ``m`` the middle level's size)."""
         if not 0 <= radius < BITS:
             raise ValueError(f"radius must be in [0, 63], got {radius}")
         self.radius = radius
         self._tail = tail
         self._hashes = np.empty(1024, np.uint64)
         self._n = 0
-        self._tables: _Tables | None = None
+        self._levels: list[_Tables] = []
         if hashes is not None:
             self.add(hashes)
 
@@ -229,14 +276,16 @@ class NearIndex:
         return self._hashes[: self._n]
 
     @property
+    def levels(self) -> list[_Tables]:
+        return list(self._levels)
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the index's arrays."""
-        t = self._tables
-        tables = (t.offsets.nbytes + t.by_bucket.nbytes + t.position.nbytes) if t else 0
-        return self._hashes.nbytes + tables
+        return self._hashes.nbytes + sum(t.nbytes for t in self._levels)
 
     def add(self, hashes: np.ndarray) -> None:
-        """Append hashes (positions follow on); the tables are rebuilt when the tail outgrows ~sqrt(n)."""
+        """Append hashes (positions follow on); tables are rebuilt as the tail and middle level grow."""
         h = np.asarray(hashes, dtype=np.uint64)
         if self._n + len(h) > len(self._hashes):
             grown = np.empty(max(2 * len(self._hashes), self._n + len(h)), np.uint64)
@@ -244,11 +293,19 @@ class NearIndex:
             self._hashes = grown
         self._hashes[self._n : self._n + len(h)] = h
         self._n += len(h)
-        indexed = self._tables.size if self._tables else 0
-        limit = max(TAIL_MIN, 8 * isqrt(self._n)) if self._tail is None else self._tail
-        if self._n - indexed > limit and not plan(self._n, self.radius).brute:
-            self._tables = None  # free the old tables before building the new ones (peak memory)
-            self._tables = _build_tables(self.hashes, self.radius)
+        main = self._levels[0].size if self._levels else 0
+        middle = self._n - main  # what a new middle level would hold
+        indexed = self._levels[-1].end if self._levels else 0
+        limit = max(TAIL_MIN, TAIL_SCALE * isqrt(middle)) if self._tail is None else self._tail
+        if self._n - indexed <= limit:
+            return
+        if middle > MID_FRACTION * main:  # a new main level over everything (the old ones freed first)
+            if not plan(self._n, self.radius).brute:
+                self._levels = []
+                self._levels = [_build_tables(self.hashes, 0, self.radius)]
+        elif not plan(middle, self.radius).brute:
+            self._levels = self._levels[:1]
+            self._levels.append(_build_tables(self._hashes[main : self._n], main, self.radius))
 
     def search(self, queries: np.ndarray, radius: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every stored hash within ``radius`` (default and maximum: the index radius) of each query,
@@ -257,18 +314,10 @@ class NearIndex:
         if radius > self.radius:
             raise ValueError(f"index built for radius {self.radius}, asked {radius}")
         q = np.ascontiguousarray(queries, dtype=np.uint64)
-        parts = []
-        t = self._tables
-        start = 0
-        if t is not None:
-            parts.append(_run(_kernels().search_tables, q, len(q) * t.plan.cost, radius, t.shifts, t.widths,
-                              t.thresholds, t.flips, t.flip_start, t.offsets, t.off_start, t.by_bucket, t.position,
-                              t.size))
-            start = t.size
+        parts = [_search_level(t, q, radius) for t in self._levels]
+        start = self._levels[-1].end if self._levels else 0
         if self._n > start:
-            tail = self._hashes[start : self._n]
-            qi, pos, d = _run(_kernels().search_brute, q, len(q) * len(tail), tail, radius, -1)
-            parts.append((qi, pos + start, d))
+            parts.append(_search_brute(q, self._hashes[start : self._n], radius, -1, start))
         return _sorted(parts)
 
     def assign(self, hashes: np.ndarray, near_radius: int, pinned: np.ndarray | None = None) -> Assignment:
@@ -285,25 +334,9 @@ class NearIndex:
         k = len(h)
         base = self._n
         sq, spos, sd = self.search(h)
-        iq, ipos, idist = _pairs_earlier(h, self.radius)  # ipos: an earlier input of the batch
-        is_source = np.ones(k, bool)
-        near_of = np.full(k, -1, np.int64)
-        near_d = np.full(k, -1, np.int64)
-        # only inputs with some candidate can be anything but a plain new source: decide those in order
-        stored = _group(sq, k)
-        inner = _group(iq, k)
-        for i in np.union1d(sq, iq):
-            best_d, best_ref = BITS + 1, -1  # ref: a stored position, or base + input index for batch ones
-            lo, hi = stored[i], stored[i + 1]
-            if hi > lo:
-                best_d, best_ref = int(sd[lo]), int(spos[lo])
-            for j in range(inner[i], inner[i + 1]):
-                other = int(ipos[j])
-                if is_source[other] and (int(idist[j]), base + other) < (best_d, best_ref):
-                    best_d, best_ref = int(idist[j]), base + other
-            if best_ref >= 0 and best_d <= near_radius and not (pinned is not None and pinned[i]):
-                is_source[i] = False
-                near_of[i], near_d[i] = best_ref, best_d
+        iq, ipos, idist = _sorted([_search_brute(h, h, self.radius, 0, 0)])  # ipos: an earlier input
+        pin = np.zeros(k, np.bool_) if pinned is None else np.ascontiguousarray(pinned, dtype=np.bool_)
+        is_source, near_of, near_d = _kernels().decide(k, sq, spos, sd, iq, ipos, idist, base, near_radius, pin)
         # batch references become positions: new sources are numbered in input order after the stored ones
         position = np.where(is_source, base + np.cumsum(is_source) - 1, -1)
         from_batch = near_of >= base
@@ -315,24 +348,6 @@ class NearIndex:
         order = np.lexsort((link_p, link_q))
         self.add(h[is_source])
         return Assignment(position, near_of, near_d, (link_q[order], link_p[order], link_d[order]))
-
-
-def _pairs_earlier(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, d) for j < i within the batch: brute force (batches are small next to the index)."""
-    if len(h) < 2:
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty
-    with _threads(len(h) * len(h) / 2):
-        counts, _, _ = _kernels().search_brute(h, h, radius, 0, 0)
-        counts2, found, dist = _kernels().search_brute(h, h, radius, 0, max(1, int(counts.max())))
-    keep = np.arange(found.shape[1])[None, :] < counts2[:, None]
-    qi = np.broadcast_to(np.arange(len(h))[:, None], keep.shape)[keep]
-    return _sorted([(qi, found[keep], dist[keep])])
-
-
-def _group(sorted_query: np.ndarray, k: int) -> np.ndarray:
-    """Start offsets of each query's run in arrays sorted by query (length ``k + 1``)."""
-    return np.searchsorted(sorted_query, np.arange(k + 1))
 
 
 def _sorted(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,10 +6,13 @@
     100k, 640k and 2M hashes, index radius 6 and 10 (``group_threshold``; near-duplicate radius 6),
     uniform random hashes and clustered ones (families of near copies, as photo sets have). Each case
     runs in a child process so its peak RSS is its own. The all-pairs numpy baseline is timed in the
-    same run on a subsample and extrapolated as n^2 (labelled so);
+    same run on a subsample and extrapolated as n^2 (labelled so); then the same search side by side
+    with faiss's binary indexes (``IndexBinaryMultiHash``, exact at these settings, and the brute-force
+    ``IndexBinaryFlat``), one thread each, on the same stored hashes and queries, pairs checked equal
+    (skipped with a line when faiss is not installed: ``pip install faiss-cpu``);
 (c) ``ingest --hf-dataset`` peak RSS at 2k and 20k rows of a local parquet dataset (child per size).
 Figures only: nothing here passes or fails on time. ``BENCH_HASHES=10000000 BENCH_DISTS=uniform`` runs
-the 10M case by hand.
+the 10M case by hand (``BENCH_PARTS=search`` skips the other parts).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ SIZES = [int(s) for s in os.environ.get("BENCH_HASHES", "100000,640000,2000000")
 RADII = [int(r) for r in os.environ.get("BENCH_RADII", "6,10").split(",")]
 DISTS = os.environ.get("BENCH_DISTS", "uniform,clustered").split(",")
 HF_ROWS = [int(s) for s in os.environ.get("BENCH_HF_ROWS", "2000,20000").split(",")]
+PARTS = os.environ.get("BENCH_PARTS", "ingest,search,faiss,hf").split(",")
+COMPARE_QUERIES = 4 * BATCH  # queries per side-by-side case
 BASELINE_N = 5_000
 NEAR = 6  # ingest.near_duplicate_threshold's default
 
@@ -106,7 +111,7 @@ def search_case(n: int, radius: int, dist: str) -> dict[str, float]:
         near += int((a.position < 0).sum())
         links += len(a.links[0])
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    t = index._tables
+    t = index.levels[0] if index.levels else None  # the main level (a middle one has its own, smaller plan)
     plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
     return {"seconds": dt, "cpu": cpu, "near": near, "links": links, "rss_mb": peak_rss_mb(),
             "index_mb": index.nbytes / 2**20, "plan": plan}
@@ -132,7 +137,7 @@ def child(args: list[str]) -> dict:
 
 def bench_search() -> None:
     print(f"\nnear-duplicate search as ingest runs it: NearIndex.assign, batches of {BATCH}, near radius {NEAR}")
-    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'seconds':>8} {'cpu s':>7} {'us/hash':>8} "
+    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'wall s':>8} {'cpu s':>7} {'us/hash':>8} "
           f"{'all-pairs cpu s':>15} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
     base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
     for n in SIZES:
@@ -141,16 +146,80 @@ def bench_search() -> None:
                 got = child(["search", str(n), str(radius), dist])
                 pairs_s = base[(radius, dist)] * (n / BASELINE_N) ** 2  # CPU seconds, like got["cpu"]
                 print(f"{n:>9} {radius:>6} {dist:>10} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
-                      f"{got['seconds'] / n * 1e6:>8.2f} "
+                      f"{got['cpu'] / n * 1e6:>8.2f} "
                       f"{pairs_s:>14.0f}* {pairs_s / got['cpu']:>7.0f}x {got['index_mb']:>8.0f} "
                       f"{got['rss_mb']:>8.0f} "
                       f"{got['near']:>8} {got['links']:>8}  {got['plan']}", flush=True)
     print(f"* all-pairs CPU time at {BASELINE_N:,} hashes in this run "
           + ", ".join(f"(r{r} {d}: {s:.2f} s)" for (r, d), s in base.items())
-          + " extrapolated as n^2; ratio = all-pairs CPU / assign CPU. CPU time, not wall clock, because both run "
+          + " extrapolated as n^2; ratio = all-pairs CPU / assign CPU; us/hash: assign CPU per hash. CPU time, "
+          "not wall clock, because both run "
           "on one thread (assign goes parallel only past 20M estimated operations per call) and a shared "
           "machine stretches wall clock. Index MB: the index's arrays; peak MB: the child's whole process "
           "(imports included).")
+
+
+def compare_case(n: int, radius: int, dist: str) -> dict[str, float | str]:
+    """Child process: search only, side by side, one thread each: ``NearIndex.search`` (the tables
+    ``assign`` searches) against faiss's ``IndexBinaryMultiHash`` (4 tables of 16 bits, ``nflip`` bits
+    flipped per table: exact when ``4 * (nflip + 1) > radius``, as here) and ``IndexBinaryFlat`` (every
+    pair, SIMD), on the same ``n`` stored hashes and ``COMPARE_QUERIES`` new ones in batches of ``BATCH``.
+    Build times are left out; the pairs found must be the same."""
+    import faiss
+    import numba
+
+    faiss.omp_set_num_threads(1)
+    numba.set_num_threads(1)
+    h = hashes(n + COMPARE_QUERIES, dist)
+    stored, queries = h[:n], h[n:]
+    as_bytes = lambda a: np.ascontiguousarray(a).view(np.uint8).reshape(-1, 8)  # noqa: E731
+    multi = faiss.IndexBinaryMultiHash(64, 4, 16)
+    multi.nflip = (radius + 1 + 3) // 4 - 1
+    flat = faiss.IndexBinaryFlat(64)
+    multi.add(as_bytes(stored))
+    flat.add(as_bytes(stored))
+    ours = NearIndex(radius, stored)
+    ours.search(queries[:BATCH])  # load the compiled kernels before the clock starts
+    out: dict[str, float | str] = {}
+    pairs = {}
+    for name in ("nearindex", "multihash", "flat"):
+        found = set()
+        c0 = time.process_time()
+        for start in range(0, COMPARE_QUERIES, BATCH):
+            batch = queries[start : start + BATCH]
+            if name == "nearindex":
+                qi, pos, d = ours.search(batch)
+            else:
+                index = multi if name == "multihash" else flat
+                lims, d, pos = index.range_search(as_bytes(batch), radius + 1)  # keeps d < radius + 1
+                qi = np.repeat(np.arange(len(batch)), np.diff(lims).astype(np.int64))
+            found.update(zip((qi + start).tolist(), pos.tolist(), d.tolist(), strict=True))
+        out[name] = (time.process_time() - c0) / COMPARE_QUERIES * 1e6
+        pairs[name] = found
+    out["same"] = "yes" if pairs["nearindex"] == pairs["multihash"] == pairs["flat"] else "NO"
+    out["pairs"] = len(pairs["nearindex"])
+    return out
+
+
+def bench_faiss() -> None:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        print("\nfaiss side by side: skipped, faiss is not installed (pip install faiss-cpu)")
+        return
+    print(f"\nthe same search side by side with faiss, search only, one thread each, {COMPARE_QUERIES} queries "
+          "in batches of 256 against n stored hashes, CPU us per query")
+    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'nearindex':>10} {'faiss multihash':>16} "
+          f"{'faiss flat':>11} {'multihash/ours':>15} {'flat/ours':>10} {'pairs':>6} {'same':>5}")
+    for n in SIZES:
+        for radius in RADII:
+            for dist in DISTS:
+                got = child(["compare", str(n), str(radius), dist])
+                print(f"{n:>9} {radius:>6} {dist:>10} {got['nearindex']:>10.1f} {got['multihash']:>16.1f} "
+                      f"{got['flat']:>11.1f} {got['multihash'] / got['nearindex']:>14.1f}x "
+                      f"{got['flat'] / got['nearindex']:>9.1f}x {got['pairs']:>6} {got['same']:>5}", flush=True)
+    print("faiss IndexBinaryMultiHash(64, 4 tables, 16 bits), nflip = ceil((radius + 1) / 4) - 1 (exact); "
+          "IndexBinaryFlat: every pair. faiss range_search keeps d < radius + 1.")
 
 
 # --------------------------------------------------------------------------- (c) --hf-dataset memory
@@ -206,11 +275,14 @@ def bench_hf() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["search"]:
         print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
+    elif sys.argv[1:2] == ["compare"]:
+        print(json.dumps(compare_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
     elif sys.argv[1:2] == ["hf-make"]:
         print(json.dumps(hf_make(int(sys.argv[2]), sys.argv[3])))
     elif sys.argv[1:2] == ["hf"]:
         print(json.dumps(hf_case(sys.argv[2])))
     else:
-        bench_ingest()
-        bench_search()
-        bench_hf()
+        for part, run in (("ingest", bench_ingest), ("search", bench_search), ("faiss", bench_faiss),
+                          ("hf", bench_hf)):
+            if part in PARTS:
+                run()

@@ -13,7 +13,9 @@ one by declaring, in its own ``pyproject.toml``::
 where ``load(preset, ctx)`` returns an object with ``identity()`` and ``render(jobs)``. The actors of a
 local Ray (``--engine ray``) get only an allow-list of the driver's environment: a backend that needs more
 there (an API key) names the variables in its factory's ``environment`` attribute
-(``load.environment = ("MY_API_KEY",)``). aesdata's own
+(``load.environment = ("MY_API_KEY",)``); one that cannot run there at all (it needs the workspace, as an
+API backend with its ledger does) sets ``load.runs_on_ray = False`` and ``--engine ray`` refuses it in one
+line before Ray starts. aesdata's own
 backends (``synthetic``, ``diffusers``, ``openai-images``) are registered the same way in aesdata's
 ``pyproject.toml``; :data:`BUILTIN` names the same targets so a source checkout whose installed
 metadata predates a backend still finds it (a test checks the two agree).

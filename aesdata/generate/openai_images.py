@@ -272,3 +272,6 @@ def load(preset: Preset, ctx: LoadContext) -> OpenAIImagesBackend:
                                              "images.base_url in aesdata.toml)") from None
     return OpenAIImagesBackend(preset, ctx.workspace, settings=settings, api_key=api_key, base_url=base_url,
                                concurrency=ctx.concurrency or settings.concurrency, max_cost=ctx.max_cost)
+
+
+load.runs_on_ray = False  # type: ignore[attr-defined]  # requests go out from the driver, paid into its ledger

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aesdata.blobs import open_store
-from aesdata.childenv import NETWORK, child_env
+from aesdata.childenv import NETWORK, PYTHON, child_env, swapped_environ
 from aesdata.errors import AesdataError
 from aesdata.generate.backend import factory
 from aesdata.generate.presets import Preset
@@ -43,9 +43,8 @@ LOCAL_OBJECT_STORE = 256 * 2**20
 #: What a local Ray's processes keep of the driver's environment besides childenv's BASE and NETWORK:
 #: how to run Python, Ray, torch and its compilers, and where the model caches are.
 RUNTIME: tuple[str, ...] = (
-    "PYTHON*", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "RAY_*", "CUDA_*", "NVIDIA_*", "OMP_*", "MKL_*",
-    "KMP_*", "OPENBLAS_*", "TORCH*", "TRITON_*", "NUMBA_*", "HF_HOME", "HF_HUB_*", "HF_ENDPOINT",
-    "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_*", "DIFFUSERS_*", "XDG_CACHE_HOME", "AESDATA_DEBUG",
+    *PYTHON, "RAY_*", "CUDA_*", "NVIDIA_*", "TORCH*", "TRITON_*", "HF_HOME", "HF_HUB_*", "HF_ENDPOINT",
+    "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_*", "DIFFUSERS_*", "XDG_CACHE_HOME",
 )
 #: Only when the model is a hub id, which every actor downloads (gated models need the token).
 HUB_TOKEN: tuple[str, ...] = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
@@ -87,19 +86,6 @@ def actor_env(preset: Preset, blob_url: str, environ: Mapping[str, str] | None =
     return child_env(*groups, environ=environ)
 
 
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` is ``env`` inside the block, which is what the processes started there inherit."""
-    saved = os.environ.copy()
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _init(ray: Any, address: str | None, env: Mapping[str, str]) -> None:
     quiet = dict(include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=bool(os.environ.get("AESDATA_DEBUG")))
@@ -107,7 +93,7 @@ def _init(ray: Any, address: str | None, env: Mapping[str, str]) -> None:
         if address:  # a running cluster: its processes have the environment their nodes gave them
             ray.init(address=address, **quiet)
         else:  # "local": never join a cluster named by RAY_ADDRESS when none was asked for
-            with _environment(env):  # Ray's daemons start here, and its workers inherit theirs
+            with swapped_environ(env):  # Ray's daemons start here, and its workers inherit theirs
                 ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise AesdataError(f"--ray-address {address or 'local'}: cannot start or reach Ray: {exc}".splitlines()[0],
@@ -144,6 +130,9 @@ def cluster(address: str | None, preset: Preset, *, device: str, actors: int | N
             blob_url: str) -> Iterator[Plan]:
     """Ray for the run: the one already initialised in this process, a cluster at ``address``, or a local
     one started here (with :func:`actor_env`, and shut down at the end)."""
+    if not getattr(factory(preset.backend), "runs_on_ray", True):
+        raise AesdataError(f"backend {preset.backend} does not run on Ray actors: it calls its API from this "
+                           "process, with the workspace's ledger", hint="run it with --engine local")
     ray = _ray()
     started = not ray.is_initialized()
     if started:

@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
+from PIL import Image
 
 from aesdata.annotate.server import TOKEN_ENV
 from tests.annotate.throwaway import start_throwaway
@@ -58,3 +65,27 @@ def test_every_process_aesdata_starts_is_given_an_environment() -> None:
                     missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert found >= 3  # server start, manage, install
     assert missing == []
+
+
+def test_ingests_decoders_hold_none_of_our_secrets(tmp_path: Path, ws_path: Path) -> None:
+    """The pool that decodes untrusted files: every process under ``aesdata ingest``, read while it runs."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(48):
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(folder / f"{i:02d}.jpg")
+    env = {**os.environ, **SECRETS, "AESDATA_WORKSPACE": str(ws_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "aesdata.cli.main", "ingest", str(folder), "--workers", "2"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    environs: dict[int, bytes] = {}
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(OSError):
+                    environs.setdefault(child.pid, Path(f"/proc/{child.pid}/environ").read_bytes())
+        time.sleep(0.01)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert len(environs) >= 3, environs.keys()  # the fork server and the two decoders at least
+    for pid, raw in environs.items():
+        assert not any(value.encode() in raw for value in SECRETS.values()), pid
+        assert b"PATH=" in raw, pid

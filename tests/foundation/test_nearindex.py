@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aesdata.nearindex import BITS, NearIndex, all_pairs, flip_masks, plan
+from aesdata import nearindex
+from aesdata.nearindex import BITS, NearIndex, Plan, all_pairs, flip_masks, plan
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 
@@ -59,16 +60,65 @@ def test_plans_satisfy_the_pigeonhole_bound(n, radius):
 
 
 @pytest.mark.parametrize("radius", [0, 6, 10])
-def test_search_equals_brute_force_through_tables_and_tail(radius):
-    h = planted(6000, seed=radius)
-    index = NearIndex(radius, tail=500)
-    index.add(h[:4000])
-    index.add(h[4000:4400])  # stays in the brute-force tail
-    assert index._tables is not None and index._tables.size == 4000
-    got = list(zip(*index.search(h[4400:]), strict=True))
-    expected = [(q, p, d) for q, d, p in brute_search(h[:4400], h[4400:], radius)]
+def test_search_equals_brute_force_through_both_levels_and_tail(radius):
+    h = planted(22600, seed=radius, max_flips=radius + 2)
+    index = NearIndex(radius, tail=200)
+    index.add(h[:20000])  # the main level
+    index.add(h[20000:22000])  # past the tail bound, under MID_FRACTION of the main level: a middle level
+    index.add(h[22000:22200])  # stays in the brute-force tail
+    assert [(t.first, t.size) for t in index.levels] == [(0, 20000), (20000, 2000)]
+    got = list(zip(*index.search(h[22200:]), strict=True))
+    expected = [(q, p, d) for q, d, p in brute_search(h[:22200], h[22200:], radius)]
     assert sorted(got, key=lambda g: (g[0], g[2], g[1])) == got and len(expected) > 50
+    found = {p for _, p, _ in got}
+    assert found & set(range(20000, 22000)) and found & set(range(22000, 22200)), "every part holds some pair"
     assert got == sorted(expected, key=lambda e: (e[0], e[2], e[1]))
+
+
+def test_middle_level_folds_into_a_new_main_level():
+    h = planted(5000, seed=7)
+    index = NearIndex(0, tail=100)  # radius 0: tables pay at a few hundred hashes already
+    index.add(h[:4000])
+    index.add(h[4000:4400])
+    assert [(t.first, t.size) for t in index.levels] == [(0, 4000), (4000, 400)]
+    index.add(h[4400:4700])  # the middle would pass 1/8 of the main level: one main level over everything
+    assert [(t.first, t.size) for t in index.levels] == [(0, 4700)]
+
+
+@st.composite
+def plans(draw: st.DrawFn, radius: int) -> Plan:
+    """Any chunking that satisfies the pigeonhole bound for ``radius`` (widths 1-16, unprobed chunks too)."""
+    widths: list[int] = []
+    while sum(widths) < BITS:
+        widths.append(min(draw(st.integers(1, 16)), BITS - sum(widths)))
+    thresholds = [draw(st.integers(-1, min(w, 3))) for w in widths]
+    while sum(t + 1 for t in thresholds if t >= 0) < radius + 1:
+        i = draw(st.integers(0, len(widths) - 1))
+        thresholds[i] = min(widths[i], thresholds[i] + 1)
+        if all(t == w for t, w in zip(thresholds, widths, strict=True)):
+            break
+    return Plan(tuple(widths), tuple(thresholds), 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), st.integers(0, 12), st.integers(1, 150))
+def test_any_valid_chunking_finds_exactly_the_close_pairs(data, radius, batch):
+    """The kernels (probe sort, bucket sweep, each pair reported from one chunk only) are exact for every
+    chunking the planner could pick, not only the ones it picks at the sizes the other tests reach."""
+    chosen = data.draw(plans(radius))
+    if sum(t + 1 for t in chosen.thresholds if t >= 0) < radius + 1:
+        return  # every chunk already at its full width: no chunking of these widths reaches the radius
+    h = planted(700, seed=radius + batch, max_flips=radius + 3)
+    index = NearIndex(radius, tail=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nearindex, "plan", lambda n, r: chosen)
+        index.add(h[:500])
+        index.add(h[500:550])  # a middle level
+    assert [t.plan for t in index.levels] == [chosen, chosen]
+    queries = h[550 : 550 + batch]
+    got = [(q, d, p) for q, p, d in zip(*index.search(queries), strict=True)]
+    assert got == brute_search(h[:550], queries, radius)
+
 
 
 @pytest.mark.parametrize("radius,near", [(6, 6), (10, 6), (10, 0)])

@@ -159,6 +159,13 @@ def test_a_bad_key_stops_the_run_with_one_line(cli: CliRunner, sources: Path) ->
     assert "Traceback" not in result.output
 
 
+def test_ray_is_refused_in_one_line_before_it_starts(cli: CliRunner, sources: Path) -> None:
+    result = cli.invoke(app, ["generate", "--backend", "openai-images", "--engine", "ray", "--size", "64"],
+                        env={"OPENAI_API_KEY": KEY})
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "does not run on Ray actors" in result.output and "--engine local" in result.output
+
+
 def test_max_cost_needs_a_price(ws: Workspace, tmp_path: Path) -> None:
     from aesdata.generate.stage import generate
 

@@ -86,16 +86,20 @@ def test_other_hosts_reused_ids_and_reboots(ws: Workspace, ws_path: Path) -> Non
     assert got == expected
 
 
-def _children(pid: int) -> set[int]:
-    """Live (not zombie) processes whose parent is ``pid``, read from /proc."""
-    out = set()
+def _descendants(pid: int) -> set[int]:
+    """Live (not zombie) processes under ``pid`` (children, theirs, ...), read from /proc."""
+    parent: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.add(int(stat.parent.name))
+        if fields[0] != "Z":
+            parent[int(stat.parent.name)] = int(fields[1])
+    out, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, ppid in parent.items() if ppid in frontier} - out
+        out |= frontier
     return out
 
 
@@ -107,25 +111,28 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_killed_ingest_leaves_no_pool_worker_behind(tmp_path: Path) -> None:
-    """Pool workers die with their parent (prctl), so a SIGKILLed ingest leaves no process running."""
+    """Decoders die with the fork server that made them and the server with ingest (its pipe closes), so a
+    SIGKILLed ingest leaves no process running."""
     from aesdata.generate.demo_sources import write_demo_sources
 
-    write_demo_sources(tmp_path / "photos", 12, seed=5)
+    write_demo_sources(tmp_path / "photos", 24, seed=5)
     ws = tmp_path / "ws"
     Workspace.init(ws).close()
     proc = subprocess.Popen([sys.executable, "-c", "from aesdata.cli.main import main; main()", "ingest",
                              str(tmp_path / "photos"), "--workers", "2", "-w", str(ws)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    children: set[int] = set()
+    seen: set[int] = set()
     deadline = time.monotonic() + 60
-    while len(children) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        children |= _children(proc.pid)
+    while len(seen) < 4 and time.monotonic() < deadline and proc.poll() is None:  # server, tracker, 2 decoders
+        seen |= _descendants(proc.pid)
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    assert children, "ingest started its pool"
-    time.sleep(2.0)
-    alive = {c for c in children if _alive(c)}
+    assert len(seen) >= 4, f"ingest's pool did not start: {seen}"
+    deadline = time.monotonic() + 30
+    while any(_alive(c) for c in seen) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = {c: Path(f"/proc/{c}/cmdline").read_bytes()[:150] for c in seen if _alive(c)}
     for c in alive:
         os.kill(c, signal.SIGKILL)
     assert not alive
