@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from itertools import takewhile
 from typing import Any, TypeVar, get_args
 
 from aesdata import assets, claims, store
@@ -40,7 +41,7 @@ from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.llm import ledger
-from aesdata.llm.batch import BatchClient, open_batch_client
+from aesdata.llm.batch import BatchClient, each, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
     ChatResult,
@@ -364,28 +365,20 @@ class _ModelRun:
         work.stored(rationale)
 
     async def all(self, todo: list[Todo], workers: int) -> None:
-        queue = list(reversed(todo))
-
-        async def worker() -> None:
-            while queue and self.stopped is None:
-                item = queue.pop()
-                try:
-                    await self.one(item)
-                except BudgetExceeded as exc:
-                    if self.stopped is None:  # said once, however many workers reach the cap
-                        self.reporter.info(f"{exc}; {exc.hint}")
-                    self.stopped = "max-cost"
+        async def work(item: Todo) -> None:
+            try:
+                await self.one(item)
+            except BudgetExceeded as exc:
+                if self.stopped is None:  # said once, however many workers reach the cap
+                    self.reporter.info(f"{exc}; {exc.hint}")
+                self.stopped = "max-cost"
 
         # Twice as many samples in progress as requests in flight: the extra ones build their prompts
         # while they wait, so a freed request slot is refilled at once; images are rendered further ahead.
         async with self._rendering(todo, workers):
-            tasks = [asyncio.create_task(worker()) for _ in range(min(2 * workers, len(todo)) or 1)]
             try:
-                await asyncio.gather(*tasks)
+                await each(takewhile(lambda _: self.stopped is None, todo), work, min(2 * workers, len(todo)))
             finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
                 await self.client.aclose()
 
     async def batch(self, todo: list[Todo]) -> None:
