@@ -17,9 +17,7 @@ import asyncio
 import base64
 import io
 import itertools
-import multiprocessing
 import os
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -30,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from aesdata.blobs import BlobStore
-from aesdata.childenv import die_with_parent
+from aesdata.childenv import clean_pool_context, die_with_parent
 from aesdata.imageio import flatten
 from aesdata.llm.body import Verbatim
 
@@ -94,14 +92,10 @@ def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes forked where that is safe (Linux, no other thread yet: nothing half-locked is
-    copied), else spawned (a spawned worker first imports Pillow and this module, about 0.3 s)."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if _can_fork() else "spawn"),
-                               initializer=die_with_parent)
-
-
-def _can_fork() -> bool:
-    return sys.platform == "linux" and threading.active_count() == 1
+    """Worker processes forked from a clean fork server (:func:`aesdata.childenv.clean_pool_context`): they
+    decode stored images, and hold none of the caller's environment (its API key) nor its memory. The
+    server has this module imported already, so a worker starts in milliseconds."""
+    return ProcessPoolExecutor(workers, mp_context=clean_pool_context([__name__]), initializer=die_with_parent)
 
 
 class ImageEncoder:
@@ -284,11 +278,10 @@ class ImageEncoder:
         return missing, found
 
     def start_rendering(self, workers: int | None = None) -> None:
-        """Fork the render-ahead pool now, if this process has no other thread yet. A stage calls it
-        before it starts any: a worker spawned later, when the first image is missing, imports Pillow and
-        this module first (on a loaded 2-core machine, seconds of a cold run). Forking takes milliseconds,
-        and the workers wait unused if every image is already rendered."""
-        if self._renderer is None and self.disk is not None and _can_fork():
+        """Start the render-ahead pool now. A stage calls it before it starts any thread (the fork server
+        starts with a swapped ``os.environ``): its processes then start while the stage selects, rather
+        than when the first image is missing. They wait unused if every image is already rendered."""
+        if self._renderer is None and self.disk is not None:
             self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
             self._renderer.submit(int)  # a forking pool starts all its processes at the first submit
 
