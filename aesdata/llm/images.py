@@ -255,7 +255,9 @@ class ImageEncoder:
         self._pooled = True
         if probe and all(os.path.isfile(self._file(sha)) for sha in probe):
             return
-        self._context = clean_pool_context([__name__])
+        # "__main__" too: the server imports the main module once, where each worker would (multiprocessing
+        # imports it in every process it starts; a benchmark's or a script's costs seconds of CPU).
+        self._context = clean_pool_context(["__main__", __name__])
         self._workers = workers or self._workers
 
     def _pool(self) -> ProcessPoolExecutor:
