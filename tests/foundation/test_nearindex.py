@@ -116,19 +116,49 @@ def test_any_valid_chunking_finds_exactly_the_close_pairs(data, radius, batch):
         index.add(h[500:550])  # a middle level
     assert [t.plan for t in index.levels] == [chosen, chosen]
     queries = h[550 : 550 + batch]
-    got = [(q, d, p) for q, p, d in zip(*index.search(queries), strict=True)]
-    assert got == brute_search(h[:550], queries, radius)
+    expected = brute_search(h[:550], queries, radius)
+    for join in (False, True):  # both kernels: the probe sweep and the join
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nearindex, "JOIN_PROBES", 10**9 if join else 0)
+            got = [(q, d, p) for q, p, d in zip(*index.search(queries), strict=True)]
+        assert got == expected
+
+
+@pytest.mark.parametrize("join", [False, True])
+@pytest.mark.parametrize("queries", [1, 256, 2000])
+def test_join_and_sweep_find_every_close_pair(join, queries):
+    """Many queries probe each bucket (planted near copies share buckets), pairs close in several chunks
+    are reported once; the join's slices (JOIN_BATCH) keep their query numbers. A dropped or doubled
+    pair fails the comparison with brute force."""
+    h = planted(8000 + queries, seed=queries, max_flips=12)
+    index = NearIndex(10, h[:8000], tail=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nearindex, "JOIN_PROBES", 10**9 if join else 0)
+        mp.setattr(nearindex, "JOIN_BATCH", 700)
+        got = [(q, d, p) for q, p, d in zip(*index.search(h[8000:]), strict=True)]
+    expected = brute_search(h[:8000], h[8000:], 10)
+    assert got == expected and len(expected) >= queries // 3
+
+
+def test_the_join_serves_many_queries_and_the_sweep_few():
+    index = NearIndex(10, planted(20000, seed=5), tail=0)
+    t = index.levels[0]
+    for queries, join in ((256, False), (1 << 16, True)):
+        assert (nearindex.JOIN_PROBES * queries * len(t.flips) >= t.walked) is join
 
 
 
+@pytest.mark.parametrize("batch", [1, 256, 2000])
 @pytest.mark.parametrize("radius,near", [(6, 6), (10, 6), (10, 0)])
-def test_assign_in_batches_equals_one_at_a_time(radius, near):
+def test_assign_in_batches_equals_one_at_a_time(radius, near, batch):
+    """One at a time, ingest's batches, and a rebuild's (pairs within the batch through tables over it,
+    stored ones through the join) decide alike."""
     h = planted(3000, seed=100 + radius + near)
     expected_decisions, expected_links = sequential(h, radius, near)
     index = NearIndex(radius, tail=300)
     decisions, links = [], []
-    for start in range(0, len(h), 256):
-        a = index.assign(h[start : start + 256], near)
+    for start in range(0, len(h), batch):
+        a = index.assign(h[start : start + batch], near)
         for k in range(len(a.position)):
             decisions.append(("source", int(a.position[k]), -1) if a.position[k] >= 0
                              else ("near", int(a.near_of[k]), int(a.distance[k])))
