@@ -75,7 +75,7 @@ def _kernels() -> ModuleType:
 
 
 JOIN_PROBES = 8  # a join pays once its queries' probes reach 1/8 of the (bucket, flip) pairs it walks
-JOIN_BATCH = 1 << 18  # most queries per join call: 12 B each, and 8 B per thread for a bucket's group
+JOIN_BATCH = 1 << 19  # most queries per join call: 12 B each, and 8 B per thread for a bucket's group
 
 
 def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
