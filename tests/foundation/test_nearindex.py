@@ -148,8 +148,8 @@ def test_the_join_serves_many_queries_and_the_sweep_few():
 
 
 
-@pytest.mark.parametrize("batch", [1, 256, 2000])
-@pytest.mark.parametrize("radius,near", [(6, 6), (10, 6), (10, 0)])
+@pytest.mark.parametrize("radius,near,batch", [(6, 6, 256), (6, 6, 2000), (10, 6, 1), (10, 6, 256),
+                                               (10, 6, 2000), (10, 0, 256), (10, 0, 2000)])
 def test_assign_in_batches_equals_one_at_a_time(radius, near, batch):
     """One at a time, ingest's batches, and a rebuild's (pairs within the batch through tables over it,
     stored ones through the join) decide alike."""
