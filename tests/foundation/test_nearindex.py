@@ -140,6 +140,20 @@ def test_join_and_sweep_find_every_close_pair(join, queries):
     assert got == expected and len(expected) >= queries // 3
 
 
+def test_a_search_with_many_queries_indexes_the_tail_first():
+    h = planted(10220, seed=11)
+    index = NearIndex(10, tail=1100)
+    index.add(h[:8200])
+    index.add(h[8200:9220])  # under the tail bound: searched by brute force
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200)]
+    got = [(q, d, p) for q, p, d in zip(*index.search(h[9220:9270]), strict=True)]
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200)], "a few queries scan the tail"
+    assert got == brute_search(h[:9220], h[9220:9270], 10)
+    got = [(q, d, p) for q, p, d in zip(*index.search(h[9220:]), strict=True)]
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200), (8200, 1020)], "many: a middle level first"
+    assert got == brute_search(h[:9220], h[9220:], 10)
+
+
 def test_the_join_serves_many_queries_and_the_sweep_few():
     index = NearIndex(10, planted(20000, seed=5), tail=0)
     t = index.levels[0]
