@@ -81,9 +81,15 @@ JOIN_PROBES = 8  # a join pays once its queries' probes reach 1/8 of the (bucket
 JOIN_BATCH = 1 << 19  # most queries per join call: 12 B each, and 8 B per thread for a bucket's group
 
 
-def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _Crowded(Exception):
+    """More close pairs than a search was allowed to hold."""
+
+
+def _search_level(t: _Tables, queries: np.ndarray, radius: int,
+                  most: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query, position, distance) of every hash of one level within ``radius`` of the queries; searched
-    again with room for all of them when some segment found more matches than it had slots for.
+    again with room for all of them when some segment found more matches than it had slots for
+    (:class:`_Crowded` instead of that second search when they are more than ``most``).
 
     Many queries (a rebuild's batches) take the join kernel, which reads each bucket's run once for all
     the queries probing it; the few of an ingest batch take the probe sweep (measured break-even at 2M
@@ -93,7 +99,7 @@ def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndar
 
     if len(queries) > JOIN_BATCH:  # the join's buffers grow with its queries: bounded slices
         starts = range(0, len(queries), JOIN_BATCH)
-        parts = [_search_level(t, queries[s : s + JOIN_BATCH], radius) for s in starts]
+        parts = [_search_level(t, queries[s : s + JOIN_BATCH], radius, most) for s in starts]
         return (np.concatenate([qi + s for (qi, _, _), s in zip(parts, starts, strict=True)]),
                 np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
     join = JOIN_PROBES * len(queries) * len(t.flips) >= t.walked
@@ -107,6 +113,8 @@ def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndar
                                    t.offsets, t.off_start, t.by_bucket, t.position, t.size, segments, slots)
         if counts.max() <= slots:
             break
+        if most is not None and counts.sum() > most:
+            raise _Crowded
         slots = int(counts.max())
     qi, pos, d = (np.concatenate([found[s, i, :c] for s, c in enumerate(counts)]) for i in range(3))
     return qi, pos, d
@@ -371,9 +379,14 @@ class NearIndex:
         h = np.ascontiguousarray(hashes, dtype=np.uint64)
         k = len(h)
         base = self._n
-        sq, spos, sd = self.search(h)
-        iq, ipos, idist = _within(h, self.radius)
         pin = np.zeros(k, np.bool_) if pinned is None else np.ascontiguousarray(pinned, dtype=np.bool_)
+        try:
+            iq, ipos, idist = _within(h, self.radius, CROWDED * k)
+        except _Crowded:  # near-identical hashes by the thousand: the halves, one after the other, decide alike
+            half = k // 2
+            return _joined(self.assign(h[:half], near_radius, pin[:half]),
+                           self.assign(h[half:], near_radius, pin[half:]), half)
+        sq, spos, sd = self.search(h)
         is_source, near_of, near_d = _kernels().decide(k, sq, spos, sd, iq, ipos, idist, base, near_radius, pin)
         # batch references become positions: new sources are numbered in input order after the stored ones
         position = np.where(is_source, base + np.cumsum(is_source) - 1, -1)
@@ -388,14 +401,26 @@ class NearIndex:
         return Assignment(position, near_of, near_d, (link_q[order], link_p[order], link_d[order]))
 
 
-def _within(h: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+CROWDED = 16  # most close pairs per input within one assign() call before it takes its halves in turn
+
+
+def _within(h: np.ndarray, radius: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input, earlier input, distance) of every pair of the batch within ``radius``: pair by pair, or
-    for a batch the planner would index (a rebuild's), through tables over the batch itself."""
+    for a batch the planner would index (a rebuild's), through tables over the batch itself, holding at
+    most ``most`` pairs (both ways: :class:`_Crowded` past that)."""
     if plan(len(h), radius).brute:
         return _sorted([_search_brute(h, h, radius, 0, 0)])
-    qi, pos, d = _search_level(_build_tables(h, 0, radius), h, radius)
+    qi, pos, d = _search_level(_build_tables(h, 0, radius), h, radius, 2 * most)
     earlier = pos < qi
     return _sorted([(qi[earlier], pos[earlier], d[earlier])])
+
+
+def _joined(a: Assignment, b: Assignment, offset: int) -> Assignment:
+    """One batch's assignment from its two parts' (``b``'s inputs numbered from ``offset``)."""
+    (aq, ap, ad), (bq, bp, bd) = a.links, b.links
+    return Assignment(np.concatenate([a.position, b.position]), np.concatenate([a.near_of, b.near_of]),
+                      np.concatenate([a.distance, b.distance]),
+                      (np.concatenate([aq, bq + offset]), np.concatenate([ap, bp]), np.concatenate([ad, bd])))
 
 
 def _sorted(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -182,6 +182,29 @@ def test_assign_in_batches_equals_one_at_a_time(radius, near, batch):
     assert sum(d[0] == "near" for d in decisions) > 100 and (len(links) > 0 or radius == near)
 
 
+def test_a_crowded_batch_is_decided_in_halves_alike():
+    """Near-identical hashes by the thousand (blank or retouched photos) would make millions of pairs
+    within one call: assign takes the call's halves in turn instead, and decides as one at a time."""
+    rng = np.random.default_rng(4)
+    root = int(rng.integers(0, 2**63))
+    crowd = [root ^ (1 << int(a)) ^ (1 << int(b)) for a, b in rng.integers(0, 64, size=(1200, 2))]
+    h = np.array(crowd + rng.integers(0, 2**63, size=300).tolist(), dtype=np.uint64)
+    rng.shuffle(h)
+    h = np.concatenate([h, h[:200] ^ np.uint64(0b1111_0000_0000_1111)])  # 8 bits from earlier ones: links
+    assert len(all_pairs(h, 10)) > nearindex.CROWDED * len(h) * 8, "more pairs than one call may hold"
+    expected_decisions, expected_links = sequential(h, 10, 6)
+    calls = []
+    assign = NearIndex.assign
+    with pytest.MonkeyPatch.context() as mp:  # counts the calls, each still the real one
+        mp.setattr(NearIndex, "assign", lambda self, *args: calls.append(len(args[0])) or assign(self, *args))
+        a = NearIndex(10, tail=0).assign(h, 6)
+    decisions = [("source", int(p), -1) if p >= 0 else ("near", int(o), int(d))
+                 for p, o, d in zip(a.position, a.near_of, a.distance, strict=True)]
+    links = [(int(q), int(p), int(d)) for q, p, d in zip(*a.links, strict=True)]
+    assert (decisions, links) == (expected_decisions, expected_links) and len(links) > 30
+    assert len(calls) > 3 and max(calls[1:]) <= len(h) // 2, "taken in halves"
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(u64, min_size=0, max_size=80), st.lists(u64, min_size=1, max_size=30), st.integers(0, 12),
        st.integers(0, 40))
