@@ -3,21 +3,18 @@ real ``aesdata cot`` with a cold image cache, its ``/proc/PID/environ`` read whi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import psutil
 
 from aesdata.workspace import Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE, query
 from tests.cot.scripted import ScriptedModel
 from tests.factories import make_samples
 from tests.openai_server import OpenAIServer
+from tests.procenv import environs_while_running
 
 EXE = str(Path(sys.executable).with_name("aesdata"))
 N = 16
@@ -32,13 +29,7 @@ def test_the_render_pool_holds_no_secret(cot_ws_path: Path) -> None:
     with OpenAIServer(model, api_key=API_KEY, latency=0.2) as server:
         args = [EXE, "cot", "--mode", "answer-driven", "--base-url", server.base_url, "--concurrency", "4", "--json"]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        environs: dict[int, bytes] = {}
-        while proc.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                for child in psutil.Process(proc.pid).children(recursive=True):
-                    with contextlib.suppress(OSError):
-                        environs.setdefault(child.pid, Path(f"/proc/{child.pid}/environ").read_bytes())
-            time.sleep(0.01)
+        environs = environs_while_running(proc)
         out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert json.loads(out)["valid"] == N
