@@ -11,11 +11,13 @@ LS_VENV := .venv-labelstudio
 
 setup: $(STAMP)
 
+# --no-compile: pip would byte-compile every module of torch and ray (about a minute of CPU); Python
+# compiles the ones a run imports, once, on first use.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray]'
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -e '.[dev,ray]'
 	touch $(STAMP)
 
 # The full suite needs the real Label Studio (own virtualenv) and Debian's chromium: both are

@@ -7,7 +7,8 @@ process writing it, so the next opening of the workspace removes those whose wri
 mid-write) and leaves the in-flight writes of live runs alone. Any other URL (``s3://bucket/prefix``,
 ``gs://...``, a shared ``sftp://`` host, ...) goes through fsspec, so Ray workers on other machines
 write candidates straight to the store and only hashes travel back to the driver. Object stores make
-a PUT visible whole or not at all; other fsspec filesystems get the same temporary-name-then-move.
+a PUT visible whole or not at all; other fsspec filesystems (``sftp://``, a mounted ``local://``) get the
+same temporary-name-then-move through ``<prefix>/.tmp/``, swept the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def _tmp_owner(name: str) -> Owner | None:
         return None
     host, boot, pid, started, _ = parts
     return Owner(int(pid), host, None if boot == "-" else boot, None if started == "-" else started)
+
+
+def _is_garbage(name: str, mtime: float | None, here: Owner, now: float) -> bool:
+    """A temporary file to remove: its writer is certainly gone, or it is older than any write takes.
+    A writer on another machine (a Ray worker) cannot be checked from here: only age removes its files."""
+    owner = _tmp_owner(name)
+    return (owner is not None and owner.is_gone(here)) or (mtime is not None and now - mtime > STALE_SECONDS)
+
+
+def _mtime(entry: dict[str, Any]) -> float | None:
+    """An fsspec listing entry's modification time, in whichever form its filesystem gives it."""
+    value = entry.get("mtime", entry.get("LastModified", entry.get("created")))
+    if value is None:
+        return None
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
 
 #: fsspec protocols whose single-object writes are atomic (no temporary name needed).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
@@ -116,10 +132,8 @@ class BlobStore:
             return 0
         here, now, removed = Owner.current(), time.time(), 0
         for entry in entries:
-            owner = _tmp_owner(entry.name)
             try:
-                stale = now - entry.stat().st_mtime > STALE_SECONDS
-                if (owner is not None and owner.is_gone(here)) or stale:
+                if _is_garbage(entry.name, entry.stat().st_mtime, here, now):
                     os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:  # its writer finished, or another sweep was first
@@ -167,9 +181,24 @@ class RemoteBlobStore(BlobStore):
         return f"{self._base}/{self.relpath(sha)}"
 
     def sweep_temporary(self) -> int:
-        """Nothing: listing a bucket at every opening would cost more than what a killed write leaves
-        (on object stores, nothing: a PUT is whole or absent)."""
-        return 0
+        """Remove the temporary objects of writers that are gone: one listing of ``.tmp/``. Nothing on
+        object stores, where a PUT is whole or absent and no temporary name is ever made."""
+        if self._atomic:
+            return 0
+        try:
+            entries = self.fs.ls(f"{self._base}/{TMP_DIR}", detail=True)
+        except FileNotFoundError:
+            return 0
+        here, now, removed = Owner.current(), time.time(), 0
+        for entry in entries:
+            path = str(entry["name"])
+            if entry.get("type") == "file" and _is_garbage(path.rsplit("/", 1)[-1], _mtime(entry), here, now):
+                try:
+                    self.fs.rm_file(path)
+                    removed += 1
+                except FileNotFoundError:  # its writer finished, or another sweep was first
+                    continue
+        return removed
 
     def exists(self, sha: str) -> bool:
         return bool(self.fs.exists(self._key(sha)))
@@ -183,7 +212,8 @@ class RemoteBlobStore(BlobStore):
             self.fs.pipe_file(key, data)
             return sha
         self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{key}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        self.fs.makedirs(f"{self._base}/{TMP_DIR}", exist_ok=True)
+        tmp = f"{self._base}/{TMP_DIR}/{_tmp_prefix(Owner.current())}{os.urandom(6).hex()}.png"
         self.fs.pipe_file(tmp, data)
         self.fs.mv(tmp, key)
         return sha

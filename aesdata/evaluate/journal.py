@@ -3,7 +3,8 @@
 The journal is a JSONL file beside the report (``REPORT.partial.jsonl``): a header line with the run's
 key (model, endpoint, dataset, split, K, sampling, prompt hash), then one line per answered sample. A
 re-run with the same key asks only the samples not in it; a different key starts a fresh journal. The
-journal is removed once the report is written. A line cut short by a kill is ignored.
+journal is removed once the report is written. A line cut short (a crash or a full disk mid-write) is cut
+off when the journal is next loaded, so the next line appended starts on a line of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Journal:
     def load(self) -> dict[str, Rollouts]:
         """Samples answered by an earlier run with the same key; starts a fresh journal otherwise."""
         done: dict[str, Rollouts] = {}
-        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.is_file() else []
+        lines = self._whole_lines()
         header = _json(lines[0]) if lines else None
         if header != {"journal": JOURNAL_FORMAT, "key": self.key}:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,17 +40,30 @@ class Journal:
             return done
         for line in lines[1:]:
             entry = _json(line)
-            if entry is None:
+            try:
+                texts = tuple(str(t) for t in entry["texts"])
+                done[str(entry["sample_id"])] = Rollouts(
+                    texts=texts,
+                    predictions=tuple(parse_reply(t) for t in texts),
+                    prompt_tokens=int(entry["prompt_tokens"]),
+                    completion_tokens=int(entry["completion_tokens"]),
+                    cost_usd=float(entry["cost_usd"]),
+                )
+            except (TypeError, KeyError, ValueError):  # not a line this module wrote: asked again
                 continue
-            texts = tuple(entry["texts"])
-            done[entry["sample_id"]] = Rollouts(
-                texts=texts,
-                predictions=tuple(parse_reply(t) for t in texts),
-                prompt_tokens=entry["prompt_tokens"],
-                completion_tokens=entry["completion_tokens"],
-                cost_usd=entry["cost_usd"],
-            )
         return done
+
+    def _whole_lines(self) -> list[str]:
+        """The journal's complete lines; a torn last line is truncated away on disk."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        whole = data[: data.rfind(b"\n") + 1]
+        if len(whole) < len(data):
+            with self.path.open("r+b") as fh:
+                fh.truncate(len(whole))
+        return whole.decode("utf-8", errors="replace").splitlines()
 
     def add(self, sample_id: str, got: Rollouts) -> None:
         """Append one answered sample (flushed at once: a kill loses at most the line being written)."""

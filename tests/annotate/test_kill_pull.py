@@ -10,8 +10,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
-
 from aesdata.annotate.push import push
 from aesdata.workspace import Workspace
 from tests.annotate.test_labelstudio import A_OK, AB_OK, NONE_OK, task_ids
@@ -60,9 +58,3 @@ def test_pull_killed_at_random_points_then_resumed(label_studio, ls_ws, tmp_path
     figures = _try(label_studio, ls_ws, tmp_path, seed=15, n=harness.POINTS)
     assert figures["tried"] == figures["equal"] == harness.POINTS
     assert figures["killed"] >= harness.POINTS - 2  # a 'late' kill may come after a tiny run ended
-
-
-@pytest.mark.slow
-def test_pull_killed_at_more_points(label_studio, ls_ws, tmp_path) -> None:  # noqa: ANN001
-    figures = _try(label_studio, ls_ws, tmp_path, seed=25, n=4)
-    assert figures["tried"] == figures["equal"] == 4

@@ -252,3 +252,63 @@ def test_bad_inputs_are_one_line_errors(published: tuple[Path, dict], cli: CliRu
     junk.write_text("{}")
     res = cli.invoke(app, ["eval", "compare", str(junk), str(junk)])
     assert res.exit_code == 1 and "not an aesdata eval report" in res.output
+
+
+JOURNAL_ADD = "aesdata.evaluate.journal:Journal.add"  # every answered sample journalled is a kill event
+
+
+def _comparable(report: dict) -> dict:
+    """What a resumed run must reproduce: every figure and sample (not the server's port, this run's
+    request counters or the time)."""
+    return {k: v for k, v in report.items() if k not in ("base_url", "requests", "created_at")}
+
+
+def test_eval_sigkilled_at_random_points_resumes_to_the_uninterrupted_report(
+        published: tuple[Path, dict], ws_path: Path, cli: CliRunner, tmp_path: Path) -> None:
+    from tests.integrity import harness
+
+    rows = split_rows(Workspace.open(ws_path), "test")
+    kinds = {source_url(r.images[0]): (i % 5, r) for i, r in enumerate(rows)}  # every reply kind, per sample
+
+    def policy(body: dict, call_index: int) -> str:
+        kind, row = kinds[request_images(body)[0]]
+        return reply_for(kind, row.answer)[0]
+
+    args = ["eval", "--model", "m", "--version", "1.0.0", "--concurrency", "2"]
+    base = tmp_path / "base.json"
+    with OpenAIServer(policy) as server, harness.counting((JOURNAL_ADD,)) as seen:
+        harness.run_cli([*args, "--base-url", server.base_url, "--out", str(base)], ws_path)
+    want = _comparable(json.loads(base.read_text()))
+    for i, point in enumerate(harness.points(31, seen[0], n=3)):
+        out = tmp_path / f"p{i}.json"
+        with OpenAIServer(policy, latency=0.05) as server:
+            run_args = [*args, "--base-url", server.base_url, "--out", str(out)]
+            harness.kill_at(point, run_args, ws_path, hooks=(JOURNAL_ADD,))
+            harness.run_cli(run_args, ws_path)
+            # asked twice at most: what was in flight at the kill (2 requests, and one answer not yet journalled)
+            assert len(server.requests) <= len(rows) + 3, f"{point}: {len(server.requests)} requests"
+        got = json.loads(out.read_text())
+        assert _comparable(got) == want, f"{point}: the resumed report differs from the uninterrupted one"
+        assert not out.with_name(f"{out.name}.partial.jsonl").exists()
+    with Workspace.open(ws_path) as ws:
+        runs = [r[0] for r in ws.db.execute("SELECT status FROM runs WHERE stage = 'eval' ORDER BY id")]
+    assert set(runs) <= {"done", "interrupted"} and runs[-1] == "done" and "interrupted" in runs
+
+
+def test_a_journal_line_cut_short_costs_only_itself(tmp_path: Path) -> None:
+    """A crash or a full disk mid-line: the fragment is cut off on load, so the next sample appended
+    is not glued to it (and lost, then paid for again, at the next resume)."""
+    from aesdata.evaluate.asking import Rollouts
+    from aesdata.evaluate.journal import Journal
+
+    path, key = tmp_path / "r.json.partial.jsonl", {"model": "m"}
+    got = Rollouts(texts=("<answer>A</answer>",), predictions=(), prompt_tokens=3, completion_tokens=1, cost_usd=0.1)
+    Journal(path, key).load()
+    Journal(path, key).add("s1", got)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"sample_id": "s2", "texts": ["<ans')  # the torn line
+    journal = Journal(path, key)
+    assert list(journal.load()) == ["s1"]
+    journal.add("s3", got)
+    assert list(Journal(path, key).load()) == ["s1", "s3"]
+    assert path.read_text(encoding="utf-8").count("\n") == 3  # header, s1, s3

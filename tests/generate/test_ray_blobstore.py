@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
 
-from aesdata.blobs import BlobStore, RemoteBlobStore, encode_png, open_store
+from aesdata.blobs import TMP_DIR, BlobStore, RemoteBlobStore, encode_png, open_store
 from aesdata.errors import AesdataError
 from aesdata.workspace import Workspace
 
@@ -54,6 +57,42 @@ def test_workspace_reads_its_blob_url_from_settings(ws_path: Path, tmp_path: Pat
         assert ws.blobs.url == f"local://{tmp_path}/elsewhere"
     assert (tmp_path / "elsewhere" / sha[:2] / sha[2:4] / f"{sha}.png").is_file()
     assert not any((ws_path / "blobs").rglob("*.png"))
+
+
+KILLED_MID_MOVE = """
+import os, signal, sys
+from fsspec.implementations.local import LocalFileSystem
+from aesdata.blobs import open_store
+LocalFileSystem.mv = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # written, not yet moved
+open_store(sys.argv[1], None).put(b"half a png")
+"""
+
+
+def test_a_remote_write_killed_mid_way_is_swept_when_the_workspace_opens(ws_path: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem behind fsspec (not an object store) stages writes in ``.tmp/``: a killed writer's
+    file goes at the next opening, a live writer's stays, and the finished blob is all that is left."""
+    url = f"local://{tmp_path}/shared"
+    settings = ws_path / "aesdata.toml"
+    settings.write_text(settings.read_text().replace('url = ""', f'url = "{url}"'))
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_MOVE, url], check=False)
+    assert killed.returncode == -9
+    staging = tmp_path / "shared" / TMP_DIR
+    [left] = list(staging.iterdir())
+    real_mv, seen = LocalFileSystem.mv, []
+
+    def open_meanwhile(fs: LocalFileSystem, *args: object, **kwargs: object) -> None:
+        seen.extend(staging.iterdir())  # a live write is staged: another process opens the workspace
+        Workspace.open(ws_path).close()
+        assert all(p.exists() for p in seen if p != left), "a live writer's file was removed"
+        real_mv(fs, *args, **kwargs)
+
+    monkeypatch.setattr(LocalFileSystem, "mv", open_meanwhile)
+    sha = open_store(url, tmp_path / "unused").put(_png((4, 5, 6)))  # the live writer, not opening the workspace
+    monkeypatch.undo()
+    assert left in seen and len(seen) == 2 and not left.exists()
+    assert list(staging.iterdir()) == []
+    assert [p.name for p in (tmp_path / "shared").rglob("*.png")] == [f"{sha}.png"]
 
 
 @pytest.fixture
