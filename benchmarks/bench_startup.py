@@ -3,11 +3,11 @@
 Each case runs in a fresh interpreter ``RUNS`` times, the cases taking turns; the table gives wall time
 and the CPU time of the child (user + system, from ``RUSAGE_CHILDREN``), minimum and median. On a busy
 machine the wall time includes waiting for a core; the CPU time is what the start-up costs on an idle
-one. Two references run
-beside the code users run: the same command with typer building the whole command tree up front (every
-subcommand registered on the root app, as before the lazy group of :mod:`aesdata.cli._lazy`), and the
-baseline, ``--help`` after importing every stage module first (what each command paid before the stages
-were imported inside the commands); the floors are a bare interpreter and ``import typer``.
+one. Two references run beside the code users run: the same command with typer building the whole
+command tree up front (every subcommand registered on the root app, as before the lazy group of
+:mod:`aesdata.cli._lazy`), and the baseline, ``--help`` after importing every stage module first (what
+each command paid before the stages were imported inside the commands); the floors are a bare
+interpreter and ``import typer``.
 
 Target (issue 13): ``--help`` and ``status`` in at most 0.5 s.
 """
