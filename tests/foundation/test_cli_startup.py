@@ -104,7 +104,8 @@ def test_the_help_page_builds_no_command_and_running_one_builds_only_it(capsys: 
 
 @pytest.mark.parametrize("args", [["--help"], [], ["--version"], ["stat"], ["nope", "--help"], ["status", "--help"],
                                   ["annotate", "--help"], ["annotate"], ["eval", "--help"], ["assets", "nope"],
-                                  ["cot", "--mode", "bogus"], ["cot", "--limit", "0"], ["init"]])
+                                  ["cot", "--mode", "bogus"], ["cot", "--limit", "0"], ["init"], ["-w", "."],
+                                  ["annotate", "statu"], ["--help", "status"]])
 def test_the_lazy_group_behaves_as_the_whole_tree_typer_builds(args: list[str], cli) -> None:
     """Same pages, order, errors, suggestions and exit codes as the eagerly registered app."""
     lazy, whole = cli.invoke(app, args, terminal_width=100), cli.invoke(eager(app), args, terminal_width=100)
