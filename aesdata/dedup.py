@@ -18,7 +18,7 @@ from aesdata.blobs import BlobStore
 from aesdata.config import IngestSettings
 from aesdata.db import to_signed64, to_unsigned64
 from aesdata.imageio import flatten
-from aesdata.nearindex import Assignment, NearIndex
+from aesdata.nearindex import JOIN_BATCH, Assignment, NearIndex
 from aesdata.progress import LogReporter, Reporter
 
 FETCH = 65536  # rows per fetch when loading hashes: no list of 10M tuples in memory
@@ -118,7 +118,7 @@ class RebuildSummary:
         return dict(vars(self))
 
 
-BATCH = 4096  # hashes per assign() call in a rebuild
+BATCH = JOIN_BATCH  # hashes per assign() call in a rebuild: enough for the search's join kernel
 
 
 def _missing_phashes(db: sqlite3.Connection, blobs: BlobStore) -> None:

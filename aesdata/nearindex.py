@@ -11,10 +11,13 @@ Layout: the stored hashes are bucket-sorted per chunk into flat arrays (a counti
 of ``2**width`` entries and the hashes themselves in bucket order, so a probe reads one contiguous run).
 A batch's probes are sorted by bucket before any is read (:func:`aesdata.nearkernels.probe_order`), so
 each chunk's table is swept forward once per batch, buckets prefetched ahead, instead of one cache miss
-per probe. Hashes live in levels: a main level, a middle one over the hashes added since the main
-level was built (rebuilt, with its own plan, whenever the tail outgrows ``16 * sqrt(middle)``), and the
-tail, searched by brute force; the main level is rebuilt over everything once the middle one passes
-``MID_FRACTION`` of it. So a rebuild sorts at most an eighth of the index, except every eighth of growth.
+per probe. Many queries at once (a rebuild's batches) take a join (:func:`aesdata.nearkernels.join_tables`):
+the queries are bucket-sorted too and each stored bucket's run is read once for all the queries that probe
+it, so the search is bound by popcounts instead of memory. Hashes live in levels: a main level, a middle
+one over the hashes added since the main level was built (rebuilt, with its own plan, whenever the tail
+outgrows ``16 * sqrt(middle)``, or before a search with many queries), and the tail, searched by brute
+force; the main level is rebuilt over everything once the middle one passes ``MID_FRACTION`` of it. So a
+rebuild sorts at most an eighth of the index, except every eighth of growth.
 The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is one instruction).
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
@@ -45,6 +48,7 @@ MID_FRACTION = 0.125
 # probe sort, two offsets and the start of a bucket's run (prefetched), a candidate a streamed read and a
 # popcount; a brute-force comparison the same from cache, without the bucket bookkeeping.
 COST_PROBE, COST_CANDIDATE, COST_BRUTE = 14.0, 1.0, 0.4
+COST_SORT = 100.0  # a hash's share of a level build (four counting sorts, about 25 ns each), same units
 
 
 # --------------------------------------------------------------------------- running the compiled kernels
@@ -73,24 +77,47 @@ def _kernels() -> ModuleType:
     return nearkernels
 
 
-def _search_level(t: _Tables, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+JOIN_PROBES = 8  # a join pays once its queries' probes reach 1/8 of the (bucket, flip) pairs it walks
+JOIN_BATCH = 1 << 19  # most queries per join call: 12 B each, and 8 B per thread for a bucket's group
+
+
+class _Crowded(Exception):
+    """More close pairs than a search was allowed to hold."""
+
+
+def _search_level(t: _Tables, queries: np.ndarray, radius: int,
+                  most: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query, position, distance) of every hash of one level within ``radius`` of the queries; searched
-    again with room for all of them when some segment found more matches than it had slots for."""
+    again with room for all of them when some segment found more matches than it had slots for
+    (:class:`_Crowded` instead of that second search when they are more than ``most``).
+
+    Many queries (a rebuild's batches) take the join kernel, which reads each bucket's run once for all
+    the queries probing it; the few of an ingest batch take the probe sweep (measured break-even at 2M
+    hashes, 13/17/17/17 bits: about 16k queries, where the join walks 8 (bucket, flip) pairs per probe).
+    """
     import numba
 
+    if len(queries) > JOIN_BATCH:  # the join's buffers grow with its queries: bounded slices
+        starts = range(0, len(queries), JOIN_BATCH)
+        parts = [_search_level(t, queries[s : s + JOIN_BATCH], radius, most) for s in starts]
+        return (np.concatenate([qi + s for (qi, _, _), s in zip(parts, starts, strict=True)]),
+                np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
+    join = JOIN_PROBES * len(queries) * len(t.flips) >= t.walked
+    kernel = _kernels().join_tables if join else _kernels().search_tables
     work = len(queries) * t.plan.cost
     segments = numba.get_num_threads() if work >= PARALLEL_WORK else 1
     slots = 64 + 8 * len(queries) // segments
     while True:
         with _threads(work):
-            counts, found = _kernels().search_tables(queries, radius, t.shifts, t.widths, t.thresholds, t.flips,
-                                                     t.flip_start, t.offsets, t.off_start, t.by_bucket,
-                                                     t.position, t.size, segments, slots)
+            counts, found = kernel(queries, radius, t.shifts, t.widths, t.thresholds, t.flips, t.flip_start,
+                                   t.offsets, t.off_start, t.by_bucket, t.position, t.size, segments, slots)
         if counts.max() <= slots:
             break
+        if most is not None and counts.sum() > most:
+            raise _Crowded
         slots = int(counts.max())
-    keep = np.arange(slots)[None, :] < counts[:, None]
-    return found[:, 0][keep], found[:, 1][keep], found[:, 2][keep]
+    qi, pos, d = (np.concatenate([found[s, i, :c] for s, c in enumerate(counts)]) for i in range(3))
+    return qi, pos, d
 
 
 def _search_brute(queries: np.ndarray, hashes: np.ndarray, radius: int, before: int,
@@ -208,6 +235,11 @@ class _Tables:
     def nbytes(self) -> int:
         return self.offsets.nbytes + self.by_bucket.nbytes + self.position.nbytes
 
+    @property
+    def walked(self) -> int:
+        """(bucket, flip) pairs a join walks: every bucket of every probed chunk, with each of its flips."""
+        return int(sum((1 << int(w)) * int(n) for w, n in zip(self.widths, np.diff(self.flip_start), strict=True)))
+
 
 def _build_tables(hashes: np.ndarray, first: int, radius: int) -> _Tables:
     p = plan(len(hashes), radius)
@@ -293,12 +325,24 @@ class NearIndex:
             self._hashes = grown
         self._hashes[self._n : self._n + len(h)] = h
         self._n += len(h)
-        main = self._levels[0].size if self._levels else 0
-        middle = self._n - main  # what a new middle level would hold
-        indexed = self._levels[-1].end if self._levels else 0
+        middle = self._n - self._main  # what a new middle level would hold
         limit = max(TAIL_MIN, TAIL_SCALE * isqrt(middle)) if self._tail is None else self._tail
-        if self._n - indexed <= limit:
-            return
+        if self._n - self._indexed > limit:
+            self._rebuild()
+
+    @property
+    def _main(self) -> int:
+        return self._levels[0].size if self._levels else 0
+
+    @property
+    def _indexed(self) -> int:
+        return self._levels[-1].end if self._levels else 0
+
+    def _rebuild(self) -> None:
+        """Take the tail into the tables: a new middle level, or a new main level once the middle one
+        would pass ``MID_FRACTION`` of it."""
+        main = self._main
+        middle = self._n - main
         if middle > MID_FRACTION * main:  # a new main level over everything (the old ones freed first)
             if not plan(self._n, self.radius).brute:
                 self._levels = []
@@ -314,8 +358,10 @@ class NearIndex:
         if radius > self.radius:
             raise ValueError(f"index built for radius {self.radius}, asked {radius}")
         q = np.ascontiguousarray(queries, dtype=np.uint64)
+        if len(q) * (self._n - self._indexed) * COST_BRUTE > COST_SORT * (self._n - self._main):
+            self._rebuild()  # many queries (a rebuild's batch): cheaper to index the tail than to scan it
         parts = [_search_level(t, q, radius) for t in self._levels]
-        start = self._levels[-1].end if self._levels else 0
+        start = self._indexed
         if self._n > start:
             parts.append(_search_brute(q, self._hashes[start : self._n], radius, -1, start))
         return _sorted(parts)
@@ -333,9 +379,14 @@ class NearIndex:
         h = np.ascontiguousarray(hashes, dtype=np.uint64)
         k = len(h)
         base = self._n
-        sq, spos, sd = self.search(h)
-        iq, ipos, idist = _sorted([_search_brute(h, h, self.radius, 0, 0)])  # ipos: an earlier input
         pin = np.zeros(k, np.bool_) if pinned is None else np.ascontiguousarray(pinned, dtype=np.bool_)
+        try:
+            iq, ipos, idist = _within(h, self.radius, CROWDED * k)
+        except _Crowded:  # near-identical hashes by the thousand: the halves, one after the other, decide alike
+            half = k // 2
+            return _joined(self.assign(h[:half], near_radius, pin[:half]),
+                           self.assign(h[half:], near_radius, pin[half:]), half)
+        sq, spos, sd = self.search(h)
         is_source, near_of, near_d = _kernels().decide(k, sq, spos, sd, iq, ipos, idist, base, near_radius, pin)
         # batch references become positions: new sources are numbered in input order after the stored ones
         position = np.where(is_source, base + np.cumsum(is_source) - 1, -1)
@@ -348,6 +399,28 @@ class NearIndex:
         order = np.lexsort((link_p, link_q))
         self.add(h[is_source])
         return Assignment(position, near_of, near_d, (link_q[order], link_p[order], link_d[order]))
+
+
+CROWDED = 16  # most close pairs per input within one assign() call before it takes its halves in turn
+
+
+def _within(h: np.ndarray, radius: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input, earlier input, distance) of every pair of the batch within ``radius``: pair by pair, or
+    for a batch the planner would index (a rebuild's), through tables over the batch itself, holding at
+    most ``most`` pairs (both ways: :class:`_Crowded` past that)."""
+    if plan(len(h), radius).brute:
+        return _sorted([_search_brute(h, h, radius, 0, 0)])
+    qi, pos, d = _search_level(_build_tables(h, 0, radius), h, radius, 2 * most)
+    earlier = pos < qi
+    return _sorted([(qi[earlier], pos[earlier], d[earlier])])
+
+
+def _joined(a: Assignment, b: Assignment, offset: int) -> Assignment:
+    """One batch's assignment from its two parts' (``b``'s inputs numbered from ``offset``)."""
+    (aq, ap, ad), (bq, bp, bd) = a.links, b.links
+    return Assignment(np.concatenate([a.position, b.position]), np.concatenate([a.near_of, b.near_of]),
+                      np.concatenate([a.distance, b.distance]),
+                      (np.concatenate([aq, bq + offset]), np.concatenate([ap, bp]), np.concatenate([ad, bd])))
 
 
 def _sorted(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

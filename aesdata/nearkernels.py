@@ -67,6 +67,17 @@ def bucket_sort(hashes, first, shift, width, by_bucket, position):  # type: igno
     return offsets
 
 
+@numba.njit(cache=True, nogil=True)
+def met_before(x, ci, shifts, widths, thresholds):  # type: ignore[no-untyped-def]
+    """Whether a pair that differs by ``x`` meets the threshold of a chunk before ``ci``: it is reported
+    from that chunk, so a pair close in several chunks is reported once."""
+    for cj in range(ci):
+        part = (x >> np.uint64(shifts[cj])) & np.uint64((1 << widths[cj]) - 1)
+        if np.int64(popcount(part)) <= thresholds[cj]:
+            return True
+    return False
+
+
 SORT_BITS = 12  # bins of the probe sort: 32 KB of counters, in L1; each bin's buckets are a small region
 AHEAD = 16  # probes between a bucket's prefetch and its scan (measured: 8 and 32 do a little worse)
 
@@ -139,15 +150,7 @@ def search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start
                 for j in range(hb + offsets[b], hb + offsets[b + 1]):
                     x = h ^ by_bucket[j]
                     d = np.int64(popcount(x))
-                    if d > radius:
-                        continue
-                    seen = False
-                    for cj in range(ci):
-                        part = (x >> np.uint64(shifts[cj])) & np.uint64((1 << widths[cj]) - 1)
-                        if np.int64(popcount(part)) <= thresholds[cj]:
-                            seen = True
-                            break
-                    if seen:
+                    if d > radius or met_before(x, ci, shifts, widths, thresholds):
                         continue
                     if c < slots:
                         found[s, 0, c] = query[k]
@@ -155,6 +158,76 @@ def search_tables(queries, radius, shifts, widths, thresholds, flips, flip_start
                         found[s, 2, c] = d
                     c += 1
         counts[s] = c
+    return counts, found
+
+
+GATHER = 8  # a query run's elements copied whatever its length: a fixed trip count (8: 3% faster than 4 at 2M)
+
+
+@numba.njit(cache=True, nogil=True)
+def _member(t, b, flips, f0, f1, qoff):  # type: ignore[no-untyped-def]
+    """Where, in the chunk-sorted queries, element ``t`` of bucket ``b``'s gathered group came from."""
+    for fi in range(f0, f1):
+        bb = b ^ flips[fi]
+        run = qoff[bb + 1] - qoff[bb]
+        if t < run:
+            return qoff[bb] + t
+        t -= run
+    return -1
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def join_tables(queries, radius, shifts, widths, thresholds, flips, flip_start, offsets, off_start,
+                by_bucket, position, size, segments, slots):  # type: ignore[no-untyped-def]
+    """:func:`search_tables` for many queries at once (same results): per chunk the queries are
+    bucket-sorted too, then each stored bucket's run is read once, from a forward sweep over the table,
+    and checked (a vectorised count first) against the group of every query that probes it, gathered
+    from the runs of the buckets within the chunk's flips. A bucket's run is read once per call instead
+    of once per probe: far fewer bytes from memory when many queries probe each bucket."""
+    q = queries.shape[0]
+    m = shifts.shape[0]
+    counts = np.zeros(segments, np.int64)
+    found = np.empty((segments, 3, slots), np.int64)
+    qval = np.zeros(q + GATHER, np.uint64)  # the padding is read (never used) by a run's fixed copy
+    qidx = np.empty(q, np.int32)
+    for ci in range(m):
+        qoff = bucket_sort(queries, 0, shifts[ci], widths[ci], qval[:q], qidx)
+        buckets = 1 << widths[ci]
+        ob, hb = off_start[ci], ci * size
+        f0, f1 = flip_start[ci], flip_start[ci + 1]
+        for s in numba.prange(segments):
+            group = np.empty(q + GATHER, np.uint64)  # a query probes a bucket at most once
+            c = counts[s]
+            for b in range(buckets * s // segments, buckets * (s + 1) // segments):
+                e0, e1 = hb + offsets[ob + b], hb + offsets[ob + b + 1]
+                if e0 == e1:
+                    continue
+                g = 0
+                for fi in range(f0, f1):
+                    bb = b ^ flips[fi]
+                    r0, r1 = qoff[bb], qoff[bb + 1]
+                    for i in range(GATHER):
+                        group[g + i] = qval[r0 + i]
+                    for i in range(r0 + GATHER, r1):
+                        group[g + i - r0] = qval[i]
+                    g += r1 - r0
+                if g == 0:
+                    continue
+                for j in range(e0, e1):
+                    e = by_bucket[j]
+                    if count_within(e, group, g, radius) == 0:
+                        continue
+                    for t in range(g):
+                        x = e ^ group[t]
+                        d = np.int64(popcount(x))
+                        if d > radius or met_before(x, ci, shifts, widths, thresholds):
+                            continue
+                        if c < slots:
+                            found[s, 0, c] = qidx[_member(t, b, flips, f0, f1, qoff)]
+                            found[s, 1, c] = position[j]
+                            found[s, 2, c] = d
+                        c += 1
+            counts[s] = c
     return counts, found
 
 

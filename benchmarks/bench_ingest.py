@@ -1,8 +1,10 @@
 """Ingest throughput, the near-duplicate search ingest runs, and ``--hf-dataset`` memory.
 
 (a) ingest + hash throughput on generated 512x512 JPEGs: images/s with 1 worker and with all cores;
-(b) the near-duplicate search exactly as ingest calls it: ``NearIndex.assign`` on batches of
-    ``ingest.BATCH`` hashes, each batch searched against everything stored before it and added, at
+(b) the near-duplicate search exactly as ingest and ``aesdata dupes --rebuild`` call it: ``NearIndex.assign``
+    on batches of ``ingest.BATCH`` hashes (ingest) and of ``dedup.BATCH`` (a rebuild, which has every hash
+    at hand: many queries per call, the join kernel), each batch searched against everything stored
+    before it and added, at
     100k, 640k and 2M hashes, index radius 6 and 10 (``group_threshold``; near-duplicate radius 6),
     uniform random hashes and clustered ones (families of near copies, as photo sets have). Each case
     runs in a child process so its peak RSS is its own. The all-pairs numpy baseline is timed in the
@@ -12,7 +14,7 @@
     (skipped with a line when faiss is not installed: ``pip install faiss-cpu``);
 (c) ``ingest --hf-dataset`` peak RSS at 2k and 20k rows of a local parquet dataset (child per size).
 Figures only: nothing here passes or fails on time. ``BENCH_HASHES=10000000 BENCH_DISTS=uniform`` runs
-the 10M case by hand (``BENCH_PARTS=search`` skips the other parts).
+the 10M case by hand (``BENCH_PARTS=search`` skips the other parts, ``BENCH_CALLS=rebuild`` the ingest calls).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aesdata.dedup import BATCH as REBUILD_BATCH  # noqa: E402
 from aesdata.ingest import BATCH, ingest  # noqa: E402
 from aesdata.nearindex import NearIndex, all_pairs  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
@@ -42,6 +45,8 @@ RADII = [int(r) for r in os.environ.get("BENCH_RADII", "6,10").split(",")]
 DISTS = os.environ.get("BENCH_DISTS", "uniform,clustered").split(",")
 HF_ROWS = [int(s) for s in os.environ.get("BENCH_HF_ROWS", "2000,20000").split(",")]
 PARTS = os.environ.get("BENCH_PARTS", "ingest,search,faiss,hf").split(",")
+CALLS = {"ingest": BATCH, "rebuild": REBUILD_BATCH}  # hashes per assign() call, as each caller makes it
+CALLED = os.environ.get("BENCH_CALLS", ",".join(CALLS)).split(",")
 COMPARE_QUERIES = 4 * BATCH  # queries per side-by-side case
 BASELINE_N = 5_000
 NEAR = 6  # ingest.near_duplicate_threshold's default
@@ -97,17 +102,20 @@ def bench_ingest() -> None:
 # --------------------------------------------------------------------------- (b) near-duplicate search
 
 
-def search_case(n: int, radius: int, dist: str) -> dict[str, float]:
-    """Child process: stream n hashes through assign() as ingest does; time, memory, outcome counts."""
+def search_case(n: int, radius: int, dist: str, batch: int) -> dict[str, float]:
+    """Child process: stream n hashes through assign() in calls of ``batch``, as ingest or a rebuild
+    does; time, memory, outcome counts."""
     h = hashes(n, dist)
     warm = NearIndex(radius, tail=0)  # load every compiled kernel before the clock starts
     warm.add(hashes(20_000, dist, seed=2))
     warm.assign(h[:BATCH], min(NEAR, radius))
+    warm.assign(h[:REBUILD_BATCH], min(NEAR, radius))
+    del warm
     index = NearIndex(radius)
     near = links = 0
     t0, c0 = time.perf_counter(), time.process_time()
-    for start in range(0, n, BATCH):
-        a = index.assign(h[start : start + BATCH], min(NEAR, radius))
+    for start in range(0, n, batch):
+        a = index.assign(h[start : start + batch], min(NEAR, radius))
         near += int((a.position < 0).sum())
         links += len(a.links[0])
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -136,16 +144,17 @@ def child(args: list[str]) -> dict:
 
 
 def bench_search() -> None:
-    print(f"\nnear-duplicate search as ingest runs it: NearIndex.assign, batches of {BATCH}, near radius {NEAR}")
-    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'wall s':>8} {'cpu s':>7} {'us/hash':>8} "
+    print(f"\nnear-duplicate search as ingest and dupes --rebuild run it: NearIndex.assign in calls of "
+          f"{BATCH} (ingest) and {REBUILD_BATCH} (rebuild), near radius {NEAR}")
+    print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'calls':>8} {'wall s':>8} {'cpu s':>7} {'us/hash':>8} "
           f"{'all-pairs cpu s':>15} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
     base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
     for n in SIZES:
         for radius in RADII:
-            for dist in DISTS:
-                got = child(["search", str(n), str(radius), dist])
+            for dist, caller in ((d, c) for d in DISTS for c in CALLED):
+                got = child(["search", str(n), str(radius), dist, str(CALLS[caller])])
                 pairs_s = base[(radius, dist)] * (n / BASELINE_N) ** 2  # CPU seconds, like got["cpu"]
-                print(f"{n:>9} {radius:>6} {dist:>10} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
+                print(f"{n:>9} {radius:>6} {dist:>10} {caller:>8} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
                       f"{got['cpu'] / n * 1e6:>8.2f} "
                       f"{pairs_s:>14.0f}* {pairs_s / got['cpu']:>7.0f}x {got['index_mb']:>8.0f} "
                       f"{got['rss_mb']:>8.0f} "
@@ -153,10 +162,10 @@ def bench_search() -> None:
     print(f"* all-pairs CPU time at {BASELINE_N:,} hashes in this run "
           + ", ".join(f"(r{r} {d}: {s:.2f} s)" for (r, d), s in base.items())
           + " extrapolated as n^2; ratio = all-pairs CPU / assign CPU; us/hash: assign CPU per hash. CPU time, "
-          "not wall clock, because both run "
-          "on one thread (assign goes parallel only past 20M estimated operations per call) and a shared "
-          "machine stretches wall clock. Index MB: the index's arrays; peak MB: the child's whole process "
-          "(imports included).")
+          "not wall clock, because a shared machine stretches wall clock; ingest's calls run on one thread "
+          "(assign goes parallel only past 20M estimated operations per call), a rebuild's on every core "
+          "(its CPU time sums the threads; its wall clock is what a user waits). Index MB: the index's "
+          "arrays; peak MB: the child's whole process (imports included).")
 
 
 def compare_case(n: int, radius: int, dist: str) -> dict[str, float | str]:
@@ -274,7 +283,7 @@ def bench_hf() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["search"]:
-        print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
+        print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))))
     elif sys.argv[1:2] == ["compare"]:
         print(json.dumps(compare_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
     elif sys.argv[1:2] == ["hf-make"]:

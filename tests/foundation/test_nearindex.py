@@ -116,19 +116,63 @@ def test_any_valid_chunking_finds_exactly_the_close_pairs(data, radius, batch):
         index.add(h[500:550])  # a middle level
     assert [t.plan for t in index.levels] == [chosen, chosen]
     queries = h[550 : 550 + batch]
-    got = [(q, d, p) for q, p, d in zip(*index.search(queries), strict=True)]
-    assert got == brute_search(h[:550], queries, radius)
+    expected = brute_search(h[:550], queries, radius)
+    for join in (False, True):  # both kernels: the probe sweep and the join
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nearindex, "JOIN_PROBES", 10**9 if join else 0)
+            got = [(q, d, p) for q, p, d in zip(*index.search(queries), strict=True)]
+        assert got == expected
+
+
+@pytest.mark.parametrize("join", [False, True])
+@pytest.mark.parametrize("queries", [1, 256, 2000])
+def test_join_and_sweep_find_every_close_pair(join, queries):
+    """Many queries probe each bucket (planted near copies share buckets), pairs close in several chunks
+    are reported once; the join's slices (JOIN_BATCH) keep their query numbers. A dropped or doubled
+    pair fails the comparison with brute force."""
+    h = planted(8000 + queries, seed=queries, max_flips=12)
+    index = NearIndex(10, h[:8000], tail=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nearindex, "JOIN_PROBES", 10**9 if join else 0)
+        mp.setattr(nearindex, "JOIN_BATCH", 700)
+        got = [(q, d, p) for q, p, d in zip(*index.search(h[8000:]), strict=True)]
+    expected = brute_search(h[:8000], h[8000:], 10)
+    assert got == expected and len(expected) >= queries // 3
+
+
+def test_a_search_with_many_queries_indexes_the_tail_first():
+    h = planted(10220, seed=11)
+    index = NearIndex(10, tail=1100)
+    index.add(h[:8200])
+    index.add(h[8200:9220])  # under the tail bound: searched by brute force
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200)]
+    got = [(q, d, p) for q, p, d in zip(*index.search(h[9220:9270]), strict=True)]
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200)], "a few queries scan the tail"
+    assert got == brute_search(h[:9220], h[9220:9270], 10)
+    got = [(q, d, p) for q, p, d in zip(*index.search(h[9220:]), strict=True)]
+    assert [(t.first, t.size) for t in index.levels] == [(0, 8200), (8200, 1020)], "many: a middle level first"
+    assert got == brute_search(h[:9220], h[9220:], 10)
+
+
+def test_the_join_serves_many_queries_and_the_sweep_few():
+    index = NearIndex(10, planted(20000, seed=5), tail=0)
+    t = index.levels[0]
+    for queries, join in ((256, False), (1 << 16, True)):
+        assert (nearindex.JOIN_PROBES * queries * len(t.flips) >= t.walked) is join
 
 
 
-@pytest.mark.parametrize("radius,near", [(6, 6), (10, 6), (10, 0)])
-def test_assign_in_batches_equals_one_at_a_time(radius, near):
+@pytest.mark.parametrize("radius,near,batch", [(6, 6, 256), (6, 6, 2000), (10, 6, 1), (10, 6, 256),
+                                               (10, 6, 2000), (10, 0, 256), (10, 0, 2000)])
+def test_assign_in_batches_equals_one_at_a_time(radius, near, batch):
+    """One at a time, ingest's batches, and a rebuild's (pairs within the batch through tables over it,
+    stored ones through the join) decide alike."""
     h = planted(3000, seed=100 + radius + near)
     expected_decisions, expected_links = sequential(h, radius, near)
     index = NearIndex(radius, tail=300)
     decisions, links = [], []
-    for start in range(0, len(h), 256):
-        a = index.assign(h[start : start + 256], near)
+    for start in range(0, len(h), batch):
+        a = index.assign(h[start : start + batch], near)
         for k in range(len(a.position)):
             decisions.append(("source", int(a.position[k]), -1) if a.position[k] >= 0
                              else ("near", int(a.near_of[k]), int(a.distance[k])))
@@ -136,6 +180,29 @@ def test_assign_in_batches_equals_one_at_a_time(radius, near):
     assert decisions == expected_decisions
     assert links == expected_links
     assert sum(d[0] == "near" for d in decisions) > 100 and (len(links) > 0 or radius == near)
+
+
+def test_a_crowded_batch_is_decided_in_halves_alike():
+    """Near-identical hashes by the thousand (blank or retouched photos) would make millions of pairs
+    within one call: assign takes the call's halves in turn instead, and decides as one at a time."""
+    rng = np.random.default_rng(4)
+    root = int(rng.integers(0, 2**63))
+    crowd = [root ^ (1 << int(a)) ^ (1 << int(b)) for a, b in rng.integers(0, 64, size=(1200, 2))]
+    h = np.array(crowd + rng.integers(0, 2**63, size=300).tolist(), dtype=np.uint64)
+    rng.shuffle(h)
+    h = np.concatenate([h, h[:200] ^ np.uint64(0b1111_0000_0000_1111)])  # 8 bits from earlier ones: links
+    assert len(all_pairs(h, 10)) > nearindex.CROWDED * len(h) * 8, "more pairs than one call may hold"
+    expected_decisions, expected_links = sequential(h, 10, 6)
+    calls = []
+    assign = NearIndex.assign
+    with pytest.MonkeyPatch.context() as mp:  # counts the calls, each still the real one
+        mp.setattr(NearIndex, "assign", lambda self, *args: calls.append(len(args[0])) or assign(self, *args))
+        a = NearIndex(10, tail=0).assign(h, 6)
+    decisions = [("source", int(p), -1) if p >= 0 else ("near", int(o), int(d))
+                 for p, o, d in zip(a.position, a.near_of, a.distance, strict=True)]
+    links = [(int(q), int(p), int(d)) for q, p, d in zip(*a.links, strict=True)]
+    assert (decisions, links) == (expected_decisions, expected_links) and len(links) > 30
+    assert len(calls) > 3 and max(calls[1:]) <= len(h) // 2, "taken in halves"
 
 
 @settings(max_examples=60, deadline=None)
