@@ -1,4 +1,5 @@
-"""Start-up: the CLI parses before it imports any heavy library, and `-w` works on either side.
+"""Start-up: the CLI parses before it imports any heavy library, typer builds only the command that runs
+(the lazy group behaving as the whole tree would), and `-w` works on either side.
 
 Which modules a command loads is checked in a fresh interpreter (this test process has imported
 everything already); time is measured in `make bench`/the README, never asserted here.
