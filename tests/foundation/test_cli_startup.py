@@ -112,3 +112,22 @@ def test_the_lazy_group_behaves_as_the_whole_tree_typer_builds(args: list[str], 
     lazy, whole = cli.invoke(app, args, terminal_width=100), cli.invoke(eager(app), args, terminal_width=100)
     assert (lazy.exit_code, lazy.stdout, lazy.stderr) == (whole.exit_code, whole.stdout, whole.stderr)
     assert lazy.exit_code in (0, 2) and (lazy.stdout or lazy.stderr)
+
+
+_PLUGIN_PROBE = """
+import importlib.metadata, os, sys
+calls, scan = [], importlib.metadata.entry_points
+importlib.metadata.entry_points = lambda **kw: calls.append(kw.get("group")) or scan(**kw)
+import aesdata.config
+after_config, leaked = list(calls), "PYDANTIC_DISABLE_PLUGINS" in os.environ
+import aesdata.schema
+print(after_config, leaked, calls)
+"""
+
+
+def test_the_settings_are_built_without_pydantic_plugin_discovery() -> None:
+    """Discovery reads the entry points of every installed distribution (~25 ms of `status`): not for the
+    settings; the models built after them (the data contract) still look for plugins."""
+    done = subprocess.run([sys.executable, "-c", _PLUGIN_PROBE], capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert done.stdout.strip() == "[] False ['pydantic']"
