@@ -230,16 +230,12 @@ def get_label(db: sqlite3.Connection, sample_id: str) -> Label | None:
 
 
 def label_rows(db: sqlite3.Connection) -> dict[str, sqlite3.Row]:
-    """The effective label row of every labelled sample, in one query, unparsed (:func:`label_from_row`
-    reads one: a stage selecting thousands parses only those it takes up, when it does)."""
+    """The effective label row of every labelled sample, in one query, unparsed: a stage selecting thousands
+    parses only those it takes up, when it does."""
     found: dict[str, sqlite3.Row] = {}
     for row in db.execute("SELECT * FROM labels ORDER BY sample_id, origin = 'human' DESC").fetchall():
         found.setdefault(row["sample_id"], row)
     return found
-
-
-def label_from_row(row: sqlite3.Row) -> Label:
-    return _label(row)
 
 
 def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:

@@ -12,8 +12,9 @@ passes or fails on time.
 
 Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 256; cold costs grow with pixels),
 BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (8 requests per worker, so a run is mostly steady state),
-BENCH_COT_MAX_SAMPLES (1024, which caps the rounds at 256) and BENCH_COT_KEEP (a folder to build the
-workspace in once and reuse).
+BENCH_COT_MAX_SAMPLES (1024, which caps the rounds at 256: 4 there), BENCH_COT_LONG (256: concurrencies
+also run warm for all BENCH_COT_ROUNDS rounds, uncapped, beside the capped row; empty for none) and
+BENCH_COT_KEEP (a folder to build the workspace in once and reuse; topped up when it holds too few).
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ SIZE = int(os.environ.get("BENCH_COT_SIZE", "256"))
 LEVELS = [int(c) for c in os.environ.get("BENCH_COT_LEVELS", "1,16,64,256").split(",")]
 ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "8"))  # requests per worker at each concurrency
 MAX_SAMPLES = int(os.environ.get("BENCH_COT_MAX_SAMPLES", "1024"))
+LONG = [int(c) for c in os.environ.get("BENCH_COT_LONG", "256").split(",") if c]
 MAX_SIDE = 768
 KEY_ENV = "AESDATA_BENCH_COT_KEY"
 
 
-def samples_for(concurrency: int) -> int:
-    """Enough requests per worker that the run is mostly steady state, within MAX_SAMPLES."""
-    return 4 if concurrency == 1 else min(ROUNDS * concurrency, MAX_SAMPLES)
+def samples_for(concurrency: int, *, capped: bool = True) -> int:
+    """Enough requests per worker that the run is mostly steady state, within MAX_SAMPLES if ``capped``."""
+    return 4 if concurrency == 1 else min(ROUNDS * concurrency, MAX_SAMPLES if capped else ROUNDS * concurrency)
 
 
 def photo(rng: np.random.Generator) -> Image.Image:
@@ -83,12 +85,12 @@ def put(ws: Workspace, img: Image.Image) -> str:
     return sha
 
 
-def build(ws: Workspace, n: int) -> None:
-    """``n`` labelled samples with SIZE-pixel images (the generate stage's output, without it)."""
-    rng = np.random.default_rng(0)
-    labels = random.Random(0)
+def build(ws: Workspace, n: int, start: int = 0) -> None:
+    """Labelled samples ``start`` to ``n`` with SIZE-pixel images (the generate stage's output, without it)."""
+    rng = np.random.default_rng(start)
+    labels = random.Random(start)
     layout = Layout(scale=0.5, offset_x=0.5, offset_y=0.5)
-    for i in range(n):
+    for i in range(start, n):
         src = photo(rng)
         sha = put(ws, src)
         source = Source(
@@ -137,13 +139,12 @@ def configure(ws: Workspace) -> None:
     os.environ[KEY_ENV] = "bench"
 
 
-def measure(ws: Workspace, base_url: str, concurrency: int) -> dict[str, float]:
-    """One run over the first samples: whole-run and steady-state rationales/s, client CPU per request.
+def measure(ws: Workspace, base_url: str, concurrency: int, n: int) -> dict[str, float]:
+    """One run over the first ``n`` samples: whole-run and steady-state rationales/s, client CPU per request.
 
     Steady state leaves out the first round (connections opening, every request leaving at once):
     the completions after the first ``concurrency`` ones, over the time they took.
     """
-    n = samples_for(concurrency)
     opts = CotOptions(mode="answer-driven", base_url=base_url, concurrency=concurrency, limit=n, redo="all")
     began = utcnow().isoformat()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -168,6 +169,17 @@ def encode_cost(ws: Workspace, k: int = 20) -> float:
         for c in store.get_candidates(ws.db, s.id):
             enc.url(c.sha256)
     return 1000 * (time.process_time() - cpu) / len(samples)
+
+
+def render(ws: Workspace, n: int) -> None:
+    """Every rendition of the first ``n`` samples in the disk cache (a warm run of them), made by the pool."""
+    encoder = ImageEncoder(ws.blobs, max_side=MAX_SIDE, cache_dir=image_cache(ws))
+    samples = list(store.iter_samples(ws.db))[:n]
+    shas = [sha for s in samples for sha in (s.source_id, *store.candidate_shas(ws.db, s.id))]
+    try:
+        asyncio.run(encoder.render_ahead(shas, ahead=256))
+    finally:
+        encoder.close()
 
 
 Transport = Literal["aiohttp", "openai", "aesdata"]
@@ -210,13 +222,13 @@ async def _bare(base_url: str, messages: list[dict], concurrency: int, n: int, v
         return n / (time.perf_counter() - start)
 
 
-def bare_rate(ws: Workspace, base_url: str, concurrency: int, via: Transport) -> float:
-    """:func:`_bare` on one sample's real request (its five images), as many requests as a stage run."""
+def bare_rate(ws: Workspace, base_url: str, concurrency: int, via: Transport, n: int) -> float:
+    """:func:`_bare` on one sample's real request (its five images), ``n`` times (as many as a stage run)."""
     sample = next(store.iter_samples(ws.db))
     encoder = ImageEncoder(ws.blobs, max_side=MAX_SIDE)
     urls = [encoder.url(sample.source_id), *(encoder.url(c.sha256) for c in store.get_candidates(ws.db, sample.id))]
     messages = Conversation("automated", Limits()).messages(urls, None)
-    return asyncio.run(_bare(base_url, messages, concurrency, samples_for(concurrency), via))
+    return asyncio.run(_bare(base_url, messages, concurrency, n, via))
 
 
 def row(m: dict[str, float], ideal: float) -> str:
@@ -229,21 +241,18 @@ def workspace(tmp: Path, n: int) -> Workspace:
     keep = os.environ.get("BENCH_COT_KEEP")
     path = Path(keep) if keep else tmp / "ws"
     t = time.perf_counter()
-    if (path / "aesdata.toml").is_file():
-        ws = Workspace.open(path)
-        how = "reused"
-    else:
-        ws = Workspace.init(path)
-        build(ws, n)
-        how = f"built in {time.perf_counter() - t:.1f} s"
-    assert ws.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] >= n, f"{path}: too few samples"
+    reused = (path / "aesdata.toml").is_file()
+    ws = Workspace.open(path) if reused else Workspace.init(path)
+    have = ws.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    build(ws, n, have)
+    how = "reused" if have >= n else f"built in {time.perf_counter() - t:.1f} s" + (f" ({have} reused)" if have else "")
     print(f"{n} samples of {SIZE}px images (5 per sample) {how}; server latency {LATENCY:g} s; "
           f"{os.cpu_count()} cores; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return ws
 
 
 def main() -> None:
-    n = samples_for(max(LEVELS))
+    n = max([samples_for(max(LEVELS)), *(samples_for(c, capped=False) for c in LONG)])
     with tempfile.TemporaryDirectory() as tmp, workspace(Path(tmp), n) as ws:
         configure(ws)
         truth = Path(tmp) / "truth.json"
@@ -258,14 +267,23 @@ def main() -> None:
             )
             for c in LEVELS:
                 shutil.rmtree(image_cache(ws), ignore_errors=True)
-                cold, warm = measure(ws, base_url, c), measure(ws, base_url, c)
-                floor = bare_rate(ws, base_url, c, "aiohttp")
+                cold, warm = measure(ws, base_url, c, samples_for(c)), measure(ws, base_url, c, samples_for(c))
+                floor = bare_rate(ws, base_url, c, "aiohttp", samples_for(c))
                 ideal = c / LATENCY
                 bad = "" if cold["valid"] == warm["valid"] == samples_for(c) else "  (not all valid!)"
                 print(f"{c:>11} {ideal:>8.1f} | {row(cold, ideal)} | {row(warm, ideal)} | {floor:>7.1f}"
                       f" {floor / ideal:>8.0%}{bad}", flush=True)
+            for c in LONG:
+                k = samples_for(c, capped=False)
+                render(ws, k)
+                warm, floor = measure(ws, base_url, c, k), bare_rate(ws, base_url, c, "aiohttp", k)
+                bad = "" if warm["valid"] == k else "  (not all valid!)"
+                print(f"warm at {c} in flight over {k // c} rounds ({k} samples): {warm['rate']:.1f}/s, "
+                      f"{warm['rate'] / c * LATENCY:.0%} of ideal (steady {warm['steady'] / c * LATENCY:.0%}, "
+                      f"cpu {warm['cpu_ms']:.1f} ms); aiohttp {floor:.1f}/s ({floor / c * LATENCY:.0%}){bad}",
+                      flush=True)
             for c in LEVELS[-2:]:
-                rates = {via: bare_rate(ws, base_url, c, via) for via in ("openai", "aesdata")}
+                rates = {via: bare_rate(ws, base_url, c, via, samples_for(c)) for via in ("openai", "aesdata")}
                 print(f"the same request at {c} in flight without the stage: openai client {rates['openai']:.1f}/s "
                       f"({rates['openai'] / c * LATENCY:.0%} of ideal), aesdata client {rates['aesdata']:.1f}/s "
                       f"({rates['aesdata'] / c * LATENCY:.0%})", flush=True)

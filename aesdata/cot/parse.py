@@ -101,18 +101,18 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     out["final_answer"] = _answer(out.get("final_answer"))
     observations = out.get("observations")
     if isinstance(observations, list):
-        out["observations"] = [
-            {
-                **o,
-                "slot": _slot(o.get("slot")),
-                "dimension": _dimension(o.get("dimension")),
-                "defective": _bool(o.get("defective")),
-            }
-            if isinstance(o, dict)
-            else o
-            for o in observations
-        ]
+        out["observations"] = [_observation(o) for o in observations]
     return out
+
+
+def _observation(o: Any) -> Any:
+    if not isinstance(o, dict):
+        return o
+    slot, dimension, defective = o.get("slot"), o.get("dimension"), o.get("defective")
+    if type(defective) is bool and isinstance(slot, str) and slot in _SLOTS and isinstance(dimension, str) \
+            and dimension in _DIMENSIONS:  # as asked (16 a reply): nothing to copy
+        return o
+    return {**o, "slot": _slot(slot), "dimension": _dimension(dimension), "defective": _bool(defective)}
 
 
 def parse_reply(text: str) -> CotReply:

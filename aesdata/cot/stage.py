@@ -53,13 +53,11 @@ from aesdata.llm.client import (
 from aesdata.llm.commits import Committer, Unit
 from aesdata.llm.images import ImageEncoder, image_cache
 from aesdata.progress import LogReporter, Reporter, Task
-from aesdata.schema import COT_MODES, CotMode, Label, Rationale, Redo, Sample
+from aesdata.schema import COT_MODES, CotMode, Judgement, Rationale, Redo, Sample
 from aesdata.workspace import DB_FILE, RunRecorder, Workspace
 
-#: Images rendered ahead of the requests, per request in flight (a sample has five), and read ahead
-#: into memory from the disk cache (kept small: a 768 px rendition is about 100 kB of base64).
+#: Images rendered ahead of the requests, per request in flight (a sample has five).
 _AHEAD = 20
-_READ_AHEAD = 2
 REDO: tuple[Redo, ...] = get_args(Redo)
 T = TypeVar("T")
 
@@ -101,15 +99,16 @@ class Todo:
     shas: tuple[str, ...] = ()
 
     @cached_property
-    def label(self) -> Label:
-        """Parsed when the sample is taken up (validating a thousand labels first delayed every request)."""
-        return store.label_from_row(self.label_row)
+    def judgement(self) -> Judgement:
+        """The label's judgement (all a rationale is written from), parsed when the sample is taken up:
+        validating a thousand labels first delayed every request, and a whole label costs three times more."""
+        return Judgement.model_validate_json(self.label_row["judgement"])
 
     @cached_property
     def stale_label(self) -> bool:
         """Its stored rationale was written from another judgement than the label's now (or one not
         recorded: written before it was): it argues for defects the sample no longer has."""
-        return self.state is not None and self.state[2] != store.judgement_hash(self.label.judgement)
+        return self.state is not None and self.state[2] != store.judgement_hash(self.judgement)
 
 
 def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
@@ -195,7 +194,7 @@ class _Work:
         """Store the result and drop the claim (and the sample's budget hold, if any) together."""
 
         def unit(db: sqlite3.Connection) -> None:
-            stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.label.judgement)})
+            stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.judgement)})
             store.upsert_rationale(db, stamped)
             self.drop(item, budget)(db)
 
@@ -224,12 +223,12 @@ def _offline(work: _Work, opts: CotOptions, todo: list[Todo]) -> None:
     for item in todo:
         if not work.claimed(work.now(work.claim(item))):
             continue
-        sample, label = item.sample, item.label
+        sample, judgement = item.sample, item.judgement
         if opts.mode == "template":
-            rationale = template_rationale(sample.id, label.judgement, opts.limits)
+            rationale = template_rationale(sample.id, judgement, opts.limits)
         else:
             annotations = store.get_annotations(work.ws.db, sample.id)
-            found = manual_rationale(sample.id, label.judgement, annotations, opts.limits)
+            found = manual_rationale(sample.id, judgement, annotations, opts.limits)
             if found is None:
                 work.now(work.drop(item))
                 work.dropped("no_annotator_text")
@@ -312,10 +311,10 @@ class _ModelRun:
 
     @asynccontextmanager
     async def _rendering(self, todo: list[Todo], workers: int) -> AsyncIterator[None]:
-        """The samples' images rendered (or read) ahead, in the order they will be asked for, while requests run."""
+        """The samples' images rendered ahead, in the order they will be asked for, while requests run."""
         shas = (sha for item in todo for sha in item.shas)
         job = asyncio.create_task(
-            self.encoder.render_ahead(shas, ahead=_AHEAD * workers, read_ahead=_READ_AHEAD * workers)
+            self.encoder.render_ahead(shas, ahead=_AHEAD * workers)
         )
         try:
             yield
@@ -344,7 +343,7 @@ class _ModelRun:
             return
         sample = item.sample
         try:
-            rationale = await self.writer.write(sample.id, item.label.judgement, await self._images(item))
+            rationale = await self.writer.write(sample.id, item.judgement, await self._images(item))
         except RequestRejected as exc:
             rationale = self.writer.refused(sample.id, exc)
         except InputRejected as exc:
@@ -428,10 +427,13 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
         "batch": opts.batch,
     }
     encoder = ImageEncoder(ws.blobs, max_side=opts.max_side or cot.max_side, cache_dir=image_cache(ws))
-    if model_mode:
-        encoder.start_rendering()  # before the claims' heartbeat and the committer start their threads
-    with contextlib.closing(encoder), ws.run("cot", params) as run, claims.owner(ws.db, "cot") as me:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.closing(encoder))
+        run = stack.enter_context(ws.run("cot", params))
         todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
+        if model_mode and todo:  # before the claims' heartbeat and the committer start their threads
+            encoder.start_rendering(probe=todo[0].shas)
+        me = stack.enter_context(claims.owner(ws.db, "cot"))
         stopped = None
         agreement = None
         with reporter.task(f"cot {opts.mode}", total=len(todo)) as task:

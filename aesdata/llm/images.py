@@ -7,8 +7,8 @@ and, in a workspace, as JPEG files under ``cache/cot-images/`` keyed by blob and
 A stage that knows which images it will need renders them ahead (:meth:`ImageEncoder.render_ahead`)
 in a pool of processes, in the order it will ask for them, a bounded number ahead: decoding a PNG
 costs about 2 ms of CPU per 256 px image, held mostly under the GIL, so in threads it would stall the
-event loop that sends the requests. An image still missing when it is asked for is encoded in a worker
-thread (Pillow releases the GIL while resizing and encoding).
+event loop that sends the requests. An image still missing when it is asked for is rendered by that pool
+too, or (no pool) encoded in a worker thread (Pillow releases the GIL while resizing and encoding).
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ import asyncio
 import base64
 import io
 import itertools
-import multiprocessing
 import os
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from aesdata.blobs import BlobStore
-from aesdata.childenv import die_with_parent
+from aesdata.childenv import clean_pool_context, die_with_parent
 from aesdata.imageio import flatten
 from aesdata.llm.body import Verbatim
 
@@ -41,10 +40,8 @@ if TYPE_CHECKING:
 _CHUNK = 64
 #: Images rendered per job of the pool (a sample has five).
 _PER_JOB = 5
-#: Data URLs kept in memory ahead of being asked for, at least.
+#: Data URLs handed back by the pool kept in memory until asked for, at most (the others are read back).
 _KEEP = 64
-#: Seconds a full read-ahead waits for an image to be asked for before it drops its oldest one.
-_STALE_S = 0.5
 
 
 def image_cache(ws: Workspace) -> Path:
@@ -93,17 +90,6 @@ def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality
     return urls
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes forked where that is safe (Linux, no other thread yet: nothing half-locked is
-    copied), else spawned (a spawned worker first imports Pillow and this module, about 0.3 s)."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if _can_fork() else "spawn"),
-                               initializer=die_with_parent)
-
-
-def _can_fork() -> bool:
-    return sys.platform == "linux" and threading.active_count() == 1
-
-
 class ImageEncoder:
     """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached.
 
@@ -130,10 +116,10 @@ class ImageEncoder:
         self.encoded = 0  # how many encodings were done (misses of both caches)
         self._ahead: dict[str, asyncio.Future[None]] = {}  # renditions being made by the pool
         self._renderer: ProcessPoolExecutor | None = None
-        self._ready: dict[str, str] = {}  # data URLs read ahead from the disk cache, not yet asked for
-        self._reading: dict[str, asyncio.Future[Any]] = {}  # being read ahead
-        self._keep = _KEEP  # data URLs kept read ahead at most
-        self._taken = asyncio.Event()  # one of them was asked for
+        self._context: BaseContext | None = None  # the clean fork server's, once started
+        self._workers = min(4, os.cpu_count() or 1)
+        self._pooled = False  # images missing when asked for are rendered by the pool (the stage renders ahead)
+        self._ready: dict[str, str] = {}  # data URLs the pool handed back, not yet asked for
 
     def _path(self, sha: str) -> Path | None:
         return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
@@ -142,12 +128,17 @@ class ImageEncoder:
         """The rendition's path as a plain string (pathlib's joins cost more than the read they lead to)."""
         return f"{self.disk}/{sha[:2]}/{sha}.jpg"
 
-    def _cached(self, sha: str) -> str | None:
-        """The data URL from memory or the disk cache; None when the image must be encoded."""
+    def _memory(self, sha: str) -> str | None:
         with self._lock:
             if sha in self._cache:
                 self._cache.move_to_end(sha)
                 return self._cache[sha]
+        return None
+
+    def _cached(self, sha: str) -> str | None:
+        """The data URL from memory or the disk cache; None when the image must be encoded."""
+        if (url := self._memory(sha)) is not None:
+            return url
         if self.disk is None:
             return None
         try:  # a plain string path and one read: pathlib and a stat first cost more than the read
@@ -175,14 +166,16 @@ class ImageEncoder:
         return self._remember(sha, data_url(jpeg))
 
     async def urls(self, shas: Sequence[str]) -> list[str]:
-        """Data URLs of several images; cache reads inline, encoding off the event loop."""
-        rendering = {job for sha in shas if (job := self._ahead.get(sha) or self._reading.get(sha)) is not None}
+        """Data URLs of several images: from memory or the disk cache (read on the loop: one read of a
+        rendition costs about 10 us of CPU there, while in a thread each of its system calls waited for the
+        busy loop to hand back the GIL), else rendered off the loop."""
+        rendering = {job for sha in shas if (job := self._ahead.get(sha)) is not None}
         if rendering:  # a failed rendition is encoded below, where its error is the image's own
             await asyncio.wait(rendering)
         found = [self._take(sha) or self._cached(sha) for sha in shas]
         if all(found):
             return found  # type: ignore[return-value]
-        if self._renderer is not None:  # the pool renders them: this process's CPU stays with the requests
+        if self._pooled:  # the pool renders them: this process's CPU stays with the requests
             missing = [sha for sha, url in zip(shas, found, strict=True) if not url]
             fresh = [sha for sha in dict.fromkeys(missing) if sha not in self._ahead]
             jobs = {self._ahead[sha] for sha in missing if sha in self._ahead}
@@ -193,12 +186,11 @@ class ImageEncoder:
         return await asyncio.to_thread(lambda: [url or self.url(sha) for sha, url in zip(shas, found, strict=True)])
 
     def _render(self, shas: list[str]) -> asyncio.Future[dict[str, Verbatim]]:
-        """Have the pool render images into the disk cache, in one job; their data URLs are kept as read
-        ahead (event loop only)."""
-        assert self._renderer is not None
+        """Have the pool render images into the disk cache, in one job; their data URLs are kept until asked
+        for (event loop only)."""
         jobs = [(sha, self._file(sha)) for sha in shas]
         job = asyncio.get_running_loop().run_in_executor(
-            self._renderer, render, self.blobs, jobs, self.max_side, self.quality
+            self._pool(), render, self.blobs, jobs, self.max_side, self.quality
         )
         for sha in shas:
             self._ahead[sha] = job
@@ -207,54 +199,35 @@ class ImageEncoder:
             for sha in shas:
                 self._ahead.pop(sha, None)
             if not job.cancelled() and job.exception() is None:
-                for sha, url in job.result().items():  # kept within the read-ahead (others are read back)
-                    if len(self._ready) < self._keep:
+                for sha, url in job.result().items():  # kept, a few (the others are read back)
+                    if len(self._ready) < _KEEP:
                         self._ready[sha] = url
 
         job.add_done_callback(done)
         return job
 
     def _take(self, sha: str) -> str | None:
-        """A data URL read ahead (event loop only)."""
+        """A data URL the pool handed back (event loop only)."""
         url = self._ready.pop(sha, None)
-        if url is not None:
-            self._remember(sha, url)
-            self._taken.set()
-        return url
+        return None if url is None else self._remember(sha, url)
 
-    async def render_ahead(
-        self, shas: Iterable[str], *, ahead: int, read_ahead: int = 0, workers: int | None = None
-    ) -> None:
+    async def render_ahead(self, shas: Iterable[str], *, ahead: int, workers: int | None = None) -> None:
         """Render ``shas`` into the disk cache in a pool of processes, in order, at most ``ahead`` at a
         time; :meth:`urls` waits for one being rendered. Run it as a task beside the requests; it ends
         when every image is rendered (or already was); cancel it, then :meth:`close`, to stop early.
 
-        Renditions already on disk are read into memory, at most ``read_ahead`` not yet asked for, and
-        which exist is looked up, in a thread a chunk at a time: on the event loop, a stat and a read
-        per image of a warm cache took a fifth of its time per request at 256 in flight."""
+        Which renditions exist is looked up on the loop, a chunk at a time (one ``stat`` each, about 5 us):
+        in a thread, each lookup waited for the busy loop to hand back the GIL, up to the 5 ms switch
+        interval, and a read-ahead of the renditions themselves there fell far behind the first round's
+        requests (256 samples' images took a second)."""
         if self.disk is None:
             return
-        self._keep = max(_KEEP, read_ahead)
+        self._pooled = True
         room = asyncio.Semaphore(max(1, ahead // _PER_JOB))
         pending = iter(shas)
         while chunk := list(itertools.islice(pending, _CHUNK)):
-            while len(self._ready) >= read_ahead > 0:
-                self._taken.clear()
-                try:
-                    await asyncio.wait_for(self._taken.wait(), _STALE_S)
-                except TimeoutError:  # nobody asked for the oldest (its sample was done elsewhere): drop it
-                    self._ready.pop(next(iter(self._ready)))
-            wanted = [sha for sha in dict.fromkeys(chunk)
-                      if sha not in self._ahead and sha not in self._cache and sha not in self._ready]
-            look = asyncio.ensure_future(asyncio.to_thread(self._look, wanted, read_ahead > 0))
-            if read_ahead > 0:  # those asked for meanwhile wait for this read rather than read them again
-                self._reading.update(dict.fromkeys(wanted, look))
-            try:
-                missing, found = await look
-            finally:
-                for sha in wanted:
-                    self._reading.pop(sha, None)
-            self._ready.update(found)
+            missing = [sha for sha in dict.fromkeys(chunk)
+                       if sha not in self._ahead and sha not in self._cache and not os.path.isfile(self._file(sha))]
             for start in range(0, len(missing), _PER_JOB):
                 await room.acquire()
                 group = [sha for sha in missing[start:start + _PER_JOB]  # not a repeat, nor encoded meanwhile
@@ -262,35 +235,36 @@ class ImageEncoder:
                 if not group:
                     room.release()
                     continue
-                if self._renderer is None:
-                    self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
+                if self._context is None:
+                    self.start_rendering(workers)
                 self._render(group).add_done_callback(lambda _job: room.release())
+            await asyncio.sleep(0)  # the requests go on between chunks
         await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
-    def _look(self, shas: list[str], read: bool) -> tuple[list[str], dict[str, str]]:
-        """(those of ``shas`` without a rendition on disk, data URLs of the others if ``read``): a thread's job."""
-        missing: list[str] = []
-        found: dict[str, str] = {}
-        for sha in shas:
-            if not read:
-                if not os.path.isfile(self._file(sha)):
-                    missing.append(sha)
-                continue
-            try:
-                with open(self._file(sha), "rb") as fh:
-                    found[sha] = data_url(fh.read())
-            except FileNotFoundError:
-                missing.append(sha)
-        return missing, found
+    def start_rendering(self, workers: int | None = None, *, probe: Sequence[str] = ()) -> None:
+        """Start the render pool's fork server now (:func:`aesdata.childenv.clean_pool_context`): its
+        workers decode stored images and hold none of the caller's environment (its API key) nor its memory.
+        A stage calls it before it starts any thread (the server starts with a swapped ``os.environ``),
+        so the server imports Pillow and this module while the stage starts; the workers are forked from
+        it (in milliseconds) when the first image is missing. When the renditions of ``probe`` (the first
+        images the stage will ask for) are all on disk, the cache is taken to be warm and nothing is started
+        yet (the server's start costs about 0.5 s of CPU, taken from the requests on a 2-core machine); a
+        missing image starts it then."""
+        if self._context is not None or self.disk is None:
+            return
+        self._pooled = True
+        if probe and all(os.path.isfile(self._file(sha)) for sha in probe):
+            return
+        # "__main__" too: the server imports the main module once, where each worker would (multiprocessing
+        # imports it in every process it starts; a benchmark's or a script's costs seconds of CPU).
+        self._context = clean_pool_context(["__main__", __name__])
+        self._workers = workers or self._workers
 
-    def start_rendering(self, workers: int | None = None) -> None:
-        """Fork the render-ahead pool now, if this process has no other thread yet. A stage calls it
-        before it starts any: a worker spawned later, when the first image is missing, imports Pillow and
-        this module first (on a loaded 2-core machine, seconds of a cold run). Forking takes milliseconds,
-        and the workers wait unused if every image is already rendered."""
-        if self._renderer is None and self.disk is not None and _can_fork():
-            self._renderer = _pool(workers or min(4, os.cpu_count() or 1))
-            self._renderer.submit(int)  # a forking pool starts all its processes at the first submit
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._renderer is None:
+            self.start_rendering(self._workers)
+            self._renderer = ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=die_with_parent)
+        return self._renderer
 
     def close(self) -> None:
         """Stop rendering ahead: the pool's processes end (what they wrote stays in the cache)."""

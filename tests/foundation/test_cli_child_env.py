@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from PIL import Image
 
 from aesdata.annotate.server import TOKEN_ENV
 from tests.annotate.throwaway import start_throwaway
+from tests.procenv import environs_while_running
 
 PACKAGE = Path(__file__).resolve().parents[2] / "aesdata"
 STARTERS = {"run", "Popen", "call", "check_call", "check_output", "execve", "spawnve"}
@@ -77,13 +76,7 @@ def test_ingests_decoders_hold_none_of_our_secrets(tmp_path: Path, ws_path: Path
     env = {**os.environ, **SECRETS, "AESDATA_WORKSPACE": str(ws_path)}
     proc = subprocess.Popen([sys.executable, "-m", "aesdata.cli.main", "ingest", str(folder), "--workers", "2"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    environs: dict[int, bytes] = {}
-    while proc.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                with contextlib.suppress(OSError):
-                    environs.setdefault(child.pid, Path(f"/proc/{child.pid}/environ").read_bytes())
-        time.sleep(0.01)
+    environs = environs_while_running(proc)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert len(environs) >= 3, environs.keys()  # the fork server and the two decoders at least
     for pid, raw in environs.items():
