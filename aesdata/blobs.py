@@ -19,12 +19,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from aesdata.errors import AesdataError
 from aesdata.runowner import Owner
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 TMP_DIR = ".tmp"  # in-flight writes of a local store: one folder, so a sweep lists only it
 STALE_SECONDS = 24 * 3600  # a temporary file of unknown or remote owner this old is garbage
@@ -74,6 +75,8 @@ def encode_png(img: Image.Image) -> bytes:
 
 def _loaded(data: bytes | Path) -> Image.Image:
     """An image fully loaded (no file handle left open)."""
+    from PIL import Image  # here, not at the top: opening a workspace (`aesdata status`) decodes nothing
+
     with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
         img.load()
         return img

@@ -6,7 +6,10 @@ the model forbids unknown keys so a token pasted into the file is refused, not s
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,7 +18,8 @@ from aesdata.errors import AesdataError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validators are built once every section is defined, by _build_without_plugins below.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class IngestSettings(Section):
@@ -113,14 +117,43 @@ class PublishSettings(Section):
 
 
 class Settings(Section):
-    ingest: IngestSettings = IngestSettings()
-    generate: GenerateSettings = GenerateSettings()
-    blobs: BlobSettings = BlobSettings()
-    annotate: AnnotateSettings = AnnotateSettings()
-    cot: CotSettings = CotSettings()
-    images: ImagesSettings = ImagesSettings()
-    publish: PublishSettings = PublishSettings()
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    blobs: BlobSettings = Field(default_factory=BlobSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
+    cot: CotSettings = Field(default_factory=CotSettings)
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
 
+
+@contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
+
+
+def _build_without_plugins(*models: type[BaseModel]) -> None:
+    """Build the settings validators without pydantic's plugin discovery, at import, once.
+
+    pydantic looks for plugins the first time it builds a validator, through the entry points of every
+    installed distribution: ~25 ms of CPU, the only such work `aesdata status` would do (typer builds its
+    parameter adapters with plugins off the same way). A plugin has nothing to observe in aesdata.toml;
+    the models built later (aesdata.schema) still see the plugins.
+    """
+    with _pydantic_plugins_off():
+        for model in models:
+            model.model_rebuild()
+
+
+_build_without_plugins(IngestSettings, GenerateSettings, BlobSettings, AnnotateSettings, CotSettings, ImagesSettings,
+                       PublishSettings, Settings)
 
 TEMPLATE = """\
 # aesdata workspace settings. Secrets never go here: they come from the environment

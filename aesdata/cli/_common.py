@@ -1,8 +1,9 @@
 """Options shared by several commands, declared once as ``Annotated`` aliases.
 
-Importing this module (and every ``aesdata.cli`` module) must stay cheap: ``aesdata --help`` and
-``aesdata status`` build every command's signature, so only typer, the standard library and light aesdata
-modules are imported at the top; stages are imported inside the commands that run them.
+Importing this module (and every ``aesdata.cli`` module) must stay cheap: ``aesdata --help`` imports every
+CLI module for the commands' help text and each command imports its own, so only typer, the standard
+library and light aesdata modules are imported at the top; stages are imported inside the commands that
+run them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The root ``aesdata`` app: it only registers the per-noun modules.
+"""The root ``aesdata`` app: it only wires the per-noun modules.
 
-The noun modules import their stages inside the commands, so building this app (``aesdata --help``,
-``aesdata status``) loads no torch, diffusers, openai, label_studio_sdk or datasets
-(tests/foundation/test_cli_startup.py checks it).
+Each subcommand is named as ``"module:attribute"`` and built by typer when it runs (:mod:`aesdata.cli._lazy`):
+``aesdata status`` builds and imports the status command alone, ``aesdata --help`` lists every command
+without building any. The noun modules import their stages inside the commands, so neither loads torch,
+diffusers, openai, label_studio_sdk or datasets (tests/foundation/test_cli_startup.py checks it).
 """
 
 from __future__ import annotations
@@ -10,21 +11,40 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import ClassVar
 
 import typer
 
-from aesdata.cli import annotate as annotate_cli
-from aesdata.cli import assets as assets_cli
-from aesdata.cli import cot as cot_cli
-from aesdata.cli import evaluate as evaluate_cli
-from aesdata.cli import generate as generate_cli
-from aesdata.cli import ingest, workspace
-from aesdata.cli import publish as publish_cli
-from aesdata.cli import report as report_cli
 from aesdata.cli._common import RootWorkspaceOpt
+from aesdata.cli._lazy import LazyGroup
+
+
+class RootGroup(LazyGroup):
+    #: In the order ``--help`` lists them: commands, then the groups (typer's order for a built tree).
+    lazy_subcommands: ClassVar[dict[str, str]] = {
+        "init": "aesdata.cli.workspace:init",
+        "status": "aesdata.cli.workspace:status_cmd",
+        "schemas": "aesdata.cli.workspace:schemas",
+        "ingest": "aesdata.cli.ingest:ingest",
+        "dupes": "aesdata.cli.ingest:dupes",
+        "demo-sources": "aesdata.cli.generate:demo_sources",
+        "generate": "aesdata.cli.generate:generate",
+        "cot": "aesdata.cli.cot:cot",
+        "publish": "aesdata.cli.publish:publish",
+        "versions": "aesdata.cli.publish:versions",
+        "diff": "aesdata.cli.publish:diff",
+        "mine-hard": "aesdata.cli.evaluate:mine_hard",
+        "export": "aesdata.cli.evaluate:export",
+        "report": "aesdata.cli.report:report",
+        "assets": "aesdata.cli.assets:app",
+        "annotate": "aesdata.cli.annotate:app",
+        "eval": "aesdata.cli.evaluate:eval_app",
+    }
+
 
 app = typer.Typer(
     name="aesdata",
+    cls=RootGroup,
     help="Build image-screening datasets: ingest, generate, annotate, cot, publish.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,25 +66,6 @@ def _root(
     workspace: RootWorkspaceOpt = None,
 ) -> None:
     """aesdata: source images -> four candidates -> human labels -> CoT -> versioned dataset."""
-
-
-app.command("init")(workspace.init)
-app.command("status")(workspace.status_cmd)
-app.command("schemas")(workspace.schemas)
-app.add_typer(assets_cli.app, name="assets")
-app.command("ingest")(ingest.ingest)
-app.command("dupes")(ingest.dupes)
-app.command("demo-sources")(generate_cli.demo_sources)
-app.command("generate")(generate_cli.generate)
-app.add_typer(annotate_cli.app, name="annotate")
-app.command("cot")(cot_cli.cot)
-app.command("publish")(publish_cli.publish)
-app.command("versions")(publish_cli.versions)
-app.command("diff")(publish_cli.diff)
-app.add_typer(evaluate_cli.eval_app, name="eval")
-app.command("mine-hard")(evaluate_cli.mine_hard)
-app.command("export")(evaluate_cli.export)
-app.command("report")(report_cli.report)
 
 
 def main() -> None:
