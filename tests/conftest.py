@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from aesdata.workspace import Workspace
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C tests send SIGINT to the commands they start. A suite started in the background by a
+    non-interactive shell (``make test &``) inherits SIGINT ignored, and so would every command it starts,
+    which Python then leaves without its KeyboardInterrupt: take the default back for them."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
