@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from aesdata.childenv import swapped_environ
 from aesdata.errors import AesdataError
 
 
@@ -126,19 +125,6 @@ class Settings(Section):
     publish: PublishSettings = Field(default_factory=PublishSettings)
 
 
-@contextmanager
-def _pydantic_plugins_off() -> Iterator[None]:
-    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
-    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
-        else:
-            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
-
-
 def _build_without_plugins(*models: type[BaseModel]) -> None:
     """Build the settings validators without pydantic's plugin discovery, at import, once.
 
@@ -147,7 +133,7 @@ def _build_without_plugins(*models: type[BaseModel]) -> None:
     parameter adapters with plugins off the same way). A plugin has nothing to observe in aesdata.toml;
     the models built later (aesdata.schema) still see the plugins.
     """
-    with _pydantic_plugins_off():
+    with swapped_environ({**os.environ, "PYDANTIC_DISABLE_PLUGINS": "1"}):
         for model in models:
             model.model_rebuild()
 
