@@ -1,11 +1,16 @@
-"""Request bodies as JSON bytes, without escaping their images character by character.
+"""Request bodies as JSON bytes, without escaping their images, nor their fixed texts more than once.
 
-A multimodal chat request is mostly its images' base64 data URLs (five per cot request). ``json.dumps``
-escapes every string character by character: about 0.1 ms per 10 kB image, the biggest part of a
-request's CPU on the event loop at 256 in flight. :func:`json_body` writes an image URL into the place
-the rest of the body keeps for it, as it is, when nothing in it needs escaping: a :class:`Verbatim`
-string (what :mod:`aesdata.llm.images` makes: base64 never needs escaping) at no cost, any other long
-ASCII URL after one C pass that finds no quote, backslash or control character.
+A multimodal chat request is mostly its images' base64 data URLs (five per cot request), then texts that
+every request of a run repeats (the system prompt, the captions, the response format's JSON schema).
+``json.dumps`` escapes every string character by character each time: at 256 requests in flight the
+body was the biggest part of a request's CPU on the event loop after the images. :class:`BodyEncoder`
+writes the same bytes as ``json.dumps(body, ensure_ascii=False, separators=(",", ":"))``, but
+
+* an image URL goes in as it is when nothing in it needs escaping: a :class:`Verbatim` string (what
+  :mod:`aesdata.llm.images` makes: base64 never needs escaping) at no cost, any other long ASCII string
+  after one C pass that finds no quote, backslash or control character;
+* other strings are escaped once and remembered (a bounded table: a run's texts are few);
+* a value handed to :meth:`BodyEncoder.fixed` (the client's ``response_format``) is encoded once.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-#: Other image URLs at least this long are checked, and copied in when nothing in them needs escaping.
+#: Strings at least this long are checked, and copied in when nothing in them needs escaping.
 _SPLICE_MIN = 1024
+#: Strings remembered are at most this long (a run's texts; not a long one met once).
+_REMEMBER_MAX = 16384
 _ESCAPED = bytes(range(0x20)) + b'"\\'
-_MARK = "\ue000aesdata-spliced\ue000"
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class Verbatim(str):
@@ -25,37 +32,74 @@ class Verbatim(str):
     __slots__ = ()
 
 
+class BodyEncoder:
+    """JSON bytes of request bodies (see the module doc); one per client, used on its event loop."""
+
+    def __init__(self, *, strings: int = 512) -> None:
+        self._most = strings
+        self._strings: dict[str, bytes] = {}
+        self._fixed: dict[int, tuple[Any, bytes]] = {}  # id -> (the value, kept alive; its JSON)
+
+    def fixed(self, value: Any) -> Any:
+        """``value``, whose JSON is from now on written from a copy made here: it must not change."""
+        if len(self._fixed) >= 64:
+            self._fixed.clear()
+        self._fixed[id(value)] = (value, _DUMPS(value).encode())
+        return value
+
+    def encode(self, body: Any) -> bytes:
+        """``body`` as compact JSON bytes (UTF-8), exactly as ``json.dumps`` writes it."""
+        out: list[bytes] = []
+        self._value(body, out)
+        return b"".join(out)
+
+    def _value(self, value: Any, out: list[bytes]) -> None:
+        kind = type(value)
+        if kind is str or kind is Verbatim:
+            out.append(self._string(value))
+        elif kind is dict:
+            if (known := self._fixed.get(id(value))) is not None and known[0] is value:
+                out.append(known[1])
+                return
+            start = len(out)
+            out.append(b"{")
+            for key, item in value.items():
+                if type(key) is not str:  # json.dumps's own rules for other keys
+                    del out[start:]
+                    out.append(_DUMPS(value).encode())
+                    return
+                out += [self._string(key), b":"]
+                self._value(item, out)
+                out.append(b",")
+            out[-1] = b"}" if len(out) > start + 1 else b"{}"
+        elif kind is list or kind is tuple:
+            start = len(out)
+            out.append(b"[")
+            for item in value:
+                self._value(item, out)
+                out.append(b",")
+            out[-1] = b"]" if len(out) > start + 1 else b"[]"
+        else:  # numbers, booleans, None, str and container subclasses
+            out.append(_DUMPS(value).encode())
+
+    def _string(self, text: str) -> bytes:
+        if type(text) is Verbatim:
+            return b'"' + text.encode("ascii") + b'"'
+        if (known := self._strings.get(text)) is not None:
+            return known
+        if len(text) >= _SPLICE_MIN and text.isascii():
+            raw = text.encode("ascii")
+            if len(raw.translate(None, _ESCAPED)) == len(raw):  # an image URL: used once, not remembered
+                return b'"' + raw + b'"'
+        encoded = _DUMPS(text).encode()
+        if len(text) > _REMEMBER_MAX:
+            return encoded
+        if len(self._strings) >= self._most:
+            self._strings.clear()
+        self._strings[text] = encoded
+        return encoded
+
+
 def json_body(body: dict[str, Any]) -> bytes:
-    """``body`` as compact JSON bytes (UTF-8), its messages' image URLs copied in as they are."""
-    spliced: list[bytes] = []
-    messages = []
-    for message in body.get("messages", ()):
-        content = message.get("content")
-        if isinstance(content, list):
-            content = [_spliced(part, spliced) for part in content]
-            message = {**message, "content": content}
-        messages.append(message)
-    skeleton = {**body, "messages": messages} if spliced else body
-    pieces = json.dumps(skeleton, ensure_ascii=False, separators=(",", ":")).split(f'"{_MARK}"')
-    if len(pieces) != len(spliced) + 1:  # a text of the request that is the mark itself
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    out = [pieces[0].encode()]
-    for raw, piece in zip(spliced, pieces[1:], strict=True):
-        out += [b'"', raw, b'"', piece.encode()]
-    return b"".join(out)
-
-
-def _spliced(part: Any, spliced: list[bytes]) -> Any:
-    """An image part with its URL swapped for the mark (and kept in ``spliced``) when it can be."""
-    image = part.get("image_url") if isinstance(part, dict) else None
-    url = image.get("url") if isinstance(image, dict) else None
-    if type(url) is Verbatim:
-        raw = url.encode("ascii")
-    elif isinstance(url, str) and len(url) >= _SPLICE_MIN and url.isascii():
-        raw = url.encode("ascii")
-        if len(raw.translate(None, _ESCAPED)) != len(raw):
-            return part
-    else:
-        return part
-    spliced.append(raw)
-    return {**part, "image_url": {**image, "url": _MARK}}
+    """``body`` as compact JSON bytes (UTF-8), its image URLs copied in as they are (a one-off encoder)."""
+    return BodyEncoder().encode(body)

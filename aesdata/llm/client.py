@@ -63,7 +63,7 @@ import openai
 
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
-from aesdata.llm.body import json_body
+from aesdata.llm.body import BodyEncoder
 from aesdata.schema import Usage
 
 Structured = Literal["auto", "schema", "instructed"]
@@ -371,6 +371,9 @@ class LLMClient:
         defaults = {k: v for k, v in self._openai.default_headers.items() if isinstance(v, str)}
         self._headers = {**defaults, **self._openai.auth_headers}
         self._session: aiohttp.ClientSession | None = None  # made inside the event loop that uses it
+        self._encoder = BodyEncoder()
+        # per schema object (held here, so its id stays its own): its response_format and its instruction
+        self._formats: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], str]] = {}
         # The proxy the environment names for the endpoint (HTTP(S)_PROXY, NO_PROXY), as the openai client
         # honours it, looked up once: aiohttp's trust_env would look for a netrc file in a thread per request.
         self._proxy = proxy_for(self._url)
@@ -448,24 +451,36 @@ class LLMClient:
     ) -> dict[str, Any]:
         """The chat completion request for ``messages`` as this client sends it (online or in a batch)."""
         extra: dict[str, Any] = {}
-        if schema is not None and self.sends_schema:
-            extra["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": False},
-            }
-        elif schema is not None:
-            messages = instruct_schema(messages, schema)
+        if schema is not None:
+            _, response_format, rule = self._format(schema, name)
+            if self.sends_schema:
+                extra["response_format"] = response_format
+            else:
+                messages = [*messages, {"role": "user", "content": rule}]
         if self.temperature is not None:
             extra["temperature"] = self.temperature
         if self.max_tokens is not None:
             extra["max_tokens"] = self.max_tokens
         return {"model": self.model, "messages": messages, **extra}
 
+    def _format(self, schema: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(schema, its ``response_format``, its instruction), made once per schema: the schema is taken
+        as fixed once sent (the response format's JSON is written once, :meth:`BodyEncoder.fixed`)."""
+        key = (id(schema), name)
+        known = self._formats.get(key)
+        if known is None or known[0] is not schema:
+            response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
+            known = (schema, self._encoder.fixed(response_format), instruct_schema([], schema)[0]["content"])
+            if len(self._formats) >= 16:  # a caller making a new schema per request: keep a few
+                self._formats.clear()
+            self._formats[key] = known
+        return known
+
     async def _once(
         self, messages: list[dict[str, Any]], schema: dict[str, Any] | None, name: str, tries: int
     ) -> ChatResult:
         # The body is serialised here and the reply read here, over aiohttp (see the module doc).
-        body = json_body(self.request_body(messages, schema, name))
+        body = self._encoder.encode(self.request_body(messages, schema, name))
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300, ssl=_tls(self._url)),

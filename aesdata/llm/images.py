@@ -73,6 +73,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def read_file(path: str) -> bytes:
+    """The whole file, in four system calls (open, fstat, read, close) from a plain string path: ``open()``
+    adds a tty check, a buffer and a second fstat, pathlib its joins; a rendition is read per image and
+    request on the event loop."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size)
+        while len(data) < size and (more := os.read(fd, size - len(data))):
+            data += more
+        return data
+    finally:
+        os.close(fd)
+
+
 def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality: int) -> dict[str, Verbatim]:
     """Write the JPEG renditions of stored images (sha, target path) and return their data URLs (the job
     of a render-ahead process: the event loop then neither reads them back nor base64-encodes them).
@@ -141,9 +156,8 @@ class ImageEncoder:
             return url
         if self.disk is None:
             return None
-        try:  # a plain string path and one read: pathlib and a stat first cost more than the read
-            with open(self._file(sha), "rb") as fh:
-                return self._remember(sha, data_url(fh.read()))
+        try:
+            return self._remember(sha, data_url(read_file(self._file(sha))))
         except FileNotFoundError:
             return None
 

@@ -1,20 +1,25 @@
-"""Request bodies (aesdata.llm.body): the bytes sent are the JSON of the body, whatever its strings hold."""
+"""Request bodies (aesdata.llm.body): the bytes sent are exactly ``json.dumps`` of the body, whatever it holds."""
 
 from __future__ import annotations
 
 import base64
 import json
 import random
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aesdata.llm.body import _MARK, Verbatim, json_body
-from aesdata.llm.client import user_message
+from aesdata.llm.body import BodyEncoder, Verbatim, json_body
+from aesdata.llm.client import LLMClient, user_message
 from aesdata.llm.images import data_url
 
 
-def test_image_urls_are_copied_in_and_the_body_reads_back_the_same() -> None:
+def dumped(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_image_urls_are_copied_in_and_the_body_is_what_json_dumps_writes() -> None:
     rng = random.Random(0)
     made = data_url(rng.randbytes(3000))
     assert type(made) is Verbatim
@@ -22,19 +27,40 @@ def test_image_urls_are_copied_in_and_the_body_reads_back_the_same() -> None:
     odd = [plain + '"', plain + "\\", plain + "\n", "é" * 2000, "short"]  # escaped, so left to json.dumps
     message = user_message('The "task"\n', [made, plain, *odd], detail="low")
     body = {"model": "m", "messages": [{"role": "system", "content": "rules"}, message], "max_tokens": 5}
-    raw = json_body(body)
-    assert json.loads(raw) == body
-    assert made.encode() in raw and plain.encode() in raw  # as they are, not re-encoded
+    encoder = BodyEncoder()
+    assert encoder.encode(body) == encoder.encode(body) == json_body(body) == dumped(body)  # remembered texts too
 
 
-def test_a_text_that_is_the_mark_itself_is_sent_as_text() -> None:
-    messages = [user_message(_MARK, [data_url(b"x" * 2000)]), {"role": "user", "content": _MARK}]
-    body = {"model": "m", "messages": messages}
-    assert json.loads(json_body(body)) == body
+def test_a_fixed_value_is_written_from_its_first_encoding() -> None:
+    encoder = BodyEncoder()
+    fixed = encoder.fixed({"type": "json_schema", "json_schema": {"schema": {"a": [1, 2.5, None, True]}}})
+    body = {"model": "m", "response_format": fixed, "other": {"type": "json_schema"}}
+    assert encoder.encode(body) == dumped(body)
+
+
+def test_the_client_sends_what_its_request_body_says() -> None:
+    """The wire bytes equal json.dumps of ``request_body`` (what batch mode writes), schema sent or written in."""
+    schema = {"type": "object", "properties": {"x": {"type": "string", "description": "é \"q\"\n"}}}
+    messages = [{"role": "system", "content": "rules"}, user_message("task", [data_url(b"\xff" * 900)])]
+    for structured in ("schema", "instructed"):
+        client = LLMClient(model="m", api_key="k", base_url="http://127.0.0.1:9/v1", structured=structured,
+                           temperature=0.5, max_tokens=7)
+        for _ in range(2):
+            body = client.request_body(messages, schema, "reply")
+            assert client._encoder.encode(body) == dumped(body)
+        assert ("response_format" in body) == (structured == "schema")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(min_size=0, max_size=40).map(lambda t: t * 60), max_size=4), st.text(max_size=30))
-def test_any_urls_and_text_read_back(urls: list[str], text: str) -> None:
-    body = {"model": "m", "messages": [user_message(text, urls)]}
-    assert json.loads(json_body(body)) == body
+@given(st.lists(st.text(min_size=0, max_size=40).map(lambda t: t * 60), max_size=4), st.text(max_size=30), json_values)
+def test_any_urls_text_and_values_are_written_as_json_dumps_writes_them(urls: list[str], text: str, extra: Any) -> None:
+    body = {"model": "m", "messages": [user_message(text, urls)], "extra": extra}
+    encoder = BodyEncoder(strings=4)  # a small table: it is cleared as it fills
+    assert encoder.encode(body) == encoder.encode(body) == dumped(body)
