@@ -262,6 +262,8 @@ class _ModelRun:
         self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
         self.reporter, self.committer, self.encoder = reporter, committer, encoder
         self.slots = asyncio.Semaphore(slots)
+        self._round, self._asked = slots, 0  # requests in the first round; requests handed a slot so far
+        self._first_round = asyncio.Event()  # set once the first round has its slots (or a sample ended)
         self.writer = LLMWriter(
             client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, meter=self
         )
@@ -272,6 +274,9 @@ class _ModelRun:
 
     async def before(self, sample_id: str, kind: str) -> None:
         await self.slots.acquire()
+        self._asked += 1
+        if self._asked >= self._round:
+            self._first_round.set()
         try:
             if self.budget is not None:
                 await self.budget.hold(sample_id, kind)
@@ -294,8 +299,7 @@ class _ModelRun:
             if budget is not None:
                 budget.settle(db, sample_id, kind, result.usage)
 
-        committed = self.committer.submit(unit)
-        committed.add_done_callback(self._slot_back)
+        committed = self.committer.submit(unit, then=self._slot_back)
         self.ledgered.setdefault(sample_id, []).append(committed)
 
     def _slot_back(self, committed: asyncio.Future[None]) -> None:
@@ -364,16 +368,26 @@ class _ModelRun:
         work.stored(rationale)
 
     async def all(self, todo: list[Todo], workers: int) -> None:
+        taken = 0
+
         async def work(item: Todo) -> None:
+            nonlocal taken
+            taken += 1
             try:
+                if taken > workers:  # an extra sample: the first round's go out first
+                    await self._first_round.wait()
                 await self.one(item)
             except BudgetExceeded as exc:
                 if self.stopped is None:  # said once, however many workers reach the cap
                     self.reporter.info(f"{exc}; {exc.hint}")
                 self.stopped = "max-cost"
+            finally:
+                self._first_round.set()  # a sample of the first round that ended early (claimed elsewhere, refused)
 
         # Twice as many samples in progress as requests in flight: the extra ones build their prompts
         # while they wait, so a freed request slot is refilled at once; images are rendered further ahead.
+        # They start once every request of the first round has its slot: before, their claims, images and
+        # prompts took the loop from the first round's requests (which leave over a few hundred ms at 256).
         async with self._rendering(todo, workers):
             try:
                 await each(takewhile(lambda _: self.stopped is None, todo), work, min(2 * workers, len(todo)))
