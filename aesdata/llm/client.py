@@ -481,13 +481,14 @@ class LLMClient:
     ) -> ChatResult:
         # The body is serialised here and the reply read here, over aiohttp (see the module doc).
         body = self._encoder.encode(self.request_body(messages, schema, name))
-        if self._session is None:
+        if self._session is None:  # its headers are the session's: not merged per request
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300, ssl=_tls(self._url)),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 cookie_jar=aiohttp.DummyCookieJar(),
+                headers=self._headers,
             )
-        async with self._session.post(self._url, data=body, headers=self._headers, proxy=self._proxy) as response:
+        async with self._session.post(self._url, data=body, proxy=self._proxy) as response:
             raw = await response.read()
             status, headers = response.status, response.headers
         try:
