@@ -118,3 +118,29 @@ def test_the_committer_keeps_order_fails_a_unit_alone_and_groups(tmp_path: Path)
 def test_a_committer_that_cannot_open_its_database_says_so(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         Committer(tmp_path / "missing" / DB_FILE)
+
+
+def test_then_runs_once_per_unit_as_its_commit_is_known_even_for_a_cancelled_caller(tmp_path: Path) -> None:
+    """``then`` sees its future already resolved (or cancelled by its caller), once, failed units too."""
+    Workspace.init(tmp_path / "ws").close()
+    seen: list[tuple[int, str]] = []
+
+    def then(k: int) -> Any:
+        def look(future: asyncio.Future[Any]) -> None:
+            state = "cancelled" if future.cancelled() else "failed" if future.exception() else "done"
+            seen.append((k, state))
+        return look
+
+    def fail(db: sqlite3.Connection) -> None:
+        raise ValueError("no")
+
+    async def scenario(committer: Committer) -> None:
+        futures = [committer.submit(lambda db: None, then=then(k)) for k in range(3)]
+        futures.append(committer.submit(fail, then=then(3)))
+        futures[1].cancel()  # its caller gave up: the unit commits all the same, and then still runs
+        await asyncio.gather(*futures, return_exceptions=True)
+        await committer.run(lambda db: None)  # after the four resolved
+
+    with Committer(tmp_path / "ws" / DB_FILE) as committer:
+        asyncio.run(scenario(committer))
+    assert sorted(seen) == [(0, "done"), (1, "cancelled"), (2, "done"), (3, "failed")]
