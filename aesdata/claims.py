@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -165,8 +165,28 @@ class Owner:
     ) -> bool:
         """:meth:`claim` inside a write transaction the caller holds (``BEGIN IMMEDIATE``) on any connection
         to the manifest: a stage claiming many items commits them together (:mod:`aesdata.llm.commits`)."""
+        return self.claim_all_in(db, scope, [(key, still_needed)])[0]
+
+    def claim_all_in(
+        self,
+        db: sqlite3.Connection,
+        scope: str,
+        keys: Sequence[tuple[str, Callable[[sqlite3.Connection], bool] | None]],
+    ) -> list[bool]:
+        """:meth:`claim_in` of several keys (each with its ``still_needed``), dead owners reaped once for all:
+        a stage's many claims of one moment in few statements (each one, in the committing thread, waits for
+        the busy event loop to hand back the GIL)."""
         reap(db)
         self._check_alive(db)
+        return [self._take(db, scope, key, still_needed) for key, still_needed in keys]
+
+    def _take(
+        self,
+        db: sqlite3.Connection,
+        scope: str,
+        key: str,
+        still_needed: Callable[[sqlite3.Connection], bool] | None,
+    ) -> bool:
         row = db.execute("SELECT owner FROM work_claims WHERE scope = ? AND key = ?", (scope, key)).fetchone()
         if row is not None:
             return bool(row[0] == self.id)

@@ -177,12 +177,19 @@ class _Work:
 
     def claim(self, item: Todo) -> Unit:
         """Claim the sample unless another run holds it or wrote its rationale since it was selected."""
-        sample_id, mode = item.sample.id, self.mode
+        claim_all = self.claim_all([item])
+        return lambda db: claim_all(db)[0]
 
-        def unit(db: sqlite3.Connection) -> bool:
-            return self.me.claim_in(db, self.scope, sample_id, lambda db: _state(db, sample_id, mode) == item.state)
+    def claim_all(self, items: list[Todo]) -> Unit:
+        """:meth:`claim` of each sample, in one unit (a list of outcomes)."""
+        mode = self.mode
 
-        return unit
+        def unchanged(item: Todo) -> Callable[[sqlite3.Connection], bool]:
+            sample_id = item.sample.id
+            return lambda db: _state(db, sample_id, mode) == item.state
+
+        keys = [(item.sample.id, unchanged(item)) for item in items]
+        return lambda db: self.me.claim_all_in(db, self.scope, keys)
 
     def claimed(self, ok: bool) -> bool:
         if not ok:
@@ -268,6 +275,7 @@ class _ModelRun:
             client, opts.mode, limits=opts.limits, attempts=opts.attempts or cot.attempts, meter=self
         )
         self.ledgered: dict[str, list[asyncio.Future[None]]] = {}  # sample -> its ledger rows being committed
+        self._claiming: list[tuple[Todo, asyncio.Future[bool]]] = []  # claims asked for in this step of the loop
         self.stopped: str | None = None
 
     # ------------------------------------------------------------------ the meter
@@ -341,9 +349,36 @@ class _ModelRun:
         await self.committer.run(self.work.drop(item, self.budget))
         self.work.dropped(count)
 
+    async def _claim(self, item: Todo) -> bool:
+        """Claim the sample. The claims asked for in one step of the loop go in one unit (at the start, the
+        whole first round): claimed one unit each, the first round's 256 claims took the committer over half
+        a second, each statement waiting for the busy loop to hand back the GIL, and the requests waited."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._claiming.append((item, future))
+        if len(self._claiming) == 1:
+            loop.call_soon(self._claim_asked)
+        return await future
+
+    def _claim_asked(self) -> None:
+        asked, self._claiming = self._claiming, []
+        waiting = [future for _, future in asked]
+
+        def settle(done: asyncio.Future[list[bool]]) -> None:
+            failed = done.exception()
+            for future, ok in zip(waiting, [None] * len(waiting) if failed else done.result(), strict=True):
+                if future.done():  # its worker was cancelled (an owner's claims all go when the run ends)
+                    continue
+                if failed is not None:
+                    future.set_exception(failed)
+                else:
+                    future.set_result(bool(ok))
+
+        self.committer.submit(self.work.claim_all([item for item, _ in asked]), then=settle)
+
     async def one(self, item: Todo) -> None:
         work = self.work
-        if not work.claimed(await self.committer.run(work.claim(item))):
+        if not work.claimed(await self._claim(item)):
             return
         sample = item.sample
         try:
