@@ -192,3 +192,19 @@ def test_budget_holds_wait_settle_and_stop(ws_path: Path) -> None:
 
             asyncio.run(scenario())
         assert a_ws.db.execute("SELECT COUNT(*) FROM cot_holds").fetchone()[0] == 0
+
+
+def test_claims_of_one_moment_in_one_transaction_split_as_one_by_one(ws_path: Path) -> None:
+    """claim_all_in (the stage's claims of one loop step): the outcome of each key as claim_in gives it."""
+    with (
+        Workspace.open(ws_path) as a_ws,
+        Workspace.open(ws_path) as b_ws,
+        claims.owner(a_ws.db, "cot") as a,
+        claims.owner(b_ws.db, "cot") as b,
+    ):
+        assert b.claim("cot:x", "theirs")
+        with a_ws.transaction() as db:
+            got = a.claim_all_in(db, "cot:x", [("free", None), ("theirs", None), ("done", lambda db: False),
+                                               ("free", None)])
+        assert got == [True, False, False, True]  # its own claim met again: still held
+        assert not b.claim("cot:x", "free") and b.claim("cot:x", "done")
