@@ -1,10 +1,11 @@
 """Ingest throughput, the near-duplicate search ingest runs, and ``--hf-dataset`` memory.
 
 (a) ingest + hash throughput on generated 512x512 JPEGs: images/s with 1 worker and with all cores;
-(b) the near-duplicate search exactly as ingest and ``aesdata dupes --rebuild`` call it: ``NearIndex.assign``
-    on batches of ``ingest.BATCH`` hashes (ingest) and of ``dedup.BATCH`` (a rebuild, which has every hash
-    at hand: many queries per call, the join kernel), each batch searched against everything stored
-    before it and added, at
+(b) the near-duplicate search exactly as ingest and ``aesdata dupes --rebuild`` call it: ingest's
+    ``NearIndex.assign(links=False)`` on batches of ``ingest.BATCH`` hashes with ``links_of`` on every
+    ``dedup.LINK_BATCH`` new sources and at the end, and a rebuild's ``assign`` on batches of
+    ``dedup.BATCH`` (many queries per call, the join kernel), each batch searched against everything
+    stored before it and added, at
     100k, 640k and 2M hashes, index radius 6 and 10 (``group_threshold``; near-duplicate radius 6),
     uniform random hashes and clustered ones (families of near copies, as photo sets have). Each case
     runs in a child process so its peak RSS is its own. The all-pairs numpy baseline is timed in the
@@ -155,7 +156,8 @@ def child(args: list[str]) -> dict:
 
 def bench_search() -> None:
     print(f"\nnear-duplicate search as ingest and dupes --rebuild run it: NearIndex.assign in calls of "
-          f"{BATCH} (ingest) and {REBUILD_BATCH} (rebuild), near radius {NEAR}")
+          f"{BATCH} (ingest: decisions only, links_of every {LINK_BATCH} new sources) and {REBUILD_BATCH} "
+          f"(rebuild), near radius {NEAR}")
     print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'calls':>8} {'wall s':>8} {'cpu s':>7} {'us/hash':>8} "
           f"{'all-pairs cpu s':>15} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
     base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
