@@ -239,7 +239,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
         ids, hashes = zip(*((i, p % 2**64) for i, p in ws.db.execute("SELECT id, phash FROM sources")), strict=True)
         close = {(min(ids[i], ids[j]), max(ids[i], ids[j]), (hashes[i] ^ hashes[j]).bit_count())
                  for i in range(len(ids)) for j in range(i) if (hashes[i] ^ hashes[j]).bit_count() <= 10}
-        assert set(ws.db.execute("SELECT a, b, distance FROM source_links").fetchall()) == close
+        assert {tuple(r) for r in ws.db.execute("SELECT a, b, distance FROM source_links")} == close
         assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] == 0
         ingest(ws, [inputs], workers=1)
         assert db_state(ws.db) == expected
