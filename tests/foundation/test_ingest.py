@@ -16,6 +16,7 @@ from PIL import Image
 
 from aesdata import status
 from aesdata.cli.main import app
+from aesdata.dedup import SourceIndex
 from aesdata.ingest import ingest
 from aesdata.workspace import Workspace
 from tests.factories import box_image
@@ -34,7 +35,7 @@ def outcomes(ws: Workspace) -> dict[str, str]:
 def test_every_kind_of_input_gets_its_outcome(ws, zoo_dir):
     summary = ingest(ws, [zoo_dir])
     assert outcomes(ws) == zoo.EXPECTED
-    assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "rejected": 4,
+    assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "links": 0, "rejected": 4,
                                  "unchanged": 0, "skipped_extension": 0, "library_warnings": 0}
     reasons = {Path(o).name: r for o, r in ws.db.execute("SELECT origin, reason FROM rejections")}
     assert "truncated" in reasons["i_truncated.jpg"]
@@ -168,6 +169,7 @@ def db_state(db: sqlite3.Connection) -> dict[str, list[tuple]]:
         "rejections": db.execute("SELECT origin, reason FROM rejections ORDER BY origin").fetchall(),
         "links": db.execute("SELECT a, b, distance FROM source_links ORDER BY a, b").fetchall(),
         "log": db.execute("SELECT origin, outcome, sha256 FROM ingest_log ORDER BY origin").fetchall(),
+        "unlinked": db.execute("SELECT source_id FROM unlinked_sources").fetchall(),
     }
 
 
@@ -177,13 +179,34 @@ def many_files(folder: Path, n: int) -> Path:
         img = box_image(10_000 + i, 256)
         if i % 10 == 3:  # sprinkle near-duplicates of earlier images
             img = box_image(10_000 + i - 1, 256).resize((200, 200))
+        elif i % 10 in (6, 8):  # and crops of them: 4-12 bits away, many related (linked), not near-duplicates
+            img = box_image(10_000 + i - 2, 256).crop((12, 12, 244, 244)).resize((256, 256))
         img.save(folder / f"{i:04d}.jpg", quality=90)
     (folder / "zzz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     return folder
 
 
+def test_links_searched_in_the_run_equal_links_searched_at_its_end(tmp_path, monkeypatch):
+    """Past ``LINK_BATCH`` new sources the links are searched in the run, each time with the sources
+    decided since the last search: the same rows as one search at the end."""
+    inputs = many_files(tmp_path / "in", 60)
+    with Workspace.init(tmp_path / "once") as ws:
+        ingest(ws, [inputs], workers=1)
+        expected = db_state(ws.db)
+    assert len(expected["links"]) >= 2
+    searched = []
+    link = SourceIndex.link
+    monkeypatch.setattr("aesdata.ingest.LINK_BATCH", 7)
+    monkeypatch.setattr(SourceIndex, "link", lambda self: searched.append(len(self.unlinked)) or link(self))
+    with Workspace.init(tmp_path / "often") as ws:
+        monkeypatch.setattr("aesdata.ingest.BATCH", 5)
+        ingest(ws, [inputs], workers=1)
+        assert db_state(ws.db) == expected
+    assert len(searched) > 5 and max(searched) < 7 + 5
+
+
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
     inputs = many_files(tmp_path / "in", 240)
     with Workspace.init(tmp_path / "ref") as ref:
         ingest(ref, [inputs], workers=1)
@@ -209,6 +232,15 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     with Workspace.open(killed) as ws:
         for (sha,) in ws.db.execute("SELECT id FROM sources UNION SELECT sha256 FROM near_duplicates"):
             assert ws.blobs.exists(sha), "no row names a missing blob"
+        assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] > 0, "killed before linking"
+    # the groups a reader sees link what the killed run left unlinked (every pair within group_threshold)
+    assert cli.invoke(app, ["dupes", "-w", str(killed), "--json"]).exit_code == 0
+    with Workspace.open(killed) as ws:
+        ids, hashes = zip(*((i, p % 2**64) for i, p in ws.db.execute("SELECT id, phash FROM sources")), strict=True)
+        close = {(min(ids[i], ids[j]), max(ids[i], ids[j]), (hashes[i] ^ hashes[j]).bit_count())
+                 for i in range(len(ids)) for j in range(i) if (hashes[i] ^ hashes[j]).bit_count() <= 10}
+        assert {tuple(r) for r in ws.db.execute("SELECT a, b, distance FROM source_links")} == close
+        assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] == 0
         ingest(ws, [inputs], workers=1)
         assert db_state(ws.db) == expected
     assert Image.open(next(inputs.glob("*.jpg"))).size == (256, 256)
