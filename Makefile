@@ -7,7 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LS_VENV := .venv-labelstudio
 
-.PHONY: setup test test-fast demo bench lint schemas labelstudio browser clean
+BYTECODE := $(VENV)/.bytecode
+LS_TEMPLATE := $(LS_VENV)/aesdata-test-template
+
+.PHONY: setup test test-deps test-fast demo bench lint schemas labelstudio browser clean
 
 setup: $(STAMP)
 
@@ -22,20 +25,42 @@ $(STAMP): pyproject.toml
 
 # The full suite needs the real Label Studio (own virtualenv) and Debian's chromium: both are
 # installed here when missing, so a fresh clone passes.
-test: setup labelstudio browser
+test: test-deps
 	$(PY) -m pytest -q
 
+# What the suite needs, side by side: each step is mostly one core (pip, Label Studio's migrations), and
+# Label Studio's virtualenv does not wait for ours. On a set-up machine all of it is a few no-ops.
+test-deps:
+	$(MAKE) --no-print-directory -j4 setup $(BYTECODE) labelstudio $(LS_TEMPLATE) browser
+
 # The suite without real servers and browsers (quick inner loop).
-test-fast: setup
+test-fast: setup $(BYTECODE)
 	$(PY) -m pytest -q -m "not slow"
+
+# Byte-code for every module of .venv (and the source tree's), written once, on both cores. pip ran with
+# --no-compile, and in a shell with PYTHONDONTWRITEBYTECODE=1 (CI's) Python writes no .pyc: every process
+# the suite starts (CLI runs killed and resumed, Ray actors, servers) compiled torch, datasets, ray ... from
+# source again, which made a fresh clone's pytest 2.7 times slower than a warm one on the kill tests. A
+# module that does not compile (torch ships a Python 3.12-only test file) is left to the interpreter, as
+# pip leaves it.
+$(BYTECODE): $(STAMP)
+	$(PY) -c 'import compileall as c, sysconfig as s; [c.compile_dir(d, quiet=2, workers=0) for d in (s.get_paths()["purelib"], "aesdata", "tests")]'
+	touch $@
 
 demo: setup
 	bash scripts/demo.sh
 
 # Label Studio pins libraries aesdata needs newer (openai<2, pyarrow<25): it gets its own venv.
-# The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone).
-labelstudio: setup
-	$(VENV)/bin/aesdata annotate install $(LS_VENV)
+# The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone),
+# run by the bare interpreter from the source tree (install() needs only the standard library), so it
+# does not wait for .venv.
+labelstudio:
+	PYTHONPATH=$(CURDIR) $(PYTHON) -c 'import sys; from pathlib import Path; from aesdata.annotate.server import install; print(install(Path(sys.argv[1]))["done"])' $(LS_VENV)
+
+# The tests' migrated, empty Label Studio data folder (tests/annotate/throwaway.py): its first start
+# migrates for over a minute, done here beside the byte-compilation instead of inside the first test.
+$(LS_TEMPLATE): | setup labelstudio
+	$(PY) -m tests.annotate.throwaway
 
 browser:
 	bash scripts/install_browser.sh
