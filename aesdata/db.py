@@ -542,3 +542,15 @@ migration(
         CREATE INDEX image_calls_source ON image_calls(source_id, slot);
     """,
 )
+
+
+migration(
+    "m011_unlinked_sources",
+    """
+        -- sources ingest has decided but not yet linked: their source_links are searched many at a time
+        -- (dedup.LINK_BATCH) and written with the removal of these rows, so a kill leaves them here
+        CREATE TABLE unlinked_sources (
+            source_id TEXT PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE
+        );
+    """,
+)

@@ -1,9 +1,15 @@
 """Near-duplicate links and groups: the workspace side of :mod:`aesdata.nearindex`.
 
-Two kinds of link, both decided by :meth:`aesdata.nearindex.NearIndex.assign`, at ingest and by
-``aesdata dupes --rebuild``: ``near_duplicates`` (an image within ``near_duplicate_threshold`` of a
-source: not a source itself) and ``source_links`` (two sources within ``group_threshold``: related, both
-kept). Publish puts every source of a group in the same split so no near-duplicate crosses splits.
+Two kinds of link: ``near_duplicates`` (an image within ``near_duplicate_threshold`` of a source: not a
+source itself) and ``source_links`` (two sources within ``group_threshold``: related, both kept). Publish
+puts every source of a group in the same split so no near-duplicate crosses splits.
+
+Ingest decides each batch of a few hundred images at once (:meth:`SourceIndex.assign`: a search within the
+near-duplicate radius) and records its new sources in ``unlinked_sources``; their links, a search within
+the wider group radius, are found ``LINK_BATCH`` sources at a time (:meth:`SourceIndex.link`), where the
+search's join kernel pays. A kill leaves the unlinked rows behind: the next ingest links them, and publish
+and ``aesdata dupes`` link any left before they read the groups (:func:`link_unlinked`).
+``aesdata dupes --rebuild`` decides and links everything again in batches of ``BATCH``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import numpy as np
 
 from aesdata.blobs import BlobStore
 from aesdata.config import IngestSettings
-from aesdata.db import to_signed64, to_unsigned64
+from aesdata.db import to_signed64, to_unsigned64, transaction
 from aesdata.imageio import flatten
 from aesdata.nearindex import JOIN_BATCH, Assignment, NearIndex
 from aesdata.progress import LogReporter, Reporter
 
 FETCH = 65536  # rows per fetch when loading hashes: no list of 10M tuples in memory
+LINK_BATCH = JOIN_BATCH  # new sources per link search: as many as a rebuild's calls, where the join pays most
 
 
 def _fetch_columns(cursor: sqlite3.Cursor) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +42,8 @@ def _fetch_columns(cursor: sqlite3.Cursor) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SourceIndex:
-    """The workspace's sources in a :class:`NearIndex`; index positions map to ``sources`` rowids."""
+    """The workspace's sources in a :class:`NearIndex`; index positions map to ``sources`` rowids.
+    ``unlinked``: the positions of sources whose links are not written yet."""
 
     def __init__(self, db: sqlite3.Connection, settings: IngestSettings) -> None:
         self.db = db
@@ -43,16 +51,50 @@ class SourceIndex:
         rowids, hashes = _fetch_columns(db.execute("SELECT rowid, phash FROM sources ORDER BY rowid"))
         self.index = NearIndex(settings.group_threshold, hashes)
         self._rowids = rowids
+        waiting = [r for r, in db.execute(
+            "SELECT s.rowid FROM unlinked_sources u JOIN sources s ON s.id = u.source_id")]
+        self.unlinked: list[int] = np.searchsorted(rowids, np.array(waiting, dtype=np.int64)).tolist()
 
     def assign(self, phashes: list[int]) -> Assignment:
-        return self.index.assign(np.array(phashes, dtype=np.uint64), self.near_radius)
+        """Which hashes are near-duplicates and which new sources (no links: :meth:`link` finds them)."""
+        return self.index.assign(np.array(phashes, dtype=np.uint64), self.near_radius, links=False)
 
     def added(self, rowids: list[int]) -> None:
-        """Rowids of the sources just inserted for the last assignment's new positions, in order."""
+        """Rowids of the sources just inserted (each with :func:`mark_unlinked`) for the last assignment's
+        new positions, in order."""
+        self.unlinked.extend(range(len(self._rowids), len(self._rowids) + len(rowids)))
         self._rowids = np.concatenate([self._rowids, np.array(rowids, dtype=np.int64)])
 
     def source_id(self, position: int) -> str:
         return self.db.execute("SELECT id FROM sources WHERE rowid = ?", (int(self._rowids[position]),)).fetchone()[0]
+
+    def link(self) -> int:
+        """Search the unlinked sources' links and write them, with the end of their ``unlinked_sources``
+        rows, in one transaction; returns the number of links written."""
+        if not self.unlinked:
+            return 0
+        mine, other, distance = self.index.links_of(np.array(self.unlinked, dtype=np.int64))
+        ids = {p: self.source_id(p) for p in {*self.unlinked, *other.tolist()}}
+        rows = [(min(ids[a], ids[b]), max(ids[a], ids[b]), d)
+                for a, b, d in zip(mine.tolist(), other.tolist(), distance.tolist(), strict=True)]
+        with transaction(self.db):
+            self.db.executemany("INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)", rows)
+            self.db.executemany("DELETE FROM unlinked_sources WHERE source_id = ?",
+                                [(ids[p],) for p in self.unlinked])
+        self.unlinked = []
+        return len(rows)
+
+
+def mark_unlinked(db: sqlite3.Connection, source_id: str) -> None:
+    """Record a new source as waiting for its links (in the transaction that inserts it)."""
+    db.execute("INSERT INTO unlinked_sources (source_id) VALUES (?)", (source_id,))
+
+
+def link_unlinked(db: sqlite3.Connection, settings: IngestSettings) -> int:
+    """Link the sources an interrupted ingest left unlinked, before anything reads the groups."""
+    if db.execute("SELECT 1 FROM unlinked_sources LIMIT 1").fetchone() is None:
+        return 0
+    return SourceIndex(db, settings).link()
 
 
 def source_groups(db: sqlite3.Connection) -> dict[str, str]:
@@ -214,6 +256,7 @@ def _apply(db: sqlite3.Connection, blobs: BlobStore, shas: list[str], positions:
     summary.near_duplicates = int((position < 0).sum())
     # 3. links between sources, then the demoted sources themselves (nothing points at them any more)
     db.execute("DELETE FROM source_links")
+    db.execute("DELETE FROM unlinked_sources")  # every source is linked below
     kept = set()
     for (q, p, d) in links:
         for i, j, dd in zip(q.tolist(), p.tolist(), d.tolist(), strict=True):

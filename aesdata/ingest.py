@@ -4,10 +4,11 @@ Decoding and hashing run in worker processes (they are CPU-bound); the parent al
 blobs and rows, in input order, so the outcome does not depend on timing. Each image's blob is written
 as soon as it is decoded (only its hashes wait in memory); rows are written in batches of at most
 ``BATCH`` inputs or ``COMMIT_SECONDS``, each decided by one near-duplicate search
-(:meth:`aesdata.nearindex.NearIndex.assign`) and written in one short transaction (the write lock is
-never held while images decode, so other stages' writes get through). A kill loses at most the batch in flight and never
-leaves a row naming a missing blob. A file seen before with the same size and mtime, or a dataset row
-with the same bytes, is skipped without decoding.
+(:meth:`aesdata.dedup.SourceIndex.assign`) and written in one short transaction (the write lock is
+never held while images decode, so other stages' writes get through). New sources' links to related
+sources are searched ``dedup.LINK_BATCH`` at a time and at the end of the run (:meth:`SourceIndex.link`).
+A kill loses at most the batch in flight and never leaves a row naming a missing blob. A file seen
+before with the same size and mtime, or a dataset row with the same bytes, is skipped without decoding.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from aesdata.blobs import encode_png
 from aesdata.childenv import clean_pool_context, die_with_parent
 from aesdata.config import IngestSettings
 from aesdata.db import to_signed64
-from aesdata.dedup import SourceIndex
+from aesdata.dedup import LINK_BATCH, SourceIndex, mark_unlinked
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.imageio import decode, flatten, read_file
 from aesdata.nearindex import Assignment
@@ -92,6 +93,7 @@ class IngestSummary:
     added: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    links: int = 0  # links written between related sources (within group_threshold)
     rejected: int = 0
     unchanged: int = 0
     skipped_extension: int = 0  # files in the folders given whose extension no Pillow format claims
@@ -411,12 +413,13 @@ class _Run:
                 else:
                     k = int(detail)  # type: ignore[call-overload]
                     rowids.extend(self._write_new(batch.new[k], a, k, source_id))
-            db.executemany(
-                "INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)",
-                [(min(batch.new[q].sha, other), max(batch.new[q].sha, other), d)
-                 for q, p, d in zip(*(x.tolist() for x in a.links), strict=True) for other in [source_id(p)]],
-            )
         self.sources.added(rowids)
+        if len(self.sources.unlinked) >= LINK_BATCH:
+            self.link()
+
+    def link(self) -> None:
+        """Search and write the links of the sources decided since the last time (or left by a kill)."""
+        self.summary.links += self.sources.link()
 
     def _write_new(self, n: _New, a: Assignment, k: int, source_id: Callable[[int], str]) -> list[int]:
         """Rows of a new image: a source (its rowid returned for the index) or a near-duplicate."""
@@ -424,6 +427,7 @@ class _Run:
         if a.position[k] >= 0:
             store.insert_source(db, Source(id=n.sha, width=n.width, height=n.height, mode=n.mode,  # type: ignore[arg-type]
                                            phash=f"{n.phash:016x}", dhash=f"{n.dhash:016x}", origin=n.item.origin))
+            mark_unlinked(db, n.sha)
             _log(db, n.item, "added", n.sha)
             summary.added += 1
             return [db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0]]
@@ -490,6 +494,7 @@ def ingest(
                     state.flush()
                     last_write = time.monotonic()
             state.flush()
+        state.link()
         if summary.library_warnings:
             reporter.info(f"{summary.library_warnings} inputs raised library warnings: see {state.notes_file}")
         run.counts.update(summary.as_dict())

@@ -22,7 +22,10 @@ The kernels (:mod:`aesdata.nearkernels`) are compiled with numba (popcount is on
 
 * :class:`NearIndex` holds the hashes ingest keeps; :meth:`NearIndex.assign` is the one call ingest and
   ``aesdata dupes --rebuild`` make per batch: it decides which new hashes are near-duplicates and which
-  become sources, with their links, exactly as if the batch were taken one image at a time.
+  become sources, with their links, exactly as if the batch were taken one image at a time. Ingest asks
+  for the decisions alone (a search within the near-duplicate radius, on tables planned for the link
+  radius: :meth:`_Tables.probes` narrows the thresholds) and searches the links of its new sources
+  through :meth:`NearIndex.links_of` in batches of tens of thousands, where the join kernel pays.
 * :func:`all_pairs` is the quadratic baseline the tests and the benchmark compare with.
 """
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from itertools import combinations
 from math import comb, isqrt, log2
@@ -102,14 +105,15 @@ def _search_level(t: _Tables, queries: np.ndarray, radius: int,
         parts = [_search_level(t, queries[s : s + JOIN_BATCH], radius, most) for s in starts]
         return (np.concatenate([qi + s for (qi, _, _), s in zip(parts, starts, strict=True)]),
                 np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
-    join = JOIN_PROBES * len(queries) * len(t.flips) >= t.walked
+    p = t.probes(radius)
+    join = JOIN_PROBES * len(queries) * len(p.flips) >= p.walked
     kernel = _kernels().join_tables if join else _kernels().search_tables
-    work = len(queries) * t.plan.cost
+    work = len(queries) * p.cost
     segments = numba.get_num_threads() if work >= PARALLEL_WORK else 1
     slots = 64 + 8 * len(queries) // segments
     while True:
         with _threads(work):
-            counts, found = kernel(queries, radius, t.shifts, t.widths, t.thresholds, t.flips, t.flip_start,
+            counts, found = kernel(queries, radius, t.shifts, t.widths, p.thresholds, p.flips, p.flip_start,
                                    t.offsets, t.off_start, t.by_bucket, t.position, t.size, segments, slots)
         if counts.max() <= slots:
             break
@@ -210,6 +214,39 @@ def _plan(quarter_octaves: int, radius: int, max_width: int, cost_probe: float, 
 # --------------------------------------------------------------------------- the index
 
 
+@dataclass(frozen=True)
+class _Probes:
+    """What a search at one radius probes in a level's tables: per probed chunk a threshold (``-1``: not
+    probed at this radius) and its flips (those of at most that many bits: a prefix of the chunk's)."""
+
+    thresholds: np.ndarray
+    flips: np.ndarray
+    flip_start: np.ndarray
+    cost: float  # estimated operations per query
+    walked: int  # (bucket, flip) pairs a join walks: every bucket of every probed chunk, with each of its flips
+
+
+def _chunk_cost(width: int, t: int, n: int) -> float:
+    return _probes(width, t) * (COST_PROBE + COST_CANDIDATE * n / 2.0**width) if t >= 0 else 0.0
+
+
+def narrowed(widths: tuple[int, ...], thresholds: tuple[int, ...], n: int, radius: int) -> tuple[int, ...]:
+    """The cheapest thresholds, at most the tables' own, that still find every pair within ``radius``
+    (``sum(t_i + 1) >= radius + 1``): a search below the index radius (ingest's near-duplicate decision,
+    radius 6 on tables for 10) probes far fewer buckets."""
+    need = radius + 1
+    best: dict[int, tuple[float, tuple[int, ...]]] = {0: (0.0, ())}  # units reached (capped) -> cheapest way
+    for w, top in zip(widths, thresholds, strict=True):
+        step: dict[int, tuple[float, tuple[int, ...]]] = {}
+        for units, (cost, chosen) in best.items():
+            for t in range(-1, top + 1):
+                key, c = min(need, units + t + 1), cost + _chunk_cost(w, t, n)
+                if key not in step or c < step[key][0]:
+                    step[key] = (c, (*chosen, t))
+        best = step
+    return best[need][1]
+
+
 @dataclass
 class _Tables:
     """One level: hashes at positions ``[first, first + size)`` bucket-sorted per probed chunk."""
@@ -226,6 +263,7 @@ class _Tables:
     off_start: np.ndarray
     by_bucket: np.ndarray
     position: np.ndarray
+    _by_radius: dict[int, _Probes] = field(default_factory=dict)
 
     @property
     def end(self) -> int:
@@ -235,10 +273,22 @@ class _Tables:
     def nbytes(self) -> int:
         return self.offsets.nbytes + self.by_bucket.nbytes + self.position.nbytes
 
-    @property
-    def walked(self) -> int:
-        """(bucket, flip) pairs a join walks: every bucket of every probed chunk, with each of its flips."""
-        return int(sum((1 << int(w)) * int(n) for w, n in zip(self.widths, np.diff(self.flip_start), strict=True)))
+    def probes(self, radius: int) -> _Probes:
+        """The probes of a search within ``radius`` (at most the radius the tables were planned for)."""
+        if radius not in self._by_radius:
+            widths, tops = tuple(int(w) for w in self.widths), tuple(int(t) for t in self.thresholds)
+            ts = narrowed(widths, tops, self.size, radius)
+            flips, starts = [], [0]
+            for c, t in enumerate(ts):
+                begin = int(self.flip_start[c])
+                flips.extend(self.flips[begin : begin + (_probes(widths[c], t) if t >= 0 else 0)])
+                starts.append(len(flips))
+            self._by_radius[radius] = _Probes(
+                thresholds=np.array(ts, np.int64), flips=np.array(flips, np.int64),
+                flip_start=np.array(starts, np.int64),
+                cost=sum(_chunk_cost(w, t, self.size) for w, t in zip(widths, ts, strict=True)),
+                walked=sum((1 << w) * (_probes(w, t) if t >= 0 else 0) for w, t in zip(widths, ts, strict=True)))
+        return self._by_radius[radius]
 
 
 def _build_tables(hashes: np.ndarray, first: int, radius: int) -> _Tables:
@@ -366,13 +416,15 @@ class NearIndex:
             parts.append(_search_brute(q, self._hashes[start : self._n], radius, -1, start))
         return _sorted(parts)
 
-    def assign(self, hashes: np.ndarray, near_radius: int, pinned: np.ndarray | None = None) -> Assignment:
+    def assign(self, hashes: np.ndarray, near_radius: int, pinned: np.ndarray | None = None, *,
+               links: bool = True) -> Assignment:
         """Decide a batch as if its hashes arrived one by one, then add its new sources.
 
         Hash ``k`` is a near-duplicate when its nearest source (stored, or earlier in the batch and itself
         made a source) is within ``near_radius``; otherwise it becomes a source linked to every earlier
         source within the index radius. ``pinned`` hashes become sources whatever their distance (a
-        rebuild keeps sources that already have samples).
+        rebuild keeps sources that already have samples). ``links=False`` decides only (searching within
+        ``near_radius``, far cheaper than the index radius) and leaves the links to :meth:`links_of`.
         """
         if near_radius > self.radius:
             raise ValueError(f"near radius {near_radius} exceeds the index radius {self.radius}")
@@ -380,35 +432,52 @@ class NearIndex:
         k = len(h)
         base = self._n
         pin = np.zeros(k, np.bool_) if pinned is None else np.ascontiguousarray(pinned, dtype=np.bool_)
+        radius = self.radius if links else near_radius
         try:
-            iq, ipos, idist = _within(h, self.radius, CROWDED * k)
+            iq, ipos, idist = _within(h, radius, CROWDED * k)
         except _Crowded:  # near-identical hashes by the thousand: the halves, one after the other, decide alike
             half = k // 2
-            return _joined(self.assign(h[:half], near_radius, pin[:half]),
-                           self.assign(h[half:], near_radius, pin[half:]), half)
-        sq, spos, sd = self.search(h)
+            return _joined(self.assign(h[:half], near_radius, pin[:half], links=links),
+                           self.assign(h[half:], near_radius, pin[half:], links=links), half)
+        sq, spos, sd = self.search(h, radius)
         is_source, near_of, near_d = _kernels().decide(k, sq, spos, sd, iq, ipos, idist, base, near_radius, pin)
         # batch references become positions: new sources are numbered in input order after the stored ones
         position = np.where(is_source, base + np.cumsum(is_source) - 1, -1)
         from_batch = near_of >= base
         near_of[from_batch] = position[near_of[from_batch] - base]
+        self.add(h[is_source])
+        if not links:
+            return Assignment(position, near_of, near_d, _sorted([]))
         ok = is_source[iq] & is_source[ipos]
         link_q = np.concatenate([sq[is_source[sq]], iq[ok]])
         link_p = np.concatenate([spos[is_source[sq]], position[ipos[ok]]])
         link_d = np.concatenate([sd[is_source[sq]], idist[ok]])
         order = np.lexsort((link_p, link_q))
-        self.add(h[is_source])
         return Assignment(position, near_of, near_d, (link_q[order], link_p[order], link_d[order]))
+
+    def links_of(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair of stored hashes within the index radius with an end in ``positions``, once each, as
+        (position, other position, distance), the larger position first when both ends are in
+        ``positions``. Sources decided with ``assign(links=False)`` get their links here, many at a time:
+        a call with tens of thousands of queries takes the join kernel, far cheaper per query than
+        ingest's calls of a few hundred."""
+        p = np.unique(np.asarray(positions, dtype=np.int64))
+        qi, pos, d = self.search(self.hashes[p])
+        mine = p[qi]
+        keep = (pos != mine) & ((pos < mine) | ~np.isin(pos, p))
+        return mine[keep], pos[keep], d[keep]
 
 
 CROWDED = 16  # most close pairs per input within one assign() call before it takes its halves in turn
+WITHIN_BRUTE = 512  # batches up to this size are searched against themselves pair by pair
 
 
 def _within(h: np.ndarray, radius: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input, earlier input, distance) of every pair of the batch within ``radius``: pair by pair, or
     for a batch the planner would index (a rebuild's), through tables over the batch itself, holding at
-    most ``most`` pairs (both ways: :class:`_Crowded` past that)."""
-    if plan(len(h), radius).brute:
+    most ``most`` pairs (both ways: :class:`_Crowded` past that). Ingest's batches go pair by pair: their
+    few thousand popcounts cost less than building tables (measured: 0.5 ms a call at 256)."""
+    if len(h) <= WITHIN_BRUTE or plan(len(h), radius).brute:
         return _sorted([_search_brute(h, h, radius, 0, 0)])
     qi, pos, d = _search_level(_build_tables(h, 0, radius), h, radius, 2 * most)
     earlier = pos < qi

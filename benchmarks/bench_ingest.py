@@ -1,10 +1,11 @@
 """Ingest throughput, the near-duplicate search ingest runs, and ``--hf-dataset`` memory.
 
 (a) ingest + hash throughput on generated 512x512 JPEGs: images/s with 1 worker and with all cores;
-(b) the near-duplicate search exactly as ingest and ``aesdata dupes --rebuild`` call it: ``NearIndex.assign``
-    on batches of ``ingest.BATCH`` hashes (ingest) and of ``dedup.BATCH`` (a rebuild, which has every hash
-    at hand: many queries per call, the join kernel), each batch searched against everything stored
-    before it and added, at
+(b) the near-duplicate search exactly as ingest and ``aesdata dupes --rebuild`` call it: ingest's
+    ``NearIndex.assign(links=False)`` on batches of ``ingest.BATCH`` hashes with ``links_of`` on every
+    ``dedup.LINK_BATCH`` new sources and at the end, and a rebuild's ``assign`` on batches of
+    ``dedup.BATCH`` (many queries per call, the join kernel), each batch searched against everything
+    stored before it and added, at
     100k, 640k and 2M hashes, index radius 6 and 10 (``group_threshold``; near-duplicate radius 6),
     uniform random hashes and clustered ones (families of near copies, as photo sets have). Each case
     runs in a child process so its peak RSS is its own. The all-pairs numpy baseline is timed in the
@@ -35,6 +36,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aesdata.dedup import BATCH as REBUILD_BATCH  # noqa: E402
+from aesdata.dedup import LINK_BATCH  # noqa: E402
 from aesdata.ingest import BATCH, ingest  # noqa: E402
 from aesdata.nearindex import NearIndex, all_pairs  # noqa: E402
 from aesdata.workspace import Workspace  # noqa: E402
@@ -102,22 +104,31 @@ def bench_ingest() -> None:
 # --------------------------------------------------------------------------- (b) near-duplicate search
 
 
-def search_case(n: int, radius: int, dist: str, batch: int) -> dict[str, float]:
-    """Child process: stream n hashes through assign() in calls of ``batch``, as ingest or a rebuild
-    does; time, memory, outcome counts."""
+def search_case(n: int, radius: int, dist: str, caller: str) -> dict[str, float]:
+    """Child process: stream n hashes through the index as ingest does (``assign(links=False)`` on
+    calls of ``ingest.BATCH``, ``links_of`` on every ``dedup.LINK_BATCH`` new sources and at the end) or
+    as a rebuild does (``assign`` with links on calls of ``dedup.BATCH``); time, memory, outcome counts."""
     h = hashes(n, dist)
+    near_radius = min(NEAR, radius)
     warm = NearIndex(radius, tail=0)  # load every compiled kernel before the clock starts
     warm.add(hashes(20_000, dist, seed=2))
-    warm.assign(h[:BATCH], min(NEAR, radius))
-    warm.assign(h[:REBUILD_BATCH], min(NEAR, radius))
+    warm.assign(h[:BATCH], near_radius, links=False)
+    warm.links_of(np.arange(len(warm)))
+    warm.assign(h[:REBUILD_BATCH], near_radius)
     del warm
     index = NearIndex(radius)
     near = links = 0
+    unlinked: list[np.ndarray] = []
+    batch, ingesting = CALLS[caller], caller == "ingest"
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, n, batch):
-        a = index.assign(h[start : start + batch], min(NEAR, radius))
+        a = index.assign(h[start : start + batch], near_radius, links=not ingesting)
         near += int((a.position < 0).sum())
         links += len(a.links[0])
+        unlinked.append(a.position[a.position >= 0])
+        if ingesting and (sum(map(len, unlinked)) >= LINK_BATCH or start + batch >= n):
+            links += len(index.links_of(np.concatenate(unlinked))[0])
+            unlinked = []
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     t = index.levels[0] if index.levels else None  # the main level (a middle one has its own, smaller plan)
     plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
@@ -145,14 +156,15 @@ def child(args: list[str]) -> dict:
 
 def bench_search() -> None:
     print(f"\nnear-duplicate search as ingest and dupes --rebuild run it: NearIndex.assign in calls of "
-          f"{BATCH} (ingest) and {REBUILD_BATCH} (rebuild), near radius {NEAR}")
+          f"{BATCH} (ingest: decisions only, links_of every {LINK_BATCH} new sources) and {REBUILD_BATCH} "
+          f"(rebuild), near radius {NEAR}")
     print(f"{'hashes':>9} {'radius':>6} {'hashes are':>10} {'calls':>8} {'wall s':>8} {'cpu s':>7} {'us/hash':>8} "
           f"{'all-pairs cpu s':>15} {'ratio':>8} {'index MB':>8} {'peak MB':>8} {'near':>8} {'links':>8}  plan")
     base = {(r, d): baseline(r, d) for r in RADII for d in DISTS}
     for n in SIZES:
         for radius in RADII:
             for dist, caller in ((d, c) for d in DISTS for c in CALLED):
-                got = child(["search", str(n), str(radius), dist, str(CALLS[caller])])
+                got = child(["search", str(n), str(radius), dist, caller])
                 pairs_s = base[(radius, dist)] * (n / BASELINE_N) ** 2  # CPU seconds, like got["cpu"]
                 print(f"{n:>9} {radius:>6} {dist:>10} {caller:>8} {got['seconds']:>8.2f} {got['cpu']:>7.2f} "
                       f"{got['cpu'] / n * 1e6:>8.2f} "
@@ -283,7 +295,7 @@ def bench_hf() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["search"]:
-        print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))))
+        print(json.dumps(search_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])))
     elif sys.argv[1:2] == ["compare"]:
         print(json.dumps(compare_case(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
     elif sys.argv[1:2] == ["hf-make"]:

@@ -42,7 +42,7 @@ def dupes(
     json: JsonOpt = False,
 ) -> None:
     """List near-duplicate groups: each source with its near-duplicates and related sources."""
-    from aesdata.dedup import duplicate_groups, rebuild
+    from aesdata.dedup import duplicate_groups, link_unlinked, rebuild
     from aesdata.workspace import Workspace
 
     out = output(json)
@@ -54,6 +54,7 @@ def dupes(
                 run.counts.update(summary.as_dict())
             out.result(summary.as_dict(), title="dupes --rebuild")
             return
+        link_unlinked(ws.db, ws.settings.ingest)  # sources an interrupted ingest left unlinked
         groups = duplicate_groups(ws.db)
     rows = [
         {"source": g.origin, "kind": kind, "image": origin, "distance": d}

@@ -231,6 +231,7 @@ def publish(
     # read and written under the lock, so two at once give one version and a one-line refusal.
     with claims.owner(ws.db, "publish") as me, me.lock("publish"):
         with ws.run("publish", params) as run:
+            dedup.link_unlinked(ws.db, ws.settings.ingest)  # an interrupted ingest's sources join their groups
             with _Snapshot(ws):
                 # 2. plan: selection, split, content hash
                 plan = _make_plan(ws, fraction, require_rationale=require_rationale, reporter=reporter)

@@ -34,7 +34,7 @@ def outcomes(ws: Workspace) -> dict[str, str]:
 def test_every_kind_of_input_gets_its_outcome(ws, zoo_dir):
     summary = ingest(ws, [zoo_dir])
     assert outcomes(ws) == zoo.EXPECTED
-    assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "rejected": 4,
+    assert summary.as_dict() == {"added": 8, "exact_duplicates": 1, "near_duplicates": 1, "links": 0, "rejected": 4,
                                  "unchanged": 0, "skipped_extension": 0, "library_warnings": 0}
     reasons = {Path(o).name: r for o, r in ws.db.execute("SELECT origin, reason FROM rejections")}
     assert "truncated" in reasons["i_truncated.jpg"]
@@ -168,6 +168,7 @@ def db_state(db: sqlite3.Connection) -> dict[str, list[tuple]]:
         "rejections": db.execute("SELECT origin, reason FROM rejections ORDER BY origin").fetchall(),
         "links": db.execute("SELECT a, b, distance FROM source_links ORDER BY a, b").fetchall(),
         "log": db.execute("SELECT origin, outcome, sha256 FROM ingest_log ORDER BY origin").fetchall(),
+        "unlinked": db.execute("SELECT source_id FROM unlinked_sources").fetchall(),
     }
 
 
@@ -183,7 +184,7 @@ def many_files(folder: Path, n: int) -> Path:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
     inputs = many_files(tmp_path / "in", 240)
     with Workspace.init(tmp_path / "ref") as ref:
         ingest(ref, [inputs], workers=1)
@@ -209,6 +210,15 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     with Workspace.open(killed) as ws:
         for (sha,) in ws.db.execute("SELECT id FROM sources UNION SELECT sha256 FROM near_duplicates"):
             assert ws.blobs.exists(sha), "no row names a missing blob"
+        assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] > 0, "killed before linking"
+    # the groups a reader sees link what the killed run left unlinked (every pair within group_threshold)
+    assert cli.invoke(app, ["dupes", "-w", str(killed), "--json"]).exit_code == 0
+    with Workspace.open(killed) as ws:
+        ids, hashes = zip(*((i, p % 2**64) for i, p in ws.db.execute("SELECT id, phash FROM sources")), strict=True)
+        close = {(min(ids[i], ids[j]), max(ids[i], ids[j]), (hashes[i] ^ hashes[j]).bit_count())
+                 for i in range(len(ids)) for j in range(i) if (hashes[i] ^ hashes[j]).bit_count() <= 10}
+        assert set(ws.db.execute("SELECT a, b, distance FROM source_links").fetchall()) == close
+        assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] == 0
         ingest(ws, [inputs], workers=1)
         assert db_state(ws.db) == expected
     assert Image.open(next(inputs.glob("*.jpg"))).size == (256, 256)

@@ -158,7 +158,8 @@ def test_the_join_serves_many_queries_and_the_sweep_few():
     index = NearIndex(10, planted(20000, seed=5), tail=0)
     t = index.levels[0]
     for queries, join in ((256, False), (1 << 16, True)):
-        assert (nearindex.JOIN_PROBES * queries * len(t.flips) >= t.walked) is join
+        p = t.probes(10)
+        assert (nearindex.JOIN_PROBES * queries * len(p.flips) >= p.walked) is join
 
 
 
@@ -182,6 +183,41 @@ def test_assign_in_batches_equals_one_at_a_time(radius, near, batch):
     assert sum(d[0] == "near" for d in decisions) > 100 and (len(links) > 0 or radius == near)
 
 
+@pytest.mark.parametrize("tail", [0, 300])
+def test_decisions_first_then_links_in_bulk_equal_one_at_a_time(tail):
+    """Ingest's way: each batch decided within the near radius only (``links=False``), the new sources'
+    links searched later, many at once (here at uneven points, once with a tail, and some twice)."""
+    h = planted(3000, seed=42)
+    expected_decisions, expected_links = sequential(h, 10, 6)
+    index = NearIndex(10, tail=tail)
+    decisions, links, unlinked, linked = [], set(), [], []
+    for start in range(0, len(h), 256):
+        a = index.assign(h[start : start + 256], 6, links=False)
+        assert len(a.links[0]) == 0
+        decisions += [("source", int(p), -1) if p >= 0 else ("near", int(o), int(d))
+                      for p, o, d in zip(a.position, a.near_of, a.distance, strict=True)]
+        unlinked += [int(p) for p in a.position if p >= 0]
+        if len(unlinked) >= 700 or start + 256 >= len(h):
+            found = index.links_of(np.array(unlinked + linked[-50:]))  # 50 linked before: found again, alike
+            links.update((max(a, b), min(a, b), d) for a, b, d in zip(*(x.tolist() for x in found), strict=True))
+            linked, unlinked = linked + unlinked, []
+    assert decisions == expected_decisions
+    by_position = {int(p): k for k, (kind, p, _) in enumerate(decisions) if kind == "source"}
+    assert sorted((by_position[a], b, d) for a, b, d in links) == sorted(expected_links) and len(links) > 100
+
+
+def test_a_search_below_the_index_radius_probes_less_and_finds_the_same():
+    h = planted(28_400, seed=8)
+    index = NearIndex(10, h[:28_000], tail=0)
+    t = index.levels[0]
+    assert t.probes(6).cost < t.probes(10).cost / 3 and len(t.probes(6).flips) < len(t.probes(10).flips)
+    expected = brute_search(h[:28_000], h[28_000:], 10)
+    for radius in (0, 3, 6, 10):
+        got = [(q, d, p) for q, p, d in zip(*index.search(h[28_000:], radius), strict=True)]
+        assert got == [e for e in expected if e[1] <= radius]
+    assert len([e for e in expected if e[1] <= 6]) > 50
+
+
 def test_a_crowded_batch_is_decided_in_halves_alike():
     """Near-identical hashes by the thousand (blank or retouched photos) would make millions of pairs
     within one call: assign takes the call's halves in turn instead, and decides as one at a time."""
@@ -196,7 +232,8 @@ def test_a_crowded_batch_is_decided_in_halves_alike():
     calls = []
     assign = NearIndex.assign
     with pytest.MonkeyPatch.context() as mp:  # counts the calls, each still the real one
-        mp.setattr(NearIndex, "assign", lambda self, *args: calls.append(len(args[0])) or assign(self, *args))
+        mp.setattr(NearIndex, "assign",
+                   lambda self, *args, **kw: calls.append(len(args[0])) or assign(self, *args, **kw))
         a = NearIndex(10, tail=0).assign(h, 6)
     decisions = [("source", int(p), -1) if p >= 0 else ("near", int(o), int(d))
                  for p, o, d in zip(a.position, a.near_of, a.distance, strict=True)]

@@ -76,7 +76,8 @@ def _publish_setup(ws_path: Path) -> None:
 
 STAGES = {
     "ingest": Stage(["ingest", "{root}/photos", "--workers", "1"],
-                    ("sources", "near_duplicates", "rejections", "ingest_log", "source_links"), _ingest_setup,
+                    ("sources", "near_duplicates", "rejections", "ingest_log", "source_links", "unlinked_sources"),
+                    _ingest_setup,
                     hooks=("aesdata.ingest:_Run.take", BLOB_PUT)),
     "generate": Stage(["generate", "--backend", "synthetic", "--size", "64", "--seed", "3"],
                       ("samples", "candidates", "labels"), _generate_setup, hooks=(BLOB_PUT,)),
