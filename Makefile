@@ -37,14 +37,10 @@ test-deps:
 test-fast: setup $(BYTECODE)
 	$(PY) -m pytest -q -m "not slow"
 
-# Byte-code for every module of .venv (and the source tree's), written once, on both cores. pip ran with
-# --no-compile, and in a shell with PYTHONDONTWRITEBYTECODE=1 (CI's) Python writes no .pyc: every process
-# the suite starts (CLI runs killed and resumed, Ray actors, servers) compiled torch, datasets, ray ... from
-# source again, which made a fresh clone's pytest 2.7 times slower than a warm one on the kill tests. A
-# module that does not compile (torch ships a Python 3.12-only test file) is left to the interpreter, as
-# pip leaves it.
+# Byte-code of .venv and the source tree, written once on both cores (.ci/bytecode.py says why: in a
+# PYTHONDONTWRITEBYTECODE=1 shell every process the suite starts compiled torch, datasets, ray again).
 $(BYTECODE): $(STAMP)
-	$(PY) -c 'import compileall as c, sysconfig as s; [c.compile_dir(d, quiet=2, workers=0) for d in (s.get_paths()["purelib"], "aesdata", "tests")]'
+	$(PY) .ci/bytecode.py
 	touch $@
 
 demo: setup
