@@ -49,9 +49,10 @@ demo: setup
 # Label Studio pins libraries aesdata needs newer (openai<2, pyarrow<25): it gets its own venv.
 # The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone),
 # run by the bare interpreter from the source tree (install() needs only the standard library), so it
-# does not wait for .venv.
+# does not wait for .venv. --no-compile: pip would byte-compile all of it (33 s of CPU); Label Studio's
+# processes get no PYTHONDONTWRITEBYTECODE (childenv), so they write the third of it they import, once.
 labelstudio:
-	PYTHONPATH=$(CURDIR) $(PYTHON) -c 'import sys; from pathlib import Path; from aesdata.annotate.server import install; print(install(Path(sys.argv[1]))["done"])' $(LS_VENV)
+	PYTHONPATH=$(CURDIR) $(PYTHON) -c 'import sys; from pathlib import Path; from aesdata.annotate.server import install; print(install(Path(sys.argv[1]), pip_args=["--no-compile"])["done"])' $(LS_VENV)
 
 # The tests' migrated, empty Label Studio data folder (tests/annotate/throwaway.py): its first start
 # migrates for over a minute, done here beside the byte-compilation instead of inside the first test.
