@@ -43,7 +43,7 @@ def _fetch_columns(cursor: sqlite3.Cursor) -> tuple[np.ndarray, np.ndarray]:
 
 class SourceIndex:
     """The workspace's sources in a :class:`NearIndex`; index positions map to ``sources`` rowids.
-    ``unlinked``: the positions of sources whose links are not written yet."""
+    ``unlinked``: position -> id of the sources whose links are not written yet."""
 
     def __init__(self, db: sqlite3.Connection, settings: IngestSettings) -> None:
         self.db = db
@@ -51,19 +51,20 @@ class SourceIndex:
         rowids, hashes = _fetch_columns(db.execute("SELECT rowid, phash FROM sources ORDER BY rowid"))
         self.index = NearIndex(settings.group_threshold, hashes)
         self._rowids = rowids
-        waiting = [r for r, in db.execute(
-            "SELECT s.rowid FROM unlinked_sources u JOIN sources s ON s.id = u.source_id")]
-        self.unlinked: list[int] = np.searchsorted(rowids, np.array(waiting, dtype=np.int64)).tolist()
+        waiting = db.execute("SELECT s.rowid, u.source_id FROM unlinked_sources u JOIN sources s ON s.id = u.source_id"
+                             ).fetchall()
+        at = np.searchsorted(rowids, np.array([r for r, _ in waiting], dtype=np.int64)).tolist()
+        self.unlinked: dict[int, str] = dict(zip(at, (sid for _, sid in waiting), strict=True))
 
     def assign(self, phashes: list[int]) -> Assignment:
         """Which hashes are near-duplicates and which new sources (no links: :meth:`link` finds them)."""
         return self.index.assign(np.array(phashes, dtype=np.uint64), self.near_radius, links=False)
 
-    def added(self, rowids: list[int]) -> None:
-        """Rowids of the sources just inserted (each with :func:`mark_unlinked`) for the last assignment's
-        new positions, in order."""
-        self.unlinked.extend(range(len(self._rowids), len(self._rowids) + len(rowids)))
-        self._rowids = np.concatenate([self._rowids, np.array(rowids, dtype=np.int64)])
+    def added(self, rows: list[tuple[int, str]]) -> None:
+        """(rowid, id) of the sources just inserted (each with :func:`mark_unlinked`) for the last
+        assignment's new positions, in order."""
+        self.unlinked.update((len(self._rowids) + k, sid) for k, (_, sid) in enumerate(rows))
+        self._rowids = np.concatenate([self._rowids, np.array([r for r, _ in rows], dtype=np.int64)])
 
     def source_id(self, position: int) -> str:
         return self.db.execute("SELECT id FROM sources WHERE rowid = ?", (int(self._rowids[position]),)).fetchone()[0]
@@ -73,15 +74,16 @@ class SourceIndex:
         rows, in one transaction; returns the number of links written."""
         if not self.unlinked:
             return 0
-        mine, other, distance = self.index.links_of(np.array(self.unlinked, dtype=np.int64))
-        ids = {p: self.source_id(p) for p in {*self.unlinked, *other.tolist()}}
+        mine, other, distance = self.index.links_of(np.fromiter(self.unlinked, np.int64, len(self.unlinked)))
+        ids = dict(self.unlinked)
+        ids.update((p, self.source_id(p)) for p in set(other.tolist()) - ids.keys())  # older partners: few
         rows = [(min(ids[a], ids[b]), max(ids[a], ids[b]), d)
                 for a, b, d in zip(mine.tolist(), other.tolist(), distance.tolist(), strict=True)]
         with transaction(self.db):
             self.db.executemany("INSERT OR IGNORE INTO source_links (a, b, distance) VALUES (?, ?, ?)", rows)
             self.db.executemany("DELETE FROM unlinked_sources WHERE source_id = ?",
-                                [(ids[p],) for p in self.unlinked])
-        self.unlinked = []
+                                [(sid,) for sid in self.unlinked.values()])
+        self.unlinked = {}
         return len(rows)
 
 

@@ -394,7 +394,7 @@ class _Run:
         def source_id(position: int) -> str:
             return new_source[position] if position >= base else self.sources.source_id(position)
 
-        rowids: list[int] = []
+        added: list[tuple[int, str]] = []
         with self.ws.transaction():
             for kind, item, detail in batch.events:
                 if kind == "rejected":
@@ -412,8 +412,8 @@ class _Run:
                         summary.near_duplicates += 1
                 else:
                     k = int(detail)  # type: ignore[call-overload]
-                    rowids.extend(self._write_new(batch.new[k], a, k, source_id))
-        self.sources.added(rowids)
+                    added.extend(self._write_new(batch.new[k], a, k, source_id))
+        self.sources.added(added)
         if len(self.sources.unlinked) >= LINK_BATCH:
             self.link()
 
@@ -421,8 +421,9 @@ class _Run:
         """Search and write the links of the sources decided since the last time (or left by a kill)."""
         self.summary.links += self.sources.link()
 
-    def _write_new(self, n: _New, a: Assignment, k: int, source_id: Callable[[int], str]) -> list[int]:
-        """Rows of a new image: a source (its rowid returned for the index) or a near-duplicate."""
+    def _write_new(self, n: _New, a: Assignment, k: int,
+                   source_id: Callable[[int], str]) -> list[tuple[int, str]]:
+        """Rows of a new image: a source (its rowid and id returned for the index) or a near-duplicate."""
         db, summary = self.db, self.summary
         if a.position[k] >= 0:
             store.insert_source(db, Source(id=n.sha, width=n.width, height=n.height, mode=n.mode,  # type: ignore[arg-type]
@@ -430,7 +431,7 @@ class _Run:
             mark_unlinked(db, n.sha)
             _log(db, n.item, "added", n.sha)
             summary.added += 1
-            return [db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0]]
+            return [(db.execute("SELECT rowid FROM sources WHERE id = ?", (n.sha,)).fetchone()[0], n.sha)]
         store.insert_near_duplicate(db, NearDuplicate(sha256=n.sha, duplicate_of=source_id(int(a.near_of[k])),
                                                       distance=int(a.distance[k]), origin=n.item.origin))
         db.execute("UPDATE near_duplicates SET phash = ? WHERE sha256 = ?", (to_signed64(n.phash), n.sha))

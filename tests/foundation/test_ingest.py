@@ -16,6 +16,7 @@ from PIL import Image
 
 from aesdata import status
 from aesdata.cli.main import app
+from aesdata.dedup import SourceIndex
 from aesdata.ingest import ingest
 from aesdata.workspace import Workspace
 from tests.factories import box_image
@@ -178,9 +179,30 @@ def many_files(folder: Path, n: int) -> Path:
         img = box_image(10_000 + i, 256)
         if i % 10 == 3:  # sprinkle near-duplicates of earlier images
             img = box_image(10_000 + i - 1, 256).resize((200, 200))
+        elif i % 10 in (6, 8):  # and crops of them: 4-12 bits away, many related (linked), not near-duplicates
+            img = box_image(10_000 + i - 2, 256).crop((12, 12, 244, 244)).resize((256, 256))
         img.save(folder / f"{i:04d}.jpg", quality=90)
     (folder / "zzz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     return folder
+
+
+def test_links_searched_in_the_run_equal_links_searched_at_its_end(tmp_path, monkeypatch):
+    """Past ``LINK_BATCH`` new sources the links are searched in the run, each time with the sources
+    decided since the last search: the same rows as one search at the end."""
+    inputs = many_files(tmp_path / "in", 60)
+    with Workspace.init(tmp_path / "once") as ws:
+        ingest(ws, [inputs], workers=1)
+        expected = db_state(ws.db)
+    assert len(expected["links"]) >= 2
+    searched = []
+    link = SourceIndex.link
+    monkeypatch.setattr("aesdata.ingest.LINK_BATCH", 7)
+    monkeypatch.setattr(SourceIndex, "link", lambda self: searched.append(len(self.unlinked)) or link(self))
+    with Workspace.init(tmp_path / "often") as ws:
+        monkeypatch.setattr("aesdata.ingest.BATCH", 5)
+        ingest(ws, [inputs], workers=1)
+        assert db_state(ws.db) == expected
+    assert len(searched) > 5 and max(searched) < 7 + 5
 
 
 @pytest.mark.slow
@@ -217,7 +239,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
         ids, hashes = zip(*((i, p % 2**64) for i, p in ws.db.execute("SELECT id, phash FROM sources")), strict=True)
         close = {(min(ids[i], ids[j]), max(ids[i], ids[j]), (hashes[i] ^ hashes[j]).bit_count())
                  for i in range(len(ids)) for j in range(i) if (hashes[i] ^ hashes[j]).bit_count() <= 10}
-        assert set(ws.db.execute("SELECT a, b, distance FROM source_links").fetchall()) == close
+        assert {tuple(r) for r in ws.db.execute("SELECT a, b, distance FROM source_links")} == close
         assert ws.db.execute("SELECT COUNT(*) FROM unlinked_sources").fetchone()[0] == 0
         ingest(ws, [inputs], workers=1)
         assert db_state(ws.db) == expected
