@@ -7,7 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LS_VENV := .venv-labelstudio
 
-.PHONY: setup test test-fast demo bench lint schemas labelstudio browser clean
+BYTECODE := $(VENV)/.bytecode
+LS_TEMPLATE := $(LS_VENV)/aesdata-test-template
+
+.PHONY: setup test test-deps test-fast demo bench lint schemas labelstudio browser clean
 
 setup: $(STAMP)
 
@@ -22,20 +25,39 @@ $(STAMP): pyproject.toml
 
 # The full suite needs the real Label Studio (own virtualenv) and Debian's chromium: both are
 # installed here when missing, so a fresh clone passes.
-test: setup labelstudio browser
+test: test-deps
 	$(PY) -m pytest -q
 
+# What the suite needs, side by side: each step is mostly one core (pip, Label Studio's migrations), and
+# Label Studio's virtualenv does not wait for ours. On a set-up machine all of it is a few no-ops.
+test-deps:
+	$(MAKE) --no-print-directory -j4 setup $(BYTECODE) labelstudio $(LS_TEMPLATE) browser
+
 # The suite without real servers and browsers (quick inner loop).
-test-fast: setup
+test-fast: setup $(BYTECODE)
 	$(PY) -m pytest -q -m "not slow"
+
+# Byte-code of .venv and the source tree, written once on both cores (.ci/bytecode.py says why: in a
+# PYTHONDONTWRITEBYTECODE=1 shell every process the suite starts compiled torch, datasets, ray again).
+$(BYTECODE): $(STAMP)
+	$(PY) .ci/bytecode.py
+	touch $@
 
 demo: setup
 	bash scripts/demo.sh
 
 # Label Studio pins libraries aesdata needs newer (openai<2, pyarrow<25): it gets its own venv.
-# The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone).
-labelstudio: setup
-	$(VENV)/bin/aesdata annotate install $(LS_VENV)
+# The same code as `aesdata annotate install` (a finished virtualenv is a no-op, an interrupted one redone),
+# run by the bare interpreter from the source tree (install() needs only the standard library), so it
+# does not wait for .venv. --no-compile: pip would byte-compile all of it (33 s of CPU); Label Studio's
+# processes get no PYTHONDONTWRITEBYTECODE (childenv), so they write the third of it they import, once.
+labelstudio:
+	PYTHONPATH=$(CURDIR) $(PYTHON) -c 'import sys; from pathlib import Path; from aesdata.annotate.server import install; print(install(Path(sys.argv[1]), pip_args=["--no-compile"])["done"])' $(LS_VENV)
+
+# The tests' migrated, empty Label Studio data folder (tests/annotate/throwaway.py): its first start
+# migrates for over a minute, done here beside the byte-compilation instead of inside the first test.
+$(LS_TEMPLATE): | setup labelstudio
+	$(PY) -m tests.annotate.throwaway
 
 browser:
 	bash scripts/install_browser.sh

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from aesdata.childenv import NETWORK, PIP, child_env
 from aesdata.errors import AesdataError
 from aesdata.progress import LogReporter, Reporter
@@ -161,6 +159,8 @@ def free_port() -> int:
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    import httpx  # here, not at the top: `make labelstudio` runs install() on the bare interpreter
+
     try:
         resp = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout)
     except httpx.HTTPError:
@@ -256,6 +256,8 @@ class LabelStudioServer:
 
     def accepts_token(self) -> bool:
         """The admin token works: a data folder made with another token keeps that one."""
+        import httpx
+
         try:
             resp = httpx.get(
                 f"{self.url}/api/current-user/whoami", headers={"Authorization": f"Token {self.token}"}, timeout=30

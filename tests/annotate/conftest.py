@@ -10,15 +10,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from label_studio_sdk import LabelStudio
 
 from aesdata.annotate.server import PASSWORD_ENV, TOKEN_ENV, LabelStudioServer
 from aesdata.annotate.tasks import judgement_result
+from aesdata.annotate.team import invite_url, sign_up
 from aesdata.schema import Judgement
 from aesdata.workspace import Workspace
-from tests.annotate.throwaway import start_throwaway
+from tests.annotate.throwaway import log_in, start_throwaway
 
 
 @dataclass
@@ -63,33 +63,13 @@ SECOND_EMAIL, SECOND_PASSWORD = "annotator2@aesdata.local", "annotator2-password
 
 
 def second_annotator(server: LabelStudioServer, admin: LabelStudio) -> LabelStudio:
-    """A second user with their own API token.
+    """A second user with their own API token: signed up through the organisation's invite link, as
+    ``annotate add-annotator`` signs a person up, then signed in like a person would to read the token.
 
-    ``users.create`` ignores the password and leaves the organisation empty, so the password is set
-    with ``label-studio reset_password`` and the organisation through the API; the user then signs in
-    like a person would and reads their token.
-    """
-    me = admin.users.whoami()
-    user = admin.users.create(username="annotator2", email=SECOND_EMAIL, password="ignored")
-    assert user.id is not None
-    admin.users.update(id=user.id, active_organization=me.active_organization)
-    done = server.manage(
-        "reset_password", "--username", SECOND_EMAIL, "--password", SECOND_PASSWORD, "--data-dir", str(server.data_dir)
-    )
-    assert done.returncode == 0, done.stderr
-    with httpx.Client(base_url=server.url, follow_redirects=True, timeout=60) as session:
-        session.get("/user/login/")
-        session.post(
-            "/user/login/",
-            headers={"Referer": f"{server.url}/user/login/"},
-            data={
-                "email": SECOND_EMAIL,
-                "password": SECOND_PASSWORD,
-                "csrfmiddlewaretoken": session.cookies.get("csrftoken"),
-            },
-        )
-        token = session.get("/api/current-user/token").json()["token"]
-    return LabelStudio(base_url=server.url, api_key=token, timeout=120)
+    (``users.create`` ignores the password; setting one with ``label-studio reset_password`` started a
+    second Django for ~10 s.)"""
+    sign_up(server.url, invite_url(admin, server.url), SECOND_EMAIL, SECOND_PASSWORD)
+    return log_in(server.url, SECOND_EMAIL, SECOND_PASSWORD)
 
 
 @pytest.fixture(scope="session")

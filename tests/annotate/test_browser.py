@@ -51,8 +51,9 @@ def test_an_annotation_submitted_in_the_browser_is_pulled(label_studio, ls_ws, t
     )
 
     with ui.chromium() as browser:
-        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password)
-        ui.open_task(page, label_studio.url, project, tasks[sample_id])
+        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password,
+                         to=ui.data_page(project, tasks[sample_id]))
+        ui.wait_for_task(page)
         ui.tick(page, "A")
         page.keyboard.press("s")  # hotkey of "B: shadow"
         ui.tick(page, "C", "placement_layout")
@@ -83,8 +84,9 @@ def test_a_box_drawn_on_a_candidate_is_pulled_as_its_region(label_studio, ls_ws,
     drawn = (0.2, 0.3, 0.4, 0.25)
 
     with ui.chromium() as browser:
-        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password)
-        ui.open_task(page, label_studio.url, project, tasks[sample_id])
+        page = ui.log_in(browser, label_studio.url, label_studio.server.username, label_studio.server.password,
+                         to=ui.data_page(project, tasks[sample_id]))
+        ui.wait_for_task(page)
         ui.fill(page, Judgement.from_defects({"C": ["appearance_deformation"]}))
         ui.draw_box(page, "C", "appearance_deformation", drawn)
         assert ui.submit(page) == 201
@@ -121,7 +123,7 @@ def test_three_annotators_walk_the_label_stream_and_everything_they_submit_is_pu
 
     with ui.chromium() as browser:
         for email, plan in zip(emails, plans, strict=True):
-            page = ui.log_in(browser, label_studio.url, email, TEAM_PASSWORD)
+            page = ui.log_in(browser, label_studio.url, email, TEAM_PASSWORD, to=ui.data_page(project))
             served, instructions = ui.walk_stream(page, label_studio.url, project, plan)
             assert sorted(served) == sorted(known), f"{email} was not handed every task (overlap 3)"
             assert "What to do, per task" in instructions  # each is shown the guidelines first
@@ -169,8 +171,8 @@ def test_all_accepted_an_edit_a_skip_and_a_deletion_in_the_page_are_pulled(label
     user, password = label_studio.server.username, label_studio.server.password
 
     with ui.chromium() as browser:
-        page = ui.log_in(browser, label_studio.url, user, password)
-        ui.open_task(page, label_studio.url, project, tasks[accepted])
+        page = ui.log_in(browser, label_studio.url, user, password, to=ui.data_page(project, tasks[accepted]))
+        ui.wait_for_task(page)
         ui.fill(page, ACCEPT_ALL)
         assert ui.submit(page) == 201
         first = pull(ls_ws)

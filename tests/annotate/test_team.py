@@ -163,7 +163,7 @@ def test_disputes_go_back_to_people_and_a_reviewer_settles_them(label_studio, ls
     _, reviewer_id = log_in_client(label_studio.url, email, PASSWORD)
     verdict = Judgement.from_defects({"B": ["physical_shadow"]})
     with ui.chromium() as browser:  # the reviewer opens the label stream in the page: handed the dispute
-        page = ui.log_in(browser, label_studio.url, email, PASSWORD)
+        page = ui.log_in(browser, label_studio.url, email, PASSWORD, to=ui.data_page(project_of(ls_ws)))
         served, _ = ui.walk_stream(page, label_studio.url, project_of(ls_ws), {task: verdict})
     assert served == [task]
     pull(ls_ws)

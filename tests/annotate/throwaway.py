@@ -6,8 +6,9 @@ empty data folder is kept beside Label Studio's virtualenv (rebuilt with it) and
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import uuid
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -21,26 +22,37 @@ TOKEN = "aesdatatest" + "0" * 29
 PASSWORD = "aesdata-test-password"
 
 
-def start_throwaway(root: Path) -> LabelStudioServer:
-    """Start a server with its data and served files under ``root``; the caller stops it."""
-    data = root / "data"
+def make_template() -> None:
+    """Migrate an empty data folder once (the slow first start) and keep it as :data:`TEMPLATE`; a no-op when
+    it is there. ``make test`` runs it during set-up (``python -m tests.annotate.throwaway``), beside the
+    byte-compilation, so no test waits for it on a fresh clone."""
     if (TEMPLATE / "label_studio.sqlite3").is_file():
-        shutil.copytree(TEMPLATE, data, ignore=shutil.ignore_patterns("*.log"))
+        return
+    with tempfile.TemporaryDirectory(dir=TEMPLATE.parent, prefix=f"{TEMPLATE.name}.") as tmp:
+        root = Path(tmp)
+        server = LabelStudioServer(
+            data_dir=root / "data", files_root=root / "files", token=TOKEN, password=PASSWORD, port=free_port()
+        )
+        server.files_root.mkdir()
+        server.start()
+        server.stop()  # a consistent copy of the freshly migrated database
+        staging = root / "template"
+        shutil.copytree(server.data_dir, staging, ignore=shutil.ignore_patterns("*.log"))
+        with contextlib.suppress(OSError):  # another session made it meanwhile
+            staging.rename(TEMPLATE)
+
+
+def start_throwaway(root: Path) -> LabelStudioServer:
+    """Start a server with its data (a copy of the template) and served files under ``root``; the caller
+    stops it."""
+    make_template()
+    data = root / "data"
+    shutil.copytree(TEMPLATE, data, ignore=shutil.ignore_patterns("*.log"))
     server = LabelStudioServer(
         data_dir=data, files_root=root / "files", token=TOKEN, password=PASSWORD, port=free_port()
     )
     server.files_root.mkdir(exist_ok=True)
     server.start()
-    if not TEMPLATE.exists():
-        server.stop()  # a consistent copy of the freshly migrated database, then start again
-        staging = TEMPLATE.with_name(f"{TEMPLATE.name}.{uuid.uuid4().hex[:6]}")
-        shutil.copytree(data, staging, ignore=shutil.ignore_patterns("*.log"))
-        try:
-            staging.rename(TEMPLATE)
-        except OSError:  # another session made it meanwhile
-            shutil.rmtree(staging)
-        server.port = free_port()
-        server.start()
     return server
 
 
@@ -52,3 +64,7 @@ def log_in(url: str, email: str, password: str) -> LabelStudio:
         session.post("/user/login/", headers={"Referer": f"{url}/user/login/"}, data=form)
         token = session.get("/api/current-user/token").json()["token"]
     return LabelStudio(base_url=url, api_key=token, timeout=600)
+
+
+if __name__ == "__main__":
+    make_template()
