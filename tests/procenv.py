@@ -11,12 +11,13 @@ import psutil
 
 
 def environs_while_running(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> dict[int, bytes]:
-    """The environment block of every process under ``proc``, read as each appears, until ``proc`` ends."""
+    """The environment block of every process under ``proc``, until ``proc`` ends: each one's last read,
+    because a child caught between fork and exec still shows its parent's block (it is replaced at exec)."""
     environs: dict[int, bytes] = {}
     while proc.poll() is None:
         with contextlib.suppress(psutil.Error):
             for child in psutil.Process(proc.pid).children(recursive=True):
                 with contextlib.suppress(OSError):
-                    environs.setdefault(child.pid, Path(f"/proc/{child.pid}/environ").read_bytes())
+                    environs[child.pid] = Path(f"/proc/{child.pid}/environ").read_bytes()
         time.sleep(0.01)
     return environs
