@@ -51,8 +51,8 @@ class SourceIndex:
         rowids, hashes = _fetch_columns(db.execute("SELECT rowid, phash FROM sources ORDER BY rowid"))
         self.index = NearIndex(settings.group_threshold, hashes)
         self._rowids = rowids
-        waiting = db.execute("SELECT s.rowid, u.source_id FROM unlinked_sources u JOIN sources s ON s.id = u.source_id"
-                             ).fetchall()
+        waiting = db.execute(
+            "SELECT s.rowid, u.source_id FROM unlinked_sources u JOIN sources s ON s.id = u.source_id").fetchall()
         at = np.searchsorted(rowids, np.array([r for r, _ in waiting], dtype=np.int64)).tolist()
         self.unlinked: dict[int, str] = dict(zip(at, (sid for _, sid in waiting), strict=True))
 

@@ -119,16 +119,20 @@ def search_case(n: int, radius: int, dist: str, caller: str) -> dict[str, float]
     index = NearIndex(radius)
     near = links = 0
     unlinked: list[np.ndarray] = []
+    waiting = 0
     batch, ingesting = CALLS[caller], caller == "ingest"
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, n, batch):
         a = index.assign(h[start : start + batch], near_radius, links=not ingesting)
         near += int((a.position < 0).sum())
         links += len(a.links[0])
+        if not ingesting:
+            continue
         unlinked.append(a.position[a.position >= 0])
-        if ingesting and (sum(map(len, unlinked)) >= LINK_BATCH or start + batch >= n):
+        waiting += len(unlinked[-1])
+        if waiting >= LINK_BATCH or start + batch >= n:
             links += len(index.links_of(np.concatenate(unlinked))[0])
-            unlinked = []
+            unlinked, waiting = [], 0
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     t = index.levels[0] if index.levels else None  # the main level (a middle one has its own, smaller plan)
     plan = f"{'/'.join(map(str, t.plan.widths))} t{'/'.join(map(str, t.plan.thresholds))}" if t else "brute"
