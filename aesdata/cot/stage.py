@@ -94,7 +94,7 @@ class Todo:
     the blobs a model is shown (source, then candidates A-D as stored)."""
 
     sample: Sample
-    label_row: sqlite3.Row
+    judgement_json: str
     state: tuple[Any, ...] | None
     shas: tuple[str, ...] = ()
 
@@ -102,7 +102,7 @@ class Todo:
     def judgement(self) -> Judgement:
         """The label's judgement (all a rationale is written from), parsed when the sample is taken up:
         validating a thousand labels first delayed every request, and a whole label costs three times more."""
-        return Judgement.model_validate_json(self.label_row["judgement"])
+        return Judgement.model_validate_json(self.judgement_json)
 
     @cached_property
     def stale_label(self) -> bool:
@@ -135,27 +135,20 @@ def select(
     ws: Workspace, mode: CotMode, redo: Redo | None, limit: int | None, *, include_review: bool = False
 ) -> tuple[list[Todo], int]:
     """(samples to do in ``mode`` up to ``limit``, samples left out because their label awaits review)."""
-    rows = ws.db.execute(
-        "SELECT sample_id, status, prompt_hash, judgement_hash, created_at FROM rationales WHERE mode = ?", (mode,)
-    )
-    stored = {r[0]: tuple(r[1:]) for r in rows.fetchall()}
     prompt = mode_hash(mode)
-    labels = store.label_rows(ws.db)
-    shas = store.candidate_shas_by_sample(ws.db)
-    todo: list[Todo] = []
+    taken: list[store.LabelledRow] = []
     review = 0
-    for sample in store.iter_samples(ws.db):
-        if limit is not None and len(todo) >= limit:
+    for row in store.iter_labelled_rows(ws.db, mode):
+        if limit is not None and len(taken) >= limit:
             break
-        row = labels.get(sample.id)
-        if row is None:
-            continue
-        if row["needs_review"] and not include_review:
+        if row.needs_review and not include_review:
             review += 1
             continue
-        item = Todo(sample, row, stored.get(sample.id), (sample.source_id, *shas.get(sample.id, ())))
-        if item.state is None or _wanted(redo, item, prompt):
-            todo.append(item)
+        if row.rationale is None or _wanted(redo, Todo(row.sample, row.judgement_json, row.rationale), prompt):
+            taken.append(row)
+    shas = store.candidate_shas_of(ws.db, [row.sample.id for row in taken])
+    todo = [Todo(row.sample, row.judgement_json, row.rationale, (row.sample.source_id, *shas.get(row.sample.id, ())))
+            for row in taken]
     return todo, review
 
 
