@@ -24,6 +24,7 @@ reaches ``--max-cost`` stops starting requests and lets those in flight finish.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +59,8 @@ from aesdata.workspace import DB_FILE, RunRecorder, Workspace
 
 #: Images rendered ahead of the requests, per request in flight (a sample has five).
 _AHEAD = 20
+#: Samples started per step of the event loop, in the first round and after it (see ``_ModelRun._turn``).
+_PACE_FIRST, _PACE = 16, 4
 REDO: tuple[Redo, ...] = get_args(Redo)
 T = TypeVar("T")
 
@@ -269,6 +272,7 @@ class _ModelRun:
         )
         self.ledgered: dict[str, list[asyncio.Future[None]]] = {}  # sample -> its ledger rows being committed
         self._claiming: list[tuple[Todo, asyncio.Future[bool]]] = []  # claims asked for in this step of the loop
+        self._turns: collections.deque[asyncio.Future[None]] = collections.deque()  # samples waiting to start
         self.stopped: str | None = None
 
     # ------------------------------------------------------------------ the meter
@@ -369,8 +373,33 @@ class _ModelRun:
 
         self.committer.submit(self.work.claim_all([item for item, _ in asked]), then=settle)
 
+    async def _turn(self) -> None:
+        """Wait for this sample's turn to start: a few samples a step of the event loop (``_PACE_FIRST`` in the
+        first round, ``_PACE`` after it). Started all at once, the first round's 256 claims, image reads and
+        prompts took one step of 0.2 s before any connection could complete, and later a wave of replies
+        also started as many new samples in the step that received them, so the slots those replies gave
+        back waited 40 ms on average to be refilled (pacing: 15-30 ms; a 4-round run 3 % shorter)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._turns.append(future)
+        if len(self._turns) == 1:
+            loop.call_soon(self._next_turns)
+        await future
+
+    def _next_turns(self) -> None:
+        given = 0
+        pace = _PACE if self._first_round.is_set() else _PACE_FIRST
+        while self._turns and given < pace:
+            future = self._turns.popleft()
+            if not future.done():
+                future.set_result(None)
+                given += 1
+        if self._turns:
+            asyncio.get_running_loop().call_soon(self._next_turns)
+
     async def one(self, item: Todo) -> None:
         work = self.work
+        await self._turn()
         if not work.claimed(await self._claim(item)):
             return
         sample = item.sample

@@ -262,3 +262,27 @@ def test_a_sample_with_a_missing_image_is_skipped_and_reported(
         assert summary["valid"] == 2 and summary["skipped"] == 1
         assert set(rationales(ws, "answer-driven")) == {ids[0], ids[2]}  # nothing stored for it: a re-run retries
     assert any(f"sample {ids[1]}: cannot read an image" in r.message for r in caplog.records)
+
+
+def test_samples_start_a_few_per_step_of_the_loop(cot_ws_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 samples at 32 in flight: the claims go in units of at most ``_PACE_FIRST`` (samples started in
+    one step of the event loop), and every sample is still written."""
+    from aesdata import claims
+    from aesdata.cot import stage
+
+    sizes: list[int] = []
+    claim_all_in = claims.Owner.claim_all_in
+
+    def recorded(self: claims.Owner, db: object, scope: str, keys: list) -> list:  # type: ignore[type-arg]
+        sizes.append(len(keys))
+        return claim_all_in(self, db, scope, keys)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims.Owner, "claim_all_in", recorded)
+    with Workspace.open(cot_ws_path) as ws:
+        make_samples(ws, 40, seed=5)
+        server, _ = serve(ws, {}, latency=0.2)
+        with server:
+            summary = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, concurrency=32))
+    assert summary["valid"] == 40 and summary["calls"] == 40, summary
+    assert sum(sizes) == 40 and max(sizes) <= stage._PACE_FIRST < 32, sizes
+    assert len(sizes) >= 3  # not one unit for the whole first round, as before pacing
