@@ -252,16 +252,15 @@ def iter_labelled_rows(db: sqlite3.Connection, mode: str) -> Iterator[LabelledRo
     its first request, and seconds at 100k samples)."""
     rows = db.execute(
         "SELECT s.id, s.source_id, s.backend, s.signature, s.created_at, l.judgement, l.needs_review,"
-        " r.status, r.prompt_hash, r.judgement_hash, r.created_at"
+        " r.status, r.prompt_hash, r.judgement_hash, r.created_at AS rationale_created_at"
         " FROM samples s JOIN labels l ON l.sample_id = s.id AND l.origin ="
         " (SELECT origin FROM labels x WHERE x.sample_id = s.id ORDER BY origin = 'human' DESC LIMIT 1)"
         " LEFT JOIN rationales r ON r.sample_id = s.id AND r.mode = ? ORDER BY s.rowid",
         (mode,),
     )
-    for sid, source, backend, signature, created, judgement, review, *state in rows:
-        sample = Sample(id=sid, source_id=source, backend=backend, signature=signature,
-                        created_at=datetime.fromisoformat(created))
-        yield LabelledRow(sample, judgement, bool(review), None if state[0] is None else tuple(state))
+    for row in rows:
+        state = tuple(row)[7:]  # the rationale's columns, NULL without one
+        yield LabelledRow(_sample(row), row["judgement"], bool(row["needs_review"]), state if state[0] else None)
 
 
 def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aesdata import store
+from aesdata import claims, store
 from aesdata.cli.main import app
+from aesdata.cot import stage
 from aesdata.cot.stage import CotOptions, run_cot
 from aesdata.llm import ledger
 from aesdata.schema import Annotation, Rationale
@@ -267,9 +268,6 @@ def test_a_sample_with_a_missing_image_is_skipped_and_reported(
 def test_samples_start_a_few_per_step_of_the_loop(cot_ws_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """40 samples at 32 in flight: the claims go in units of at most ``_PACE_FIRST`` (samples started in
     one step of the event loop), and every sample is still written."""
-    from aesdata import claims
-    from aesdata.cot import stage
-
     sizes: list[int] = []
     claim_all_in = claims.Owner.claim_all_in
 
