@@ -12,6 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from multiprocessing.context import BaseContext
 
 #: Any program: where executables are, whose home, which language and time zone, where temp files go.
@@ -103,3 +104,16 @@ def clean_pool_context(preload: Sequence[str]) -> BaseContext:
     with swapped_environ(child_env(PYTHON)):
         forkserver.ensure_running()
     return ctx
+
+
+@cache
+def probe_platform() -> None:
+    """Have Python ask ``uname -p`` now, in a clean environment. The first code in a process that reads
+    ``platform.uname()``'s processor (the openai client does, for its platform headers, whenever a client
+    is made) starts ``uname -p``, which would inherit the caller's whole environment, API keys included.
+    The answer is cached for the process, so no later call starts it again. Call it before starting threads
+    (the environment is swapped meanwhile)."""
+    import platform
+
+    with swapped_environ(child_env()):
+        _ = platform.uname().processor

@@ -61,6 +61,7 @@ import aiohttp
 import certifi
 import openai
 
+from aesdata.childenv import probe_platform
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.llm.body import BodyEncoder
@@ -368,6 +369,7 @@ class LLMClient:
             http_client=openai.DefaultAioHttpClient(verify=not str(base_url).startswith("http://")),
         )
         self._url = str(self._openai.base_url).rstrip("/") + "/chat/completions"
+        probe_platform()  # the default headers below run ``uname -p``: not with this process's secrets
         defaults = {k: v for k, v in self._openai.default_headers.items() if isinstance(v, str)}
         self._headers = {**defaults, **self._openai.auth_headers}
         self._session: aiohttp.ClientSession | None = None  # made inside the event loop that uses it

@@ -40,3 +40,34 @@ def test_the_render_pool_holds_no_secret(cot_ws_path: Path) -> None:
         assert not any(value.encode() in raw for value in [*SECRETS.values(), API_KEY]), pid
         assert b"PATH=" in raw, pid
     assert query(cot_ws_path, "SELECT COUNT(*) FROM work_claims") == [(0,)]
+
+
+PROBE = """
+import os, sys
+seen = []
+def hook(event, args):
+    if event == "subprocess.Popen":
+        env = args[3] if args[3] is not None else dict(os.environ)
+        seen.append((list(map(str, args[1])), any(SECRET in v for v in env.values())))
+SECRET = os.environ["OPENAI_API_KEY"]
+sys.addaudithook(hook)
+from aesdata.llm.client import LLMClient
+LLMClient(model="m", base_url="http://127.0.0.1:9/v1", api_key=SECRET)
+import platform
+platform.platform()  # what the openai client reads for its headers: answered from the probe's cache
+print(seen)
+print(os.environ["OPENAI_API_KEY"] == SECRET)
+"""
+
+
+def test_making_a_client_starts_no_process_with_the_secrets() -> None:
+    """Python runs ``uname -p`` the first time the platform's processor is read (the openai client reads it
+    for its headers): that child holds no secret, and the caller's environment is intact afterwards."""
+    env = {**os.environ, **SECRETS}
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen, intact = done.stdout.strip().splitlines()
+    started = eval(seen)  # noqa: S307 (the probe's own repr of a list)
+    assert any(args[:1] == ["uname"] for args, _ in started), started  # the probe ran it, in this process
+    assert not any(leaked for _, leaked in started), started
+    assert intact == "True"
