@@ -37,6 +37,7 @@ import openai
 from PIL import Image, UnidentifiedImageError
 
 from aesdata.blobs import encode_png
+from aesdata.childenv import probe_platform
 from aesdata.config import ImagesSettings
 from aesdata.errors import AesdataError
 from aesdata.generate.backend import BackendStopped, Failed, Job, LoadContext, Rendered
@@ -245,6 +246,7 @@ class OpenAIImagesBackend:
 
     async def _all(self, jobs: Sequence[Job]) -> list[Rendered | Failed | None]:
         gate = asyncio.Semaphore(self.concurrency)
+        probe_platform()  # the client's platform headers run ``uname -p``: not with this process's secrets
         async with openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0,
                                       timeout=openai.Timeout(self.settings.timeout_s)) as client:
             return list(await asyncio.gather(*(self._one(client, gate, j) for j in jobs)))
