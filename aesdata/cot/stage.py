@@ -108,10 +108,16 @@ class Todo:
         return Judgement.model_validate_json(self.judgement_json)
 
     @cached_property
+    def judgement_hash(self) -> str:
+        """What a rationale written from it records (:func:`store.judgement_hash`), once per sample: the
+        store step and the run's count of stale labels both need it."""
+        return store.judgement_hash(self.judgement)
+
+    @cached_property
     def stale_label(self) -> bool:
         """Its stored rationale was written from another judgement than the label's now (or one not
         recorded: written before it was): it argues for defects the sample no longer has."""
-        return self.state is not None and self.state[2] != store.judgement_hash(self.judgement)
+        return self.state is not None and self.state[2] != self.judgement_hash
 
 
 def _state(db: sqlite3.Connection, sample_id: str, mode: CotMode) -> tuple[Any, ...] | None:
@@ -197,7 +203,7 @@ class _Work:
         """Store the result and drop the claim (and the sample's budget hold, if any) together."""
 
         def unit(db: sqlite3.Connection) -> None:
-            stamped = rationale.model_copy(update={"judgement_hash": store.judgement_hash(item.judgement)})
+            stamped = rationale.model_copy(update={"judgement_hash": item.judgement_hash})
             store.upsert_rationale(db, stamped)
             self.drop(item, budget)(db)
 
