@@ -42,6 +42,7 @@ from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
 from aesdata.llm import ledger
+from aesdata.llm import loop as model_loop
 from aesdata.llm.batch import BatchClient, each, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
@@ -535,7 +536,7 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
                         max_side=opts.max_side or cot.max_side, max_cost=opts.max_cost,
                     )
                     model_run = _ModelRun(work, opts, asker, budget, reporter, committer, encoder, workers)
-                    asyncio.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
+                    model_loop.run(model_run.batch(todo) if opts.batch else model_run.all(todo, workers))
                 stopped = model_run.stopped
                 agreement = model_run.writer.agreement.rate
         summary: dict[str, Any] = {

@@ -18,6 +18,7 @@ from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
 from aesdata.evaluate.answers import parse_reply
 from aesdata.evaluate.scoring import Prediction
+from aesdata.llm import loop as model_loop
 from aesdata.llm.batch import BatchClient, Pending, each, open_batch_client
 from aesdata.llm.client import (
     BudgetExceeded,
@@ -200,7 +201,7 @@ def ask_each(
                 return {**asdict(asker.stats), **{f"batch_{k}": v for k, v in asdict(asker.batch).items()}}
             return asdict(client.stats)
 
-    return asyncio.run(main())
+    return model_loop.run(main())
 
 
 def check_rollouts(rollouts: int, temperature: float | None, *, need_sampling: bool) -> float:

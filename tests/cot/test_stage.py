@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from aesdata.cli.main import app
 from aesdata.cot import stage
 from aesdata.cot.stage import CotOptions, run_cot
 from aesdata.llm import ledger
+from aesdata.llm import loop as model_loop
 from aesdata.schema import Annotation, Rationale
 from aesdata.workspace import Workspace
 from tests.cot.conftest import API_KEY, MAX_SIDE
 from tests.cot.scripted import ScriptedModel
 from tests.factories import make_samples
-from tests.openai_server import OpenAIServer, request_text
+from tests.openai_server import OpenAIServer, Reply, request_text
 
 
 def rationales(ws: Workspace, mode: str) -> dict[str, Rationale]:
@@ -284,3 +286,23 @@ def test_samples_start_a_few_per_step_of_the_loop(cot_ws_path: Path, monkeypatch
     assert summary["valid"] == 40 and summary["calls"] == 40, summary
     assert sum(sizes) == 40 and max(sizes) <= stage._PACE_FIRST < 32, sizes
     assert len(sizes) >= 3  # not one unit for the whole first round, as before pacing
+
+
+def test_the_run_collects_garbage_rarely_and_puts_the_collector_back(cot_ws_path: Path) -> None:
+    """While requests are answered (the server's thread is in this process) the objects alive at the start
+    are frozen and the young generation waits for ``loop.YOUNG`` allocations; after the run, as before."""
+    before = gc.get_threshold(), gc.get_freeze_count()
+    seen: list[tuple[int, int]] = []
+    with Workspace.open(cot_ws_path) as ws:
+        make_samples(ws, 6, seed=9)
+        model = ScriptedModel.for_workspace(ws, MAX_SIDE)
+
+        def policy(body: dict, call_index: int) -> Reply | str:
+            seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+            return model(body, call_index)
+
+        with OpenAIServer(policy, api_key=API_KEY) as server:
+            summary = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, concurrency=3))
+    assert summary["valid"] == 6
+    assert len(seen) == 6 and all(young == model_loop.YOUNG and frozen > 1000 for young, frozen in seen), seen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before

@@ -1,0 +1,44 @@
+"""aesdata.llm.loop: a model run's event loop with fewer collections, and the collector as it was after."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from aesdata.llm import loop
+
+
+async def state() -> tuple[tuple[int, int, int], int]:
+    await asyncio.sleep(0)
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_a_run_freezes_what_lives_and_relaxes_the_young_generation_then_restores_both() -> None:
+    before = gc.get_threshold(), gc.get_freeze_count()
+    assert before[1] == 0
+    thresholds, frozen = loop.run(state(), young=12_345)
+    assert thresholds == (12_345, *before[0][1:]) and frozen > 1000
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_a_failing_run_restores_the_collector_too() -> None:
+    before = gc.get_threshold(), gc.get_freeze_count()
+
+    async def fail() -> None:
+        raise RuntimeError("the endpoint is down")
+
+    with pytest.raises(RuntimeError, match="the endpoint is down"):
+        loop.run(fail())
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_objects_the_caller_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        _, during = loop.run(state())
+        assert during == frozen and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
