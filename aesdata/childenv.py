@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from multiprocessing.context import BaseContext
@@ -105,6 +108,24 @@ def clean_pool_context(preload: Sequence[str]) -> BaseContext:
         forkserver.ensure_running()
     return ctx
 
+
+
+def clean_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes on :func:`clean_pool_context`, every one started now, without the
+    caller's main module. multiprocessing imports ``__main__`` again in each worker it starts (Python 3.11's
+    fork server does not preload it when asked: ``ensure_running`` never hands it the main path), so a
+    script's imports ran again in every worker (the cot benchmark's: 1.3 s of CPU each, a second before a
+    cold run's first request) and an unguarded script's own code with them. The jobs name functions of
+    importable modules only: a worker needs no ``__main__``, and it is hidden while they start."""
+    pool = ProcessPoolExecutor(workers, mp_context=clean_pool_context(preload), initializer=die_with_parent)
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        for _ in range(workers):  # none is idle yet: each job starts a worker
+            pool.submit(int)
+    finally:
+        sys.modules["__main__"] = main
+    return pool
 
 @cache
 def probe_platform() -> None:

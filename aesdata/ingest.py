@@ -25,7 +25,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -36,7 +36,7 @@ from PIL import Image
 
 from aesdata import store
 from aesdata.blobs import encode_png
-from aesdata.childenv import clean_pool_context, die_with_parent
+from aesdata.childenv import clean_pool
 from aesdata.config import IngestSettings
 from aesdata.db import to_signed64
 from aesdata.dedup import LINK_BATCH, SourceIndex, mark_unlinked
@@ -290,8 +290,7 @@ def _decoded_in_order(items: Iterable[Item], settings: IngestSettings, workers: 
     tuple[Item, Decoded | Refused]
 ]:
     """Decode in parallel with a bounded window (inputs are read lazily), yielding results in input order."""
-    executor: Executor = (ProcessPoolExecutor(workers, mp_context=clean_pool_context([__name__]),
-                                              initializer=die_with_parent) if workers > 1 else _InlineExecutor())
+    executor: Executor = clean_pool(workers, [__name__]) if workers > 1 else _InlineExecutor()
     window: list[tuple[Item, Future]] = []
     try:
         for item in items:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from aesdata.blobs import BlobStore
-from aesdata.childenv import clean_pool_context, die_with_parent
+from aesdata.childenv import clean_pool, clean_pool_context
 from aesdata.imageio import flatten
 from aesdata.llm.body import Verbatim
 
@@ -269,15 +269,13 @@ class ImageEncoder:
         self._pooled = True
         if probe and all(os.path.isfile(self._file(sha)) for sha in probe):
             return
-        # "__main__" too: the server imports the main module once, where each worker would (multiprocessing
-        # imports it in every process it starts; a benchmark's or a script's costs seconds of CPU).
-        self._context = clean_pool_context(["__main__", __name__])
+        self._context = clean_pool_context([__name__])
         self._workers = workers or self._workers
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._renderer is None:
             self.start_rendering(self._workers)
-            self._renderer = ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=die_with_parent)
+            self._renderer = clean_pool(self._workers, [__name__])
         return self._renderer
 
     def close(self) -> None:

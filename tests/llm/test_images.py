@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,42 @@ def test_rendered_ahead_by_a_process_pool_then_read_back(ws: Workspace, tmp_path
     assert len(list((tmp_path / "cache" / "50px-q85").rglob("*.jpg"))) == 4
     assert [decode(u).size for u in urls] == [(50, 25)] * 4
     assert decode(urls[1]).getpixel((25, 12))[0] > 25  # each sha got its own image
+
+
+MAIN_SCRIPT = '''
+import sys
+from pathlib import Path
+
+if __name__ != "__main__":  # imported again somewhere: say where
+    import os
+    with Path(__file__).with_suffix(".imports").open("a") as fh:
+        fh.write(f"{os.getpid()} {__name__}\\n")
+else:
+    import asyncio
+
+    from aesdata import store
+    from aesdata.llm.images import ImageEncoder, image_cache
+    from aesdata.workspace import Workspace
+    from tests.factories import make_samples
+
+    ws = Workspace.init(Path(sys.argv[1]))
+    make_samples(ws, 4, seed=3)
+    encoder = ImageEncoder(ws.blobs, max_side=64, cache_dir=image_cache(ws))
+    shas = [sha for s in store.iter_samples(ws.db) for sha in (s.source_id, *store.candidate_shas(ws.db, s.id))]
+    asyncio.run(encoder.render_ahead(shas, ahead=20, workers=2))
+    encoder.close()
+    print(len(list(image_cache(ws).rglob("*.jpg"))))
+'''
+
+
+def test_render_workers_do_not_import_the_callers_main_module(tmp_path: Path) -> None:
+    """A script that renders images (a user's pipeline, the cot benchmark) is not imported again in each render
+    worker: its imports cost seconds of CPU there, and an unguarded script's code would run in every one."""
+    script = tmp_path / "pipeline.py"
+    script.write_text(MAIN_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "ws")], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["20"]  # every image rendered, by the pool
+    assert not script.with_suffix(".imports").exists(), script.with_suffix(".imports").read_text()
