@@ -109,7 +109,6 @@ def clean_pool_context(preload: Sequence[str]) -> BaseContext:
     return ctx
 
 
-
 def clean_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes on :func:`clean_pool_context`, every one started now, without the
     caller's main module. multiprocessing imports ``__main__`` again in each worker it starts (Python 3.11's
@@ -126,6 +125,7 @@ def clean_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
     finally:
         sys.modules["__main__"] = main
     return pool
+
 
 @cache
 def probe_platform() -> None:

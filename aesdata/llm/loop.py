@@ -5,9 +5,10 @@ A run at hundreds of requests in flight allocates a few hundred container object
 thresholds the young generation was collected 130 times in a 1,024-request run, the middle one 11
 times and the whole heap once (every import, every selected sample): about 200 ms of a 4.6 s run in
 `make bench ONLY=cot` at 256 in flight, each collection a pause of the loop that sends and reads the
-requests. :func:`run` freezes what exists when the run starts (it lives for the run: nothing there is
-garbage a collection could free) and collects the young generation every ``young`` allocations
-instead of 700: 2 collections, about 20 ms. Cycles made during the run are still collected, later.
+requests. :func:`run` freezes what exists when the run starts (the imports, the selected samples: it
+lives for the run; a cycle already garbage then waits for the end of the run) and collects the young
+generation every ``young`` allocations instead of 700: 2 collections, about 20 ms. Cycles made during the
+run are still collected, later.
 """
 
 from __future__ import annotations
