@@ -140,18 +140,6 @@ def candidate_shas(db: sqlite3.Connection, sample_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def candidate_shas_of(db: sqlite3.Connection, sample_ids: list[str]) -> dict[str, list[str]]:
-    """:func:`candidate_shas` of many samples, a few queries in all (a stage's selected work list)."""
-    found: dict[str, list[str]] = {}
-    for start in range(0, len(sample_ids), 500):  # within SQLite's bound on a statement's parameters
-        chunk = sample_ids[start : start + 500]
-        rows = db.execute(f"SELECT sample_id, sha256 FROM candidates WHERE sample_id IN ({','.join('?' * len(chunk))})"
-                          " ORDER BY sample_id, slot", chunk)
-        for sample_id, sha in rows:
-            found.setdefault(sample_id, []).append(sha)
-    return found
-
-
 # --------------------------------------------------------------------------- annotations and labels
 
 
@@ -243,24 +231,33 @@ class LabelledRow:
     judgement_json: str
     needs_review: bool
     rationale: tuple[Any, ...] | None
+    candidates: tuple[str, ...] = ()  # the sha256 of each stored candidate, in slot order
+
+
+_SLOT_SHA = ", ".join(
+    f"(SELECT sha256 FROM candidates c WHERE c.sample_id = s.id AND c.slot = '{slot}')" for slot in SLOTS
+)
 
 
 def iter_labelled_rows(db: sqlite3.Connection, mode: str) -> Iterator[LabelledRow]:
-    """Every labelled sample in sample order with its effective label (human over synthetic) and its
-    rationale's state in ``mode``, streamed from one query: a caller that stops after the first N reads
-    no more (reading every label, candidate and rationale first cost a 1,024-sample cot run 55 ms before
-    its first request, and seconds at 100k samples)."""
+    """Every labelled sample in sample order with its effective label (human over synthetic), its
+    rationale's state in ``mode`` and its candidates' blobs, streamed from one query: a caller that stops
+    after the first N reads no more (reading every label, candidate and rationale first cost a
+    1,024-sample cot run 55 ms before its first request, and seconds at 100k samples; the candidates in
+    a query of their own after it, another 15 ms)."""
     rows = db.execute(
         "SELECT s.id, s.source_id, s.backend, s.signature, s.created_at, l.judgement, l.needs_review,"
-        " r.status, r.prompt_hash, r.judgement_hash, r.created_at AS rationale_created_at"
+        f" r.status, r.prompt_hash, r.judgement_hash, r.created_at AS rationale_created_at, {_SLOT_SHA}"
         " FROM samples s JOIN labels l ON l.sample_id = s.id AND l.origin ="
         " (SELECT origin FROM labels x WHERE x.sample_id = s.id ORDER BY origin = 'human' DESC LIMIT 1)"
         " LEFT JOIN rationales r ON r.sample_id = s.id AND r.mode = ? ORDER BY s.rowid",
         (mode,),
     )
     for row in rows:
-        state = tuple(row)[7:]  # the rationale's columns, NULL without one
-        yield LabelledRow(_sample(row), row["judgement"], bool(row["needs_review"]), state if state[0] else None)
+        values = tuple(row)
+        state = values[7:11]  # the rationale's columns, NULL without one
+        yield LabelledRow(_sample(row), row["judgement"], bool(row["needs_review"]), state if state[0] else None,
+                          tuple(sha for sha in values[11:] if sha is not None))
 
 
 def iter_labelled(db: sqlite3.Connection) -> Iterator[tuple[Sample, Label]]:

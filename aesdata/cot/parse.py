@@ -115,17 +115,35 @@ def _observation(o: Any) -> Any:
     return {**o, "slot": _slot(slot), "dimension": _dimension(dimension), "defective": _bool(defective)}
 
 
+def _as_asked(text: str) -> CotReply | None:
+    """The reply when it is exactly one JSON object that is a CotReply as it stands (what an endpoint
+    with ``response_format`` returns), validated straight from the text; None for anything else.
+
+    Whatever passes here, the tolerant path reads the same way (its normalising leaves valid slots,
+    dimensions and booleans as they are); it costs a third of it (about 70 us of CPU a reply, on the
+    event loop of a run at 256 requests in flight)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        return CotReply.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
 def parse_reply(text: str) -> CotReply:
     """The reply as a CotReply, or :class:`ReplyError` naming the first thing wrong."""
-    data = extract_json(text)
-    try:
-        reply = CotReply.model_validate(_normalise(data))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "reply"
-        raise ReplyError(f"the JSON does not match the schema: {where}: {first['msg']}") from None
+    reply = _as_asked(text)
+    if reply is None:
+        data = extract_json(text)
+        try:
+            reply = CotReply.model_validate(_normalise(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "reply"
+            raise ReplyError(f"the JSON does not match the schema: {where}: {first['msg']}") from None
     if not reply.reasoning.strip():
         raise ReplyError("the reasoning is empty")
     if len(set(reply.final_answer)) != len(reply.final_answer):
         raise ReplyError("final_answer repeats a slot")
-    return reply.model_copy(update={"final_answer": [s for s in SLOTS if s in reply.final_answer]})
+    ordered = [s for s in SLOTS if s in reply.final_answer]
+    return reply if ordered == reply.final_answer else reply.model_copy(update={"final_answer": ordered})

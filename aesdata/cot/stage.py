@@ -60,8 +60,8 @@ from aesdata.workspace import DB_FILE, RunRecorder, Workspace
 
 #: Images rendered ahead of the requests, per request in flight (a sample has five).
 _AHEAD = 20
-#: Samples started per step of the event loop, in the first round and after it (see ``_ModelRun._turn``).
-_PACE_FIRST, _PACE = 16, 4
+#: Samples started per step of the event loop (see ``_ModelRun._turn``).
+_PACE = 4
 REDO: tuple[Redo, ...] = get_args(Redo)
 T = TypeVar("T")
 
@@ -156,8 +156,7 @@ def select(
             continue
         if row.rationale is None or _wanted(redo, Todo(row.sample, row.judgement_json, row.rationale), prompt):
             taken.append(row)
-    shas = store.candidate_shas_of(ws.db, [row.sample.id for row in taken])
-    todo = [Todo(row.sample, row.judgement_json, row.rationale, (row.sample.source_id, *shas.get(row.sample.id, ())))
+    todo = [Todo(row.sample, row.judgement_json, row.rationale, (row.sample.source_id, *row.candidates))
             for row in taken]
     return todo, review
 
@@ -251,10 +250,13 @@ def _offline(work: _Work, opts: CotOptions, todo: list[Todo]) -> None:
 class _ModelRun:
     """State of one model-mode run: the client, the writer, the ledger and budget, the stop flag.
 
-    It is the writer's :class:`~aesdata.cot.llm.Meter`. A request takes one of ``slots`` before it is
-    sent and gives it back once its reply's ledger row has committed (or it raised): paid replies not
-    yet in the ledger are never more than the requests in flight, so a kill loses no more than before
-    group commit. A sample's result is handed to the committer only after its ledger rows committed.
+    It is the writer's :class:`~aesdata.cot.llm.Meter`. A request takes one of ``slots`` (the requests in
+    flight) before it is sent and gives it back with its reply; it also takes room in ``unledgered``, a
+    quarter larger, which it gives back once its reply's ledger row has committed (or it raised): requests
+    asked for and not yet in the ledger are never more than a quarter over the requests in flight, so a
+    kill loses no more than that. (Waiting for the commit before the next request was sent kept the two
+    equal, and cost every slot the committer's round trip: a point of ideal at 256 in flight in `make
+    bench ONLY=cot`.) A sample's result is handed to the committer only after its ledger rows committed.
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class _ModelRun:
         self.ws, self.work, self.opts, self.client, self.budget = ws, work, opts, client, budget
         self.reporter, self.committer, self.encoder = reporter, committer, encoder
         self.slots = asyncio.Semaphore(slots)
+        self.unledgered = asyncio.Semaphore(slots + max(1, slots // 4))
         self._round, self._asked = slots, 0  # requests in the first round; requests handed a slot so far
         self._first_round = asyncio.Event()  # set once the first round has its slots (or a sample ended)
         self.writer = LLMWriter(
@@ -285,7 +288,12 @@ class _ModelRun:
     # ------------------------------------------------------------------ the meter
 
     async def before(self, sample_id: str, kind: str) -> None:
-        await self.slots.acquire()
+        await self.unledgered.acquire()
+        try:
+            await self.slots.acquire()
+        except BaseException:
+            self.unledgered.release()
+            raise
         self._asked += 1
         if self._asked >= self._round:
             self._first_round.set()
@@ -293,11 +301,12 @@ class _ModelRun:
             if self.budget is not None:
                 await self.budget.hold(sample_id, kind)
         except BaseException:
-            self.slots.release()
+            self.unanswered(sample_id)
             raise
 
     def unanswered(self, sample_id: str) -> None:
         self.slots.release()
+        self.unledgered.release()
 
     def answered(self, sample_id: str, result: ChatResult, attempt: int, kind: str, agreed: bool | None) -> None:
         call = ledger.Call(
@@ -311,11 +320,12 @@ class _ModelRun:
             if budget is not None:
                 budget.settle(db, sample_id, kind, result.usage)
 
-        committed = self.committer.submit(unit, then=self._slot_back)
+        self.slots.release()
+        committed = self.committer.submit(unit, then=self._row_committed)
         self.ledgered.setdefault(sample_id, []).append(committed)
 
-    def _slot_back(self, committed: asyncio.Future[None]) -> None:
-        self.slots.release()
+    def _row_committed(self, committed: asyncio.Future[None]) -> None:
+        self.unledgered.release()
         if not committed.cancelled():
             committed.exception()  # seen here; the sample's store step raises it
 
@@ -381,12 +391,13 @@ class _ModelRun:
         self.committer.submit(self.work.claim_all([item for item, _ in asked]), then=settle)
 
     async def _turn(self) -> None:
-        """Wait for this sample's turn to start: a few samples a step of the event loop (``_PACE_FIRST`` in the
-        first round, ``_PACE`` after it). Started all at once, the first round's 256 claims, image reads and
-        prompts took one step of 0.2 s before any connection could complete, and later a wave of replies
-        also started as many new samples in the step that received them, so the slots those replies gave
-        back waited 40 ms on average to be refilled (pacing: 15-30 ms; about 2 points of ideal in `make bench
-        ONLY=cot` at 256 in flight over 4 rounds)."""
+        """Wait for this sample's turn to start: ``_PACE`` samples a step of the event loop. Started all at once,
+        the first round's 256 claims, image reads and prompts took one step of 0.2 s before any connection
+        could complete, and later a wave of replies also started as many new samples in the step that
+        received them, so the slots those replies gave back waited 40 ms on average to be refilled (pacing:
+        15-30 ms; about 2 points of ideal in `make bench ONLY=cot` at 256 in flight over 4 rounds). In the
+        first round, 16 a step still made each step long enough that opening a connection (a few steps)
+        took over 100 ms, and every first request was that late: 4 a step, 30 ms (2 to 3 points)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._turns.append(future)
@@ -396,8 +407,7 @@ class _ModelRun:
 
     def _next_turns(self) -> None:
         given = 0
-        pace = _PACE if self._first_round.is_set() else _PACE_FIRST
-        while self._turns and given < pace:
+        while self._turns and given < _PACE:
             future = self._turns.popleft()
             if not future.done():
                 future.set_result(None)

@@ -2,7 +2,10 @@
 
 A sample's five images are sent with every try of that sample (retries, repair, automated
 attempts) and again by later runs and stages, so each is encoded once: kept in a bounded LRU cache
-and, in a workspace, as JPEG files under ``cache/cot-images/`` keyed by blob and settings.
+and, in a workspace, under ``cache/cot-images/`` keyed by blob and settings, as the data URL itself
+(``<sha>.url``: ``data:image/jpeg;base64,...``). A warm run reads each back per request on its event
+loop: stored as JPEG, the base64 encoding of it there was 60 % of the read's CPU (about 30 us an
+image, five an image request).
 
 A stage that knows which images it will need renders them ahead (:meth:`ImageEncoder.render_ahead`)
 in a pool of processes, in the order it will ask for them, a bounded number ahead: decoding a PNG
@@ -45,7 +48,7 @@ _KEEP = 64
 
 
 def image_cache(ws: Workspace) -> Path:
-    """Where the workspace keeps the JPEG renditions sent to models (derived, safe to delete)."""
+    """Where the workspace keeps the JPEG renditions sent to models, as data URLs (derived, safe to delete)."""
     return ws.root / "cache" / "cot-images"
 
 
@@ -62,7 +65,12 @@ def encode_jpeg(img: Image.Image, *, max_side: int, quality: int = 85) -> bytes:
 
 def data_url(jpeg: bytes) -> Verbatim:
     """The JPEG as a data URL (:class:`Verbatim`: a request body copies it in without escaping)."""
-    return Verbatim("data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"))
+    return Verbatim(data_url_bytes(jpeg), "ascii")
+
+
+def data_url_bytes(jpeg: bytes) -> bytes:
+    """The data URL of the JPEG, as the disk cache keeps it (ASCII)."""
+    return b"data:image/jpeg;base64," + base64.b64encode(jpeg)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -89,7 +97,7 @@ def read_file(path: str) -> bytes:
 
 
 def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality: int) -> dict[str, Verbatim]:
-    """Write the JPEG renditions of stored images (sha, target path) and return their data URLs (the job
+    """Write the renditions of stored images (sha, target path) and return their data URLs (the job
     of a render-ahead process: the event loop then neither reads them back nor base64-encodes them).
 
     Several images a job: each job costs the event loop's process a round of the pool's machinery. One
@@ -97,18 +105,18 @@ def render(blobs: BlobStore, jobs: list[tuple[str, str]], max_side: int, quality
     urls: dict[str, Verbatim] = {}
     for sha, target in jobs:
         try:
-            jpeg = encode_jpeg(blobs.open(sha), max_side=max_side, quality=quality)
+            url = data_url_bytes(encode_jpeg(blobs.open(sha), max_side=max_side, quality=quality))
         except (OSError, ValueError):
             continue
-        write_atomic(Path(target), jpeg)
-        urls[sha] = data_url(jpeg)
+        write_atomic(Path(target), url)
+        urls[sha] = Verbatim(url, "ascii")
     return urls
 
 
 class ImageEncoder:
     """Blob sha256 -> data URL, encoded once (per ``max_side``/``quality``) and cached.
 
-    Two levels: a bounded in-memory LRU of data URLs, and (with ``cache_dir``) the JPEG bytes on disk,
+    Two levels: a bounded in-memory LRU of data URLs, and (with ``cache_dir``) the same on disk,
     so later runs, other modes and other stages (eval) never decode and encode the same image again.
     The disk cache is derived data: deleting it costs only re-encoding.
     """
@@ -136,12 +144,9 @@ class ImageEncoder:
         self._pooled = False  # images missing when asked for are rendered by the pool (the stage renders ahead)
         self._ready: dict[str, str] = {}  # data URLs the pool handed back, not yet asked for
 
-    def _path(self, sha: str) -> Path | None:
-        return self.disk / sha[:2] / f"{sha}.jpg" if self.disk is not None else None
-
     def _file(self, sha: str) -> str:
         """The rendition's path as a plain string (pathlib's joins cost more than the read they lead to)."""
-        return f"{self.disk}/{sha[:2]}/{sha}.jpg"
+        return f"{self.disk}/{sha[:2]}/{sha}.url"
 
     def _memory(self, sha: str) -> str | None:
         with self._lock:
@@ -157,7 +162,7 @@ class ImageEncoder:
         if self.disk is None:
             return None
         try:
-            return self._remember(sha, data_url(read_file(self._file(sha))))
+            return self._remember(sha, Verbatim(read_file(self._file(sha)), "ascii"))
         except FileNotFoundError:
             return None
 
@@ -172,12 +177,12 @@ class ImageEncoder:
         """The data URL of one stored image (thread-safe), encoded and cached if need be."""
         if (url := self._cached(sha)) is not None:
             return url
-        jpeg = encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality)
+        url = data_url_bytes(encode_jpeg(self.blobs.open(sha), max_side=self.max_side, quality=self.quality))
         with self._lock:
             self.encoded += 1
-        if (path := self._path(sha)) is not None:
-            write_atomic(path, jpeg)
-        return self._remember(sha, data_url(jpeg))
+        if self.disk is not None:
+            write_atomic(Path(self._file(sha)), url)
+        return self._remember(sha, Verbatim(url, "ascii"))
 
     async def urls(self, shas: Sequence[str]) -> list[str]:
         """Data URLs of several images: from memory or the disk cache (read on the loop: one read of a

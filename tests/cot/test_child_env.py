@@ -33,7 +33,7 @@ def test_the_render_pool_holds_no_secret(cot_ws_path: Path) -> None:
         out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert json.loads(out)["valid"] == N
-    rendered = list((cot_ws_path / "cache" / "cot-images").rglob("*.jpg"))
+    rendered = list((cot_ws_path / "cache" / "cot-images").rglob("*.url"))
     assert len(rendered) == 5 * N  # the images were rendered in the run (a cold cache), by the pool
     assert len(environs) >= 3, environs.keys()  # the fork server and two render workers at least
     for pid, raw in environs.items():

@@ -268,7 +268,7 @@ def test_a_sample_with_a_missing_image_is_skipped_and_reported(
 
 
 def test_samples_start_a_few_per_step_of_the_loop(cot_ws_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """40 samples at 32 in flight: the claims go in units of at most ``_PACE_FIRST`` (samples started in
+    """40 samples at 32 in flight: the claims go in units of at most ``_PACE`` (samples started in
     one step of the event loop), and every sample is still written."""
     sizes: list[int] = []
     claim_all_in = claims.Owner.claim_all_in
@@ -284,7 +284,7 @@ def test_samples_start_a_few_per_step_of_the_loop(cot_ws_path: Path, monkeypatch
         with server:
             summary = run_cot(ws, CotOptions(mode="answer-driven", base_url=server.base_url, concurrency=32))
     assert summary["valid"] == 40 and summary["calls"] == 40, summary
-    assert sum(sizes) == 40 and max(sizes) <= stage._PACE_FIRST < 32, sizes
+    assert sum(sizes) == 40 and max(sizes) <= stage._PACE < 32, sizes
     assert len(sizes) >= 3  # not one unit for the whole first round, as before pacing
 
 

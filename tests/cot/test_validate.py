@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aesdata.cot.parse import ReplyError, parse_reply
+from aesdata.cot.parse import ReplyError, _normalise, extract_json, parse_reply
 from aesdata.cot.prompts import Conversation, describe_result, mode_hash
 from aesdata.cot.template import template_rationale
-from aesdata.cot.validate import _LEAKS, Limits, leaks, mentioned_slots, validate
-from aesdata.schema import DIMENSIONS, SLOTS, Judgement, parse_rationale
+from aesdata.cot.validate import _LEAKS, _LIST, _TAGGED, Limits, leaks, mentioned_slots, validate
+from aesdata.schema import DIMENSIONS, SLOTS, CotReply, Judgement, parse_rationale
 from tests.cot.scripted import reply_json
 
 LABEL = Judgement.from_defects({"B": ["physical_shadow"], "D": ["placement_layout", "extension_rationality"]})
@@ -77,6 +78,21 @@ def test_mentions() -> None:
     assert mentioned_slots("Images a buyer sees: A product on a table") == set()
 
 
+MENTION_PIECES = ["Candidate", "candidates", "IMAGE", "Slot", "pictures", "option", "ſlot", "A", "B", "C", "D", "E",
+                  "a", " ", "  ", "\n", "\t", "\x1c", "(", ")", "[", "]", ":", "-", ",", "and", "or", "&", "/", "x",
+                  "é", "Apple"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(MENTION_PIECES), max_size=14).map("".join))
+@example("A- fine\nB -\tC - ok, [D] too")
+@example("(A)(B) A:B: slots C and D Apple")
+def test_mentions_are_what_the_patterns_find_anywhere(text: str) -> None:
+    """The scan that tries the patterns only where a match can begin finds what their own scan finds."""
+    found = {s for m in _LIST.finditer(text) for s in re.findall("[A-D]", m.group(1))} | set(_TAGGED.findall(text))
+    assert mentioned_slots(text) == found & set(SLOTS)
+
+
 def test_tolerant_parsing() -> None:
     data = json.loads(reply_json(LABEL))
     data["final_answer"] = "Candidate A, C"
@@ -98,6 +114,46 @@ def test_tolerant_parsing() -> None:
 def test_unreadable_replies(text: str, why: str) -> None:
     with pytest.raises(ReplyError, match=why):
         parse_reply(text)
+
+
+def tolerant(text: str) -> CotReply | str:
+    """What the tolerant path alone makes of ``text`` (the reply, or the error's message)."""
+    try:
+        reply = CotReply.model_validate(_normalise(extract_json(text)))
+    except (ReplyError, ValueError) as exc:
+        return type(exc).__name__
+    if not reply.reasoning.strip() or len(set(reply.final_answer)) != len(reply.final_answer):
+        return "ReplyError"
+    return reply.model_copy(update={"final_answer": [s for s in SLOTS if s in reply.final_answer]})
+
+
+spellings = st.fixed_dictionaries({
+    "slot": st.sampled_from([*SLOTS, "a", "Candidate B", "E", 3]),
+    "dimension": st.sampled_from([*DIMENSIONS, "Physical Shadow", "colour"]),
+    "defective": st.sampled_from([True, False, "yes", "no", "on", "defective", "clean", 1, 0, 2, None]),
+    "note": st.sampled_from(["looks right", ""]),
+})
+replies = st.fixed_dictionaries(
+    {"observations": st.lists(spellings, max_size=4), "reasoning": st.sampled_from(["Candidate A is fine.", " "]),
+     "final_answer": st.one_of(st.lists(st.sampled_from([*SLOTS, "b", "Z"]), max_size=4), st.just("A, C"))},
+    optional={"answer": st.just(["D"]), "extra": st.just({"final_answer": ["B"]})},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=replies, drop=st.sampled_from([None, "final_answer", "observations"]), prose=st.booleans())
+def test_a_reply_read_as_asked_reads_as_the_tolerant_path_reads_it(data: dict, drop: str | None, prose: bool) -> None:
+    """The fast path for clean JSON (validated straight from the text) agrees with the tolerant path on
+    every spelling it meets: the same reply, or both refuse it."""
+    if drop is not None:
+        data.pop(drop)
+    text = ("Here:\n" if prose else "") + json.dumps(data)
+    try:
+        got: CotReply | str = parse_reply(text)
+    except ReplyError:
+        got = "ReplyError"
+    want = tolerant(text)
+    assert got == want or (got == "ReplyError" and want in ("ReplyError", "ValidationError"))
 
 
 judgements = st.dictionaries(

@@ -55,7 +55,7 @@ def test_rendered_ahead_by_a_process_pool_then_read_back(ws: Workspace, tmp_path
     finally:
         enc.close()
     assert enc.encoded == 0  # every good image was made by the pool, in other processes
-    assert len(list((tmp_path / "cache" / "50px-q85").rglob("*.jpg"))) == 4
+    assert len(list((tmp_path / "cache" / "50px-q85").rglob("*.url"))) == 4
     assert [decode(u).size for u in urls] == [(50, 25)] * 4
     assert decode(urls[1]).getpixel((25, 12))[0] > 25  # each sha got its own image
 
@@ -82,7 +82,7 @@ else:
     shas = [sha for s in store.iter_samples(ws.db) for sha in (s.source_id, *store.candidate_shas(ws.db, s.id))]
     asyncio.run(encoder.render_ahead(shas, ahead=20, workers=2))
     encoder.close()
-    print(len(list(image_cache(ws).rglob("*.jpg"))))
+    print(len(list(image_cache(ws).rglob("*.url"))))
 '''
 
 
