@@ -17,6 +17,7 @@ from typing import Any
 
 from aesdata.assets import read_asset
 from aesdata.cot.validate import Limits
+from aesdata.llm.body import Fixed
 from aesdata.llm.client import image_part, text_part
 from aesdata.prompting import CAPTIONS
 from aesdata.regions import place
@@ -86,11 +87,14 @@ class Conversation:
     limits: Limits
     texts: dict[str, str] = field(init=False, repr=False, compare=False)
     prompt_hash: str = field(init=False, compare=False)
+    _fixed: tuple[Fixed, ...] = field(init=False, repr=False, compare=False)  # system message, captions
 
     def __post_init__(self) -> None:
         texts = {name: _read(name) for name in MODE_FILES[self.mode]}
         object.__setattr__(self, "texts", texts)
         object.__setattr__(self, "prompt_hash", _texts_hash(texts))
+        parts = (Fixed(role="system", content=texts["system.md"]), *(Fixed(text_part(c)) for c in CAPTIONS))
+        object.__setattr__(self, "_fixed", parts)
 
     def messages(self, images: list[str], judgement: Judgement | None) -> list[dict[str, Any]]:
         """System prompt, then one user message: the task text, the source and the four candidates.
@@ -104,10 +108,11 @@ class Conversation:
                 raise ValueError("answer-driven prompts need the label")
             values["result"] = describe_result(judgement)
         task = Template(self.texts[task_file]).substitute(values)
-        content = [text_part(task)]
-        for caption, url in zip(CAPTIONS, images, strict=True):
-            content += [text_part(caption), image_part(url)]
-        return [{"role": "system", "content": self.texts["system.md"]}, {"role": "user", "content": content}]
+        system, *captions = self._fixed  # the same objects in every request: their JSON is written once
+        content: list[dict[str, Any]] = [text_part(task)]
+        for caption, url in zip(captions, images, strict=True):
+            content += [caption, image_part(url)]
+        return [system, {"role": "user", "content": content}]
 
     def repair(self, messages: list[dict[str, Any]], raw: str, problems: list[str]) -> list[dict[str, Any]]:
         """The conversation continued with the rejected reply and the validator's reasons."""

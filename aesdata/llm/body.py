@@ -10,7 +10,8 @@ writes the same bytes as ``json.dumps(body, ensure_ascii=False, separators=(",",
   :mod:`aesdata.llm.images` makes: base64 never needs escaping) at no cost, any other long ASCII string
   after one C pass that finds no quote, backslash or control character;
 * other strings are escaped once and remembered (a bounded table: a run's texts are few);
-* a value handed to :meth:`BodyEncoder.fixed` (the client's ``response_format``) is encoded once.
+* a value handed to :meth:`BodyEncoder.fixed` (the client's ``response_format``) is encoded once, and so
+  is a :class:`Fixed` dict (a prompt's system message and captions) when it is made.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ class Verbatim(str):
     __slots__ = ()
 
 
+class Fixed(dict):  # type: ignore[type-arg]
+    """A part of every request of a run (a system message, a caption), its JSON written once, when it is
+    made: it must not change after that. ``json.dumps`` and every other reader see a plain dict."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json = _DUMPS(self).encode()
+
+
 class BodyEncoder:
     """JSON bytes of request bodies (see the module doc); one per client, used on its event loop."""
 
@@ -39,6 +51,7 @@ class BodyEncoder:
         self._most = strings
         self._strings: dict[str, bytes] = {}
         self._fixed: dict[int, tuple[Any, bytes]] = {}  # id -> (the value, kept alive; its JSON)
+        self._keys: dict[str, tuple[bytes, bytes]] = {}  # key -> its JSON after "{" and after ","
 
     def fixed(self, value: Any) -> Any:
         """``value``, whose JSON is from now on written from a copy made here: it must not change."""
@@ -55,32 +68,71 @@ class BodyEncoder:
 
     def _value(self, value: Any, out: list[bytes]) -> None:
         kind = type(value)
-        if kind is str or kind is Verbatim:
+        if kind is dict:
+            self._dict(value, out)
+        elif kind is Fixed:
+            out.append(value.json)
+        elif kind is list or kind is tuple:
+            self._list(value, out)
+        elif kind is str or kind is Verbatim:
             out.append(self._string(value))
-        elif kind is dict:
-            if (known := self._fixed.get(id(value))) is not None and known[0] is value:
-                out.append(known[1])
-                return
-            start = len(out)
-            out.append(b"{")
-            for key, item in value.items():
+        else:  # numbers, booleans, None, str and container subclasses
+            out.append(_DUMPS(value).encode())
+
+    # A chat body is some fifty small dicts, lists and strings: the common ones are written inline, and a
+    # key with its separators is looked up once (a call per value took half of an encoding's time).
+
+    def _dict(self, value: dict[Any, Any], out: list[bytes]) -> None:
+        if (known := self._fixed.get(id(value))) is not None and known[0] is value:
+            out.append(known[1])
+            return
+        start, keys, string, first = len(out), self._keys, self._string, True
+        for key, item in value.items():
+            if (named := keys.get(key)) is None:
                 if type(key) is not str:  # json.dumps's own rules for other keys
                     del out[start:]
                     out.append(_DUMPS(value).encode())
                     return
-                out += [self._string(key), b":"]
+                named = self._key(key)
+            out.append(named[0] if first else named[1])
+            first = False
+            kind = type(item)
+            if kind is str or kind is Verbatim:
+                out.append(string(item))
+            elif kind is dict:
+                self._dict(item, out)
+            elif kind is list:
+                self._list(item, out)
+            else:
                 self._value(item, out)
-                out.append(b",")
-            out[-1] = b"}" if len(out) > start + 1 else b"{}"
-        elif kind is list or kind is tuple:
-            start = len(out)
-            out.append(b"[")
-            for item in value:
+        out.append(b"{}" if first else b"}")
+
+    def _list(self, value: list[Any] | tuple[Any, ...], out: list[bytes]) -> None:
+        if not value:
+            out.append(b"[]")
+            return
+        out.append(b"[")
+        string = self._string
+        for item in value:
+            kind = type(item)
+            if kind is dict:
+                self._dict(item, out)
+            elif kind is Fixed:
+                out.append(item.json)
+            elif kind is str or kind is Verbatim:
+                out.append(string(item))
+            else:
                 self._value(item, out)
-                out.append(b",")
-            out[-1] = b"]" if len(out) > start + 1 else b"[]"
-        else:  # numbers, booleans, None, str and container subclasses
-            out.append(_DUMPS(value).encode())
+            out.append(b",")
+        out[-1] = b"]"
+
+    def _key(self, key: str) -> tuple[bytes, bytes]:
+        """``{"key":`` and ``,"key":``, remembered (a run's keys are few)."""
+        name = self._string(key) + b":"
+        if len(self._keys) >= self._most:
+            self._keys.clear()
+        named = self._keys[key] = (b"{" + name, b"," + name)
+        return named
 
     def _string(self, text: str) -> bytes:
         if type(text) is Verbatim:

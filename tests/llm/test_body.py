@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aesdata.llm.body import BodyEncoder, Verbatim, json_body
+from aesdata.llm.body import BodyEncoder, Fixed, Verbatim, json_body
 from aesdata.llm.client import LLMClient, user_message
 from aesdata.llm.images import data_url
 
@@ -36,6 +36,21 @@ def test_a_fixed_value_is_written_from_its_first_encoding() -> None:
     fixed = encoder.fixed({"type": "json_schema", "json_schema": {"schema": {"a": [1, 2.5, None, True]}}})
     body = {"model": "m", "response_format": fixed, "other": {"type": "json_schema"}}
     assert encoder.encode(body) == dumped(body)
+
+
+def test_a_prompt_s_fixed_parts_are_written_as_json_dumps_writes_them() -> None:
+    """The system message and captions a conversation reuses in every request (:class:`Fixed`)."""
+    from aesdata.cot.prompts import Conversation
+    from aesdata.cot.validate import Limits
+
+    conversation = Conversation("automated", Limits())
+    encoder = BodyEncoder()
+    for seed in range(2):
+        rng = random.Random(seed)
+        messages = conversation.messages([data_url(rng.randbytes(500)) for _ in range(5)], None)
+        assert sum(type(part) is Fixed for part in messages[1]["content"]) == 5 and type(messages[0]) is Fixed
+        body = {"model": "m", "messages": [*messages, Fixed(role="user", content='"é"\n')], "n": [Fixed()]}
+        assert encoder.encode(body) == dumped(body)
 
 
 def test_the_client_sends_what_its_request_body_says() -> None:
