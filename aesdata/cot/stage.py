@@ -519,7 +519,8 @@ def run_cot(ws: Workspace, opts: CotOptions, *, reporter: Reporter | None = None
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.closing(encoder))
         run = stack.enter_context(ws.run("cot", params))
-        todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
+        with model_loop.fewer_collections(freeze=False):
+            todo, review = select(ws, opts.mode, opts.redo, opts.limit, include_review=opts.include_review)
         if model_mode and todo:  # before the claims' heartbeat and the committer start their threads
             encoder.start_rendering(probe=todo[0].shas)
         me = stack.enter_context(claims.owner(ws.db, "cot"))

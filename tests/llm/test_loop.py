@@ -42,3 +42,14 @@ def test_objects_the_caller_froze_stay_frozen() -> None:
         assert during == frozen and gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_selection_collects_less_without_freezing_and_a_run_inside_it_still_freezes() -> None:
+    """``fewer_collections(freeze=False)`` (cot's selection of its work), then a run inside the same block."""
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with loop.fewer_collections(young=23_456, freeze=False):
+        assert (gc.get_threshold(), gc.get_freeze_count()) == ((23_456, *before[0][1:]), 0)
+        thresholds, frozen = loop.run(state(), young=12_345)
+        assert thresholds == (23_456, *before[0][1:]) and frozen > 1000  # the larger of the two
+        assert gc.get_threshold()[0] == 23_456 and gc.get_freeze_count() == 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
