@@ -79,7 +79,7 @@ class BodyEncoder:
         else:  # numbers, booleans, None, str and container subclasses
             out.append(_DUMPS(value).encode())
 
-    # A chat body is some fifty small dicts, lists and strings: the common ones are written inline, and a
+    # A chat body is some fifty small dicts, lists and strings: a dict's strings are written inline, and a
     # key with its separators is looked up once (a call per value took half of an encoding's time).
 
     def _dict(self, value: dict[Any, Any], out: list[bytes]) -> None:
@@ -96,13 +96,8 @@ class BodyEncoder:
                 named = self._key(key)
             out.append(named[0] if first else named[1])
             first = False
-            kind = type(item)
-            if kind is str or kind is Verbatim:
+            if (kind := type(item)) is str or kind is Verbatim:
                 out.append(string(item))
-            elif kind is dict:
-                self._dict(item, out)
-            elif kind is list:
-                self._list(item, out)
             else:
                 self._value(item, out)
         out.append(b"{}" if first else b"}")
@@ -112,17 +107,8 @@ class BodyEncoder:
             out.append(b"[]")
             return
         out.append(b"[")
-        string = self._string
         for item in value:
-            kind = type(item)
-            if kind is dict:
-                self._dict(item, out)
-            elif kind is Fixed:
-                out.append(item.json)
-            elif kind is str or kind is Verbatim:
-                out.append(string(item))
-            else:
-                self._value(item, out)
+            self._value(item, out)
             out.append(b",")
         out[-1] = b"]"
 
