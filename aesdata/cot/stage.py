@@ -255,8 +255,9 @@ class _ModelRun:
     quarter larger, which it gives back once its reply's ledger row has committed (or it raised): requests
     asked for and not yet in the ledger are never more than a quarter over the requests in flight, so a
     kill loses no more than that. (Waiting for the commit before the next request was sent kept the two
-    equal, and cost every slot the committer's round trip: a point of ideal at 256 in flight in `make
-    bench ONLY=cot`.) A sample's result is handed to the committer only after its ledger rows committed.
+    equal, and cost every slot the committer's round trip: about a point of ideal at 256 in flight, in
+    alternating runs of the cot benchmark's workload.) A sample's result is handed to the committer only
+    after its ledger rows committed.
     """
 
     def __init__(
@@ -397,7 +398,8 @@ class _ModelRun:
         received them, so the slots those replies gave back waited 40 ms on average to be refilled (pacing:
         15-30 ms; about 2 points of ideal in `make bench ONLY=cot` at 256 in flight over 4 rounds). In the
         first round, 16 a step still made each step long enough that opening a connection (a few steps)
-        took over 100 ms, and every first request was that late: 4 a step, 30 ms (2 to 3 points)."""
+        took over 100 ms, and every first request was that late: 4 a step, 30 ms (2 to 3 points, measured
+        on the cot benchmark's workload)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._turns.append(future)
