@@ -231,7 +231,7 @@ class LabelledRow:
     judgement_json: str
     needs_review: bool
     rationale: tuple[Any, ...] | None
-    candidates: tuple[str, ...] = ()  # the sha256 of each stored candidate, in slot order
+    candidates: tuple[str, ...]  # the sha256 of each stored candidate, in slot order
 
 
 _SLOT_SHA = ", ".join(

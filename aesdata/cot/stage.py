@@ -146,18 +146,17 @@ def select(
 ) -> tuple[list[Todo], int]:
     """(samples to do in ``mode`` up to ``limit``, samples left out because their label awaits review)."""
     prompt = mode_hash(mode)
-    taken: list[store.LabelledRow] = []
+    todo: list[Todo] = []
     review = 0
     for row in store.iter_labelled_rows(ws.db, mode):
-        if limit is not None and len(taken) >= limit:
+        if limit is not None and len(todo) >= limit:
             break
         if row.needs_review and not include_review:
             review += 1
             continue
-        if row.rationale is None or _wanted(redo, Todo(row.sample, row.judgement_json, row.rationale), prompt):
-            taken.append(row)
-    todo = [Todo(row.sample, row.judgement_json, row.rationale, (row.sample.source_id, *row.candidates))
-            for row in taken]
+        item = Todo(row.sample, row.judgement_json, row.rationale, (row.sample.source_id, *row.candidates))
+        if row.rationale is None or _wanted(redo, item, prompt):
+            todo.append(item)
     return todo, review
 
 

@@ -10,8 +10,8 @@ writes the same bytes as ``json.dumps(body, ensure_ascii=False, separators=(",",
   :mod:`aesdata.llm.images` makes: base64 never needs escaping) at no cost, any other long ASCII string
   after one C pass that finds no quote, backslash or control character;
 * other strings are escaped once and remembered (a bounded table: a run's texts are few);
-* a value handed to :meth:`BodyEncoder.fixed` (the client's ``response_format``) is encoded once, and so
-  is a :class:`Fixed` dict (a prompt's system message and captions) when it is made.
+* a :class:`Fixed` dict (the client's ``response_format``, a prompt's system message and captions) is
+  encoded once, when it is made.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class Verbatim(str):
 
 
 class Fixed(dict):  # type: ignore[type-arg]
-    """A part of every request of a run (a system message, a caption), its JSON written once, when it is
-    made: it must not change after that. ``json.dumps`` and every other reader see a plain dict."""
+    """A part of every request of a run (a response format, a system message, a caption), its JSON written
+    once, when it is made: it must not change after that. ``json.dumps`` and every other reader see a plain dict."""
 
     __slots__ = ("json",)
 
@@ -50,15 +50,7 @@ class BodyEncoder:
     def __init__(self, *, strings: int = 512) -> None:
         self._most = strings
         self._strings: dict[str, bytes] = {}
-        self._fixed: dict[int, tuple[Any, bytes]] = {}  # id -> (the value, kept alive; its JSON)
         self._keys: dict[str, tuple[bytes, bytes]] = {}  # key -> its JSON after "{" and after ","
-
-    def fixed(self, value: Any) -> Any:
-        """``value``, whose JSON is from now on written from a copy made here: it must not change."""
-        if len(self._fixed) >= 64:
-            self._fixed.clear()
-        self._fixed[id(value)] = (value, _DUMPS(value).encode())
-        return value
 
     def encode(self, body: Any) -> bytes:
         """``body`` as compact JSON bytes (UTF-8), exactly as ``json.dumps`` writes it."""
@@ -83,9 +75,6 @@ class BodyEncoder:
     # key with its separators is looked up once (a call per value took half of an encoding's time).
 
     def _dict(self, value: dict[Any, Any], out: list[bytes]) -> None:
-        if (known := self._fixed.get(id(value))) is not None and known[0] is value:
-            out.append(known[1])
-            return
         start, keys, string, first = len(out), self._keys, self._string, True
         for key, item in value.items():
             if (named := keys.get(key)) is None:

@@ -64,7 +64,7 @@ import openai
 from aesdata.childenv import probe_platform
 from aesdata.config import CotSettings
 from aesdata.errors import AesdataError
-from aesdata.llm.body import BodyEncoder
+from aesdata.llm.body import BodyEncoder, Fixed
 from aesdata.schema import Usage
 
 Structured = Literal["auto", "schema", "instructed"]
@@ -467,12 +467,13 @@ class LLMClient:
 
     def _format(self, schema: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         """(schema, its ``response_format``, its instruction), made once per schema: the schema is taken
-        as fixed once sent (the response format's JSON is written once, :meth:`BodyEncoder.fixed`)."""
+        as fixed once sent (the response format is a :class:`~aesdata.llm.body.Fixed` dict, its JSON
+        written once)."""
         key = (id(schema), name)
         known = self._formats.get(key)
         if known is None or known[0] is not schema:
             response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
-            known = (schema, self._encoder.fixed(response_format), instruct_schema([], schema)[0]["content"])
+            known = (schema, Fixed(response_format), instruct_schema([], schema)[0]["content"])
             if len(self._formats) >= 16:  # a caller making a new schema per request: keep a few
                 self._formats.clear()
             self._formats[key] = known

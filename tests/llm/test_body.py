@@ -33,7 +33,7 @@ def test_image_urls_are_copied_in_and_the_body_is_what_json_dumps_writes() -> No
 
 def test_a_fixed_value_is_written_from_its_first_encoding() -> None:
     encoder = BodyEncoder()
-    fixed = encoder.fixed({"type": "json_schema", "json_schema": {"schema": {"a": [1, 2.5, None, True]}}})
+    fixed = Fixed({"type": "json_schema", "json_schema": {"schema": {"a": [1, 2.5, None, True]}}})
     body = {"model": "m", "response_format": fixed, "other": {"type": "json_schema"}}
     assert encoder.encode(body) == dumped(body)
 
