@@ -35,11 +35,16 @@ def test_a_failing_run_restores_the_collector_too() -> None:
 
 
 def test_objects_the_caller_froze_stay_frozen() -> None:
+    """Neither frozen again nor unfrozen by the run. The count is compared within a margin: a frozen object
+    freed meanwhile (a thread of an earlier test ending) leaves the permanent generation, and that is not
+    the run's doing; the 10,000 lists made after the caller's freeze would all join it if the run froze."""
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
+        unfrozen = [[] for _ in range(10_000)]
         _, during = loop.run(state())
-        assert during == frozen and gc.get_freeze_count() == frozen
+        assert frozen - 1000 < during <= frozen and during - 1000 < gc.get_freeze_count() <= during
+        assert len(unfrozen) == 10_000
     finally:
         gc.unfreeze()
 
