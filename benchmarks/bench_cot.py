@@ -14,7 +14,9 @@ Environment: BENCH_COT_LATENCY (1.0), BENCH_COT_SIZE (image side, 256; cold cost
 BENCH_COT_LEVELS (1,16,64,256), BENCH_COT_ROUNDS (8 requests per worker, so a run is mostly steady state),
 BENCH_COT_MAX_SAMPLES (1024, which caps the rounds at 256: 4 there), BENCH_COT_LONG (256: concurrencies
 also run warm for all BENCH_COT_ROUNDS rounds, uncapped, beside the capped row; empty for none) and
-BENCH_COT_KEEP (a folder to build the workspace in once and reuse; topped up when it holds too few).
+BENCH_COT_KEEP (a folder to build the workspace in once and reuse; topped up when it holds too few) and
+BENCH_COT_REPEAT (3: runs of each target, warm at 256 and cold at 64; the table shows the median run and
+the targets' line every run: one run of these moved by 2 to 3 points between identical runs on 2 cores).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ LEVELS = [int(c) for c in os.environ.get("BENCH_COT_LEVELS", "1,16,64,256").spli
 ROUNDS = int(os.environ.get("BENCH_COT_ROUNDS", "8"))  # requests per worker at each concurrency
 MAX_SAMPLES = int(os.environ.get("BENCH_COT_MAX_SAMPLES", "1024"))
 LONG = [int(c) for c in os.environ.get("BENCH_COT_LONG", "256").split(",") if c]
+REPEAT = max(1, int(os.environ.get("BENCH_COT_REPEAT", "3")))
+#: The issue's targets: (concurrency, warm) -> the share of ideal a whole run must reach.
+TARGETS = {(256, True): 0.90, (64, False): 0.80}
 MAX_SIDE = 768
 KEY_ENV = "AESDATA_BENCH_COT_KEY"
 
@@ -231,6 +236,16 @@ def bare_rate(ws: Workspace, base_url: str, concurrency: int, via: Transport, n:
     return asyncio.run(_bare(base_url, messages, concurrency, n, via))
 
 
+def measure_runs(ws: Workspace, base_url: str, concurrency: int, warm: bool) -> list[dict[str, float]]:
+    """One run, or REPEAT of a target, cold ones each from an emptied image cache; sorted by rate."""
+    runs = []
+    for _ in range(REPEAT if (concurrency, warm) in TARGETS else 1):
+        if not warm:
+            shutil.rmtree(image_cache(ws), ignore_errors=True)
+        runs.append(measure(ws, base_url, concurrency, samples_for(concurrency)))
+    return sorted(runs, key=lambda m: m["rate"])
+
+
 def row(m: dict[str, float], ideal: float) -> str:
     return f"{m['rate']:>7.1f} {m['rate'] / ideal:>8.0%} {m['steady'] / ideal:>7.0%} {m['cpu_ms']:>7.1f}"
 
@@ -265,12 +280,17 @@ def main() -> None:
                 f"{'concurrency':>11} {'ideal/s':>8} | {'cold/s':>7} {'of ideal':>8} {'steady':>7} {'cpu ms':>7} |"
                 f" {'warm/s':>7} {'of ideal':>8} {'steady':>7} {'cpu ms':>7} | {'aiohttp':>7} {'of ideal':>8}"
             )
+            targets = []
             for c in LEVELS:
-                shutil.rmtree(image_cache(ws), ignore_errors=True)
-                cold, warm = measure(ws, base_url, c, samples_for(c)), measure(ws, base_url, c, samples_for(c))
+                colds, warms = measure_runs(ws, base_url, c, warm=False), measure_runs(ws, base_url, c, warm=True)
+                cold, warm = colds[len(colds) // 2], warms[len(warms) // 2]
                 floor = bare_rate(ws, base_url, c, "aiohttp", samples_for(c))
                 ideal = c / LATENCY
-                bad = "" if cold["valid"] == warm["valid"] == samples_for(c) else "  (not all valid!)"
+                runs = [*colds, *warms]
+                bad = "" if all(m["valid"] == samples_for(c) for m in runs) else "  (not all valid!)"
+                targets += [f"{'warm' if w else 'cold'} >= {TARGETS[c, w]:.0%} at {c}: "
+                            + " ".join(f"{m['rate'] / ideal:.0%}" for m in ms)
+                            for w, ms in ((True, warms), (False, colds)) if (c, w) in TARGETS]
                 print(f"{c:>11} {ideal:>8.1f} | {row(cold, ideal)} | {row(warm, ideal)} | {floor:>7.1f}"
                       f" {floor / ideal:>8.0%}{bad}", flush=True)
             for c in LONG:
@@ -293,7 +313,8 @@ def main() -> None:
     print("cold: images decoded and encoded in the run; warm: read back from cache/cot-images.")
     print("steady: rate after the first round; cpu ms: client CPU per request, all threads.")
     print("aiohttp: the same request sent by plain aiohttp right after (the transport floor of this machine).")
-    print("targets: warm >= 90% of ideal at 256 in flight, cold >= 80% at 64, over the whole run")
+    print(f"targets, of ideal over the whole run (each run, lowest first; the table shows the median): "
+          f"{'; '.join(targets)}")
 
 
 if __name__ == "__main__":
