@@ -286,8 +286,7 @@ def main() -> None:
                 cold, warm = colds[len(colds) // 2], warms[len(warms) // 2]
                 floor = bare_rate(ws, base_url, c, "aiohttp", samples_for(c))
                 ideal = c / LATENCY
-                runs = [*colds, *warms]
-                bad = "" if all(m["valid"] == samples_for(c) for m in runs) else "  (not all valid!)"
+                bad = "" if all(m["valid"] == samples_for(c) for m in [*colds, *warms]) else "  (not all valid!)"
                 targets += [f"{'warm' if w else 'cold'} >= {TARGETS[c, w]:.0%} at {c}: "
                             + " ".join(f"{m['rate'] / ideal:.0%}" for m in ms)
                             for w, ms in ((True, warms), (False, colds)) if (c, w) in TARGETS]
@@ -314,7 +313,7 @@ def main() -> None:
     print("steady: rate after the first round; cpu ms: client CPU per request, all threads.")
     print("aiohttp: the same request sent by plain aiohttp right after (the transport floor of this machine).")
     print(f"targets, of ideal over the whole run (each run, lowest first; the table shows the median): "
-          f"{'; '.join(targets)}")
+          f"{'; '.join(targets) or 'none at these levels'}")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def test_objects_the_caller_froze_stay_frozen() -> None:
         unfrozen = [[] for _ in range(10_000)]
         _, during = loop.run(state())
         assert frozen - 1000 < during <= frozen and during - 1000 < gc.get_freeze_count() <= during
-        assert len(unfrozen) == 10_000
+        del unfrozen  # alive until checked
     finally:
         gc.unfreeze()
 
