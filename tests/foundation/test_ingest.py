@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import datasets
@@ -205,6 +205,24 @@ def test_links_searched_in_the_run_equal_links_searched_at_its_end(tmp_path, mon
     assert len(searched) > 5 and max(searched) < 7 + 5
 
 
+# ``aesdata ARGS`` with batches of BATCH inputs, SIGKILLed right after its AFTER-th batch committed: a point
+# in the run that no machine's speed moves (by the clock, a fast one commits every input in one batch)
+KILLED_AFTER_BATCH = """
+import os, signal, sys
+import aesdata.ingest as ingest
+ingest.BATCH, after, flush, seen = int(sys.argv[1]), int(sys.argv[2]), ingest._Run.flush, [0]
+def counted(self):
+    flush(self)
+    seen[0] += 1
+    if seen[0] == after:
+        os.kill(os.getpid(), signal.SIGKILL)
+ingest._Run.flush = counted
+sys.argv = ["aesdata", *sys.argv[3:]]
+from aesdata.cli.main import main
+main()
+"""
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
     inputs = many_files(tmp_path / "in", 240)
@@ -214,20 +232,16 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
 
     killed = tmp_path / "killed"
     Workspace.init(killed).close()
-    cmd = [sys.executable, "-m", "aesdata.cli.main", "ingest", str(inputs), "-w", str(killed), "--workers", "1",
-           "--quiet"]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": os.getcwd()})
-    db = sqlite3.connect(killed / "aesdata.db")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if db.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] >= 40:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = db.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0]
-    db.close()
-    assert 0 < partial < 241, "the kill must land mid-run"
+    rng, committed = random.Random(13), []
+    for _ in range(2):  # killed twice, the second time in the resumed run, each at a seeded random batch
+        cmd = [sys.executable, "-c", KILLED_AFTER_BATCH, "16", str(rng.randint(1, 6)),
+               "ingest", str(inputs), "-w", str(killed), "--workers", "1", "--quiet"]
+        proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=180)
+        assert proc.returncode == -signal.SIGKILL
+        db = sqlite3.connect(killed / "aesdata.db")
+        committed.append(db.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0])
+        db.close()
+    assert 0 < committed[0] < committed[1] < 241, f"each kill lands mid-run: {committed}"
 
     with Workspace.open(killed) as ws:
         for (sha,) in ws.db.execute("SELECT id FROM sources UNION SELECT sha256 FROM near_duplicates"):
