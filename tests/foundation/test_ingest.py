@@ -236,8 +236,9 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, cli):
     for _ in range(2):  # killed twice, the second time in the resumed run, each at a seeded random batch
         cmd = [sys.executable, "-c", KILLED_AFTER_BATCH, "16", str(rng.randint(1, 6)),
                "ingest", str(inputs), "-w", str(killed), "--workers", "1", "--quiet"]
-        proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=180)
-        assert proc.returncode == -signal.SIGKILL
+        proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True, text=True,
+                              timeout=180)
+        assert proc.returncode == -signal.SIGKILL, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
         db = sqlite3.connect(killed / "aesdata.db")
         committed.append(db.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0])
         db.close()
