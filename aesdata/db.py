@@ -564,3 +564,27 @@ migration(
         CREATE INDEX cot_calls_run ON cot_calls(run_id);
     """,
 )
+
+
+migration(
+    "m013_llm_replies",
+    """
+        -- replies received for items not finished yet (aesdata.llm.replies): written with the reply's
+        -- ledger row, removed with the item's result, so a run killed in between leaves them for the
+        -- re-run to take instead of paying for them again
+        CREATE TABLE llm_replies (
+            scope TEXT NOT NULL,              -- the stage and mode that asked
+            item TEXT NOT NULL,               -- the sample it is for
+            attempt INTEGER NOT NULL,
+            kind TEXT NOT NULL,               -- 'first' | 'repair'
+            guard TEXT NOT NULL,              -- what else the request was built from (model, prompts, label)
+            content TEXT NOT NULL,
+            finish_reason TEXT,
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            PRIMARY KEY (scope, item, attempt, kind)
+        );
+    """,
+)

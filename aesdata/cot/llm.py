@@ -9,9 +9,10 @@ automated
     its answer is wrong would hand it the label. The share of tries whose answer equals the label is
     the agreement rate (how hard the data is for that model).
 
-Around every request the writer calls its :class:`Meter`: ``before`` is awaited before it is sent
-(the stage takes a request slot and holds its budget there), then ``answered`` with the reply, in the
-same step of the event loop that received it (the stage ledgers it), or ``unanswered`` if it raised.
+Around every request the writer calls its :class:`Meter`: ``kept`` first (a reply an earlier run received
+and did not use: taken instead of asking again), else ``before`` is awaited before it is sent (the stage
+takes a request slot and holds its budget there), then ``answered`` with the reply, in the same step of
+the event loop that received it (the stage ledgers it), or ``unanswered`` if it raised.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from aesdata.schema import CotMode, CotReply, Judgement, Rationale, RationaleSta
 
 class Meter(Protocol):
     """What the stage does around each request of a sample (``kind``: "first" or "repair")."""
+
+    def kept(self, sample_id: str, attempt: int, kind: str) -> ChatResult | None:
+        """The reply to this request an earlier run received and did not use, if any (it is not asked again)."""
 
     async def before(self, sample_id: str, kind: str) -> None:
         """Awaited before the request is sent; it may raise to stop it (the budget is spent)."""
@@ -132,28 +136,34 @@ class LLMWriter:
     async def _attempt(
         self, sample_id: str, messages: list[dict[str, Any]], judgement: Judgement, attempt: int
     ) -> tuple[_Try, Usage]:
-        first = await self._ask(sample_id, "first", messages)
+        first, asked = await self._ask(sample_id, attempt, "first", messages)
         reply, problems = _check(first, judgement, self.limits)
         repairable = [p for p in problems if not p.about_label] if self.mode == "automated" else problems
         repair = bool(problems) and len(repairable) == len(problems)
-        self._record(sample_id, first, attempt, "first", None if repair else reply, judgement)
+        self._record(sample_id, first, attempt, "first", None if repair else reply, judgement, asked)
         outcome = _Try(reply, problems, [first.text])
         spent = first.usage
         if repair:
             repair_messages = self.conversation.repair(messages, first.text, [p.reason for p in problems])
-            second = await self._ask(sample_id, "repair", repair_messages)
+            second, asked = await self._ask(sample_id, attempt, "repair", repair_messages)
             reply, problems = _check(second, judgement, self.limits)
-            self._record(sample_id, second, attempt, "repair", reply, judgement)
+            self._record(sample_id, second, attempt, "repair", reply, judgement, asked)
             outcome = _Try(reply, problems, [first.text, second.text])
             spent = _add(spent, second.usage)
         return outcome, spent
 
-    async def _ask(self, sample_id: str, kind: str, messages: list[dict[str, Any]]) -> ChatResult:
+    async def _ask(
+        self, sample_id: str, attempt: int, kind: str, messages: list[dict[str, Any]]
+    ) -> tuple[ChatResult, bool]:
+        """The reply, and whether it was asked for now (False: kept from an earlier run, already ledgered)."""
+        kept = self.meter.kept(sample_id, attempt, kind)
+        if kept is not None:
+            return kept, False
         # No await between the reply and ``answered`` (in _record): a run cancelled meanwhile would
         # have paid for a reply it never ledgered.
         await self.meter.before(sample_id, kind)
         try:
-            return await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply")
+            return await self.client.chat(messages, json_schema=reply_schema(), schema_name="cot_reply"), True
         except BaseException:
             self.meter.unanswered(sample_id)
             raise
@@ -166,15 +176,17 @@ class LLMWriter:
         kind: str,
         reply: CotReply | None,
         judgement: Judgement,
+        asked: bool,
     ) -> None:
-        """Ledger the call; for the reply that ends an attempt, count agreement with the label."""
+        """Ledger the call (one asked for now); for the reply that ends an attempt, count agreement with the label."""
         agreed = None if reply is None else set(reply.final_answer) == set(judgement.answer)
         if agreed is not None and result.request_id not in self._judged:
             if result.request_id is not None:
                 self._judged.add(result.request_id)
             self.agreement.judged += 1
             self.agreement.agreed += agreed
-        self.meter.answered(sample_id, result, attempt, kind, agreed)
+        if asked:
+            self.meter.answered(sample_id, result, attempt, kind, agreed)
 
 
 def _add(a: Usage, b: Usage) -> Usage:

@@ -15,7 +15,9 @@
 #    holds for all runs on the workspace at once);
 # 4. store each result and drop its claim in one transaction as soon as it is ready (one row per sample
 #    and mode, with the hashes of its prompt and of the judgement it was written from), so a run killed
-#    at any point keeps what it finished and a re-run does only the rest.
+#    at any point keeps what it finished and a re-run does only the rest; the replies a killed run had
+#    received for samples it did not store are kept (:mod:`aesdata.llm.replies`), and the re-run takes
+#    them instead of paying for them again.
 
 A sample whose requests still fail after every retry gets no row (a re-run retries it); a run that
 reaches ``--max-cost`` stops starting requests and lets those in flight finish.
@@ -41,7 +43,7 @@ from aesdata.cot.prompts import mode_hash
 from aesdata.cot.template import template_rationale
 from aesdata.cot.validate import Limits
 from aesdata.errors import AesdataError, InputRejected
-from aesdata.llm import ledger
+from aesdata.llm import ledger, replies
 from aesdata.llm import loop as model_loop
 from aesdata.llm.batch import BatchClient, each, open_batch_client
 from aesdata.llm.client import (
@@ -256,7 +258,8 @@ class _ModelRun:
     kill loses no more than that. (Waiting for the commit before the next request was sent kept the two
     equal, and cost every slot the committer's round trip: about a point of ideal at 256 in flight, in
     alternating runs of the cot benchmark's workload.) A sample's result is handed to the committer only
-    after its ledger rows committed.
+    after its ledger rows committed. Online, each reply is kept with its ledger row until the sample is stored
+    (:mod:`aesdata.llm.replies`): a re-run after a kill takes those instead of asking again.
     """
 
     def __init__(
@@ -284,8 +287,16 @@ class _ModelRun:
         self._claiming: list[tuple[Todo, asyncio.Future[bool]]] = []  # claims asked for in this step of the loop
         self._turns: collections.deque[asyncio.Future[None]] = collections.deque()  # samples waiting to start
         self.stopped: str | None = None
+        # online only: batch mode keeps its replies with its batches
+        self.kept_replies = None if opts.batch else replies.Kept.read(ws.db, f"cot {opts.mode}")
+        self._guards: dict[str, str] = {}  # sample -> what its requests were built from (replies.guard)
 
     # ------------------------------------------------------------------ the meter
+
+    def kept(self, sample_id: str, attempt: int, kind: str) -> ChatResult | None:
+        if self.kept_replies is None:
+            return None
+        return self.kept_replies.take(self.ws.db, sample_id, attempt, kind, self._guards[sample_id])
 
     async def before(self, sample_id: str, kind: str) -> None:
         await self.unledgered.acquire()
@@ -313,10 +324,13 @@ class _ModelRun:
             self.work.run.id, sample_id, self.opts.mode, self.client.model, attempt, kind, result.usage, agreed,
             session=self.work.me.session, request_id=result.request_id,
         )
-        budget = self.budget
+        budget, kept = self.budget, self.kept_replies
+        guard = self._guards[sample_id]
 
         def unit(db: sqlite3.Connection) -> None:
             ledger.record(db, call)
+            if kept is not None:
+                replies.keep(db, kept.scope, sample_id, attempt, kind, guard, result)
             if budget is not None:
                 budget.settle(db, sample_id, kind, result.usage)
 
@@ -417,11 +431,22 @@ class _ModelRun:
             asyncio.get_running_loop().call_soon(self._next_turns)
 
     async def one(self, item: Todo) -> None:
-        work = self.work
         await self._turn()
-        if not work.claimed(await self._claim(item)):
+        if not self.work.claimed(await self._claim(item)):
             return
-        sample = item.sample
+        sample_id = item.sample.id
+        self._guards[sample_id] = replies.guard(
+            self.client.model, self.writer.conversation.prompt_hash, item.judgement_hash, self.encoder.max_side,
+            self.encoder.quality,
+        )
+        try:
+            await self._write(item)
+        finally:
+            del self._guards[sample_id]
+
+    async def _write(self, item: Todo) -> None:
+        """Write the claimed sample's rationale and store it (or drop the sample: a re-run tries it again)."""
+        work, sample = self.work, item.sample
         try:
             rationale = await self.writer.write(sample.id, item.judgement, await self._images(item))
         except RequestRejected as exc:
@@ -440,7 +465,14 @@ class _ModelRun:
             dropped.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         await self._ledger_committed(sample.id)
-        await self.committer.run(work.store(item, rationale, self.budget))
+        stored, kept = work.store(item, rationale, self.budget), self.kept_replies
+
+        def unit(db: sqlite3.Connection) -> None:  # the sample's kept replies go with its result
+            stored(db)
+            if kept is not None:
+                replies.forget(db, kept.scope, sample.id)
+
+        await self.committer.run(unit)
         work.stored(rationale)
 
     async def all(self, todo: list[Todo], workers: int) -> None:

@@ -30,8 +30,10 @@ from tests.openai_server import OpenAIServer
 from tests.publish.hub_server import FakeHub, fake_hub
 
 REPO = "acme/screening"
-#: cot --concurrency 2, at most 2 requests per sample (first + repair): what one kill can cost again
-LOST_AT_A_KILL = 4
+#: cot --concurrency 2: what one kill can cost again is the requests without a ledger row at the kill (in
+#: flight, or answered and waiting for it), never more than --concurrency and a quarter (at least one); a
+#: reply that was ledgered is kept, and the re-run takes it (aesdata.llm.replies)
+LOST_AT_A_KILL = 2 + 1
 BLOB_PUT = "aesdata.blobs:BlobStore.put"  # every image written is an event: kills land mid-write too
 
 
